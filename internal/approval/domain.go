@@ -1,0 +1,254 @@
+// Package approval is the centre of credbot: the life of one credential request,
+// from a Slack command to a one-time secret in the requester's DM. It imports none
+// of Slack, Redis, Casbin or HTTP; those live in adapter packages that implement the
+// small interfaces declared here, where they are used.
+package approval
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// ScopeKind is one of the three BTP levels an API credential can be created at.
+type ScopeKind string
+
+const (
+	ScopeSubaccount    ScopeKind = "subaccount"
+	ScopeDirectory     ScopeKind = "directory"
+	ScopeGlobalAccount ScopeKind = "globalaccount"
+)
+
+// Scope names the BTP level of a credential. Subaccounts and directories are
+// addressed by GUID, the global account by its subdomain, exactly as the btp CLI
+// server expects them.
+type Scope struct {
+	Kind ScopeKind `json:"kind"`
+	ID   string    `json:"id"`
+}
+
+var (
+	guidRE      = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	subdomainRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
+	// nameRE is the Terraform provider's validator for credential names; we also cap
+	// the length because the server's limit is unknown.
+	nameRE = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+)
+
+// Validate rejects anything that is not a well-formed scope identifier, so that
+// hostile text never reaches the policy engine, Redis keys or BTP.
+func (s Scope) Validate() error {
+	switch s.Kind {
+	case ScopeSubaccount, ScopeDirectory:
+		if !guidRE.MatchString(s.ID) {
+			return fmt.Errorf("%w: %s must be a GUID like 11111111-2222-4333-8444-555555555555", ErrInvalid, s.Kind)
+		}
+	case ScopeGlobalAccount:
+		if !subdomainRE.MatchString(s.ID) {
+			return fmt.Errorf("%w: global account must be its subdomain (lowercase letters, digits, '-')", ErrInvalid)
+		}
+	default:
+		return fmt.Errorf("%w: unknown scope kind %q", ErrInvalid, s.Kind)
+	}
+	return nil
+}
+
+// String renders the scope as the policy domain, e.g. "subaccount:1111…".
+func (s Scope) String() string { return string(s.Kind) + ":" + strings.ToLower(s.ID) }
+
+// ParseScope is the inverse of String.
+func ParseScope(v string) (Scope, error) {
+	kind, id, ok := strings.Cut(v, ":")
+	if !ok {
+		return Scope{}, fmt.Errorf("%w: scope %q", ErrInvalid, v)
+	}
+	s := Scope{Kind: ScopeKind(kind), ID: id}
+	return s, s.Validate()
+}
+
+// ValidateName checks a credential name against what BTP accepts.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%w: name must be 1-64 letters, digits or '-'", ErrInvalid)
+	}
+	return nil
+}
+
+// State is a request's place in the lifecycle. Every change between states is one
+// atomic compare-and-set in the store.
+type State string
+
+const (
+	StatePending   State = "PENDING"
+	StateApproved  State = "APPROVED"
+	StateDenied    State = "DENIED"
+	StateCancelled State = "CANCELLED"
+	StateExpired   State = "EXPIRED"
+	StateMinting   State = "MINTING"
+	StateIssued    State = "ISSUED"
+	StateFailed    State = "FAILED"
+	StateDelivered State = "DELIVERED"
+	StateRevoked   State = "REVOKED"
+	StateDeleted   State = "DELETED"
+)
+
+// Terminal reports whether no further transition can leave the state.
+func (s State) Terminal() bool {
+	switch s {
+	case StateDenied, StateCancelled, StateExpired, StateFailed, StateRevoked, StateDeleted:
+		return true
+	}
+	return false
+}
+
+// Request is one ask for one API credential.
+type Request struct {
+	ID        string    `json:"id"`
+	Requester string    `json:"requester"` // Slack user id
+	Team      string    `json:"team,omitempty"`
+	Scope     Scope     `json:"scope"`
+	Name      string    `json:"name"` // credential name at BTP
+	ReadOnly  bool      `json:"read_only"`
+	Reason    string    `json:"reason"`
+	State     State     `json:"state"`
+	Version   int64     `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+
+	Approvals []Approval `json:"approvals,omitempty"`
+	DecidedBy string     `json:"decided_by,omitempty"` // who denied, cancelled or completed the quorum
+	Failure   string     `json:"failure,omitempty"`    // user-facing reason of FAILED / REVOKED
+
+	// Where the approval message and the DM notice live, for later updates.
+	ApprovalChannel string `json:"approval_channel,omitempty"`
+	ApprovalTS      string `json:"approval_ts,omitempty"`
+	DMChannel       string `json:"dm_channel,omitempty"`
+	DMTS            string `json:"dm_ts,omitempty"`
+
+	Credential *Credential `json:"credential,omitempty"` // metadata once ISSUED; never the secret
+}
+
+// Approval records one approver's click.
+type Approval struct {
+	User string    `json:"user"`
+	At   time.Time `json:"at"`
+	Rule string    `json:"rule,omitempty"` // the policy rule that allowed it
+}
+
+// Credential is the non-secret metadata of an API credential at BTP.
+type Credential struct {
+	Name     string `json:"name"`
+	Scope    Scope  `json:"scope"`
+	ReadOnly bool   `json:"read_only"`
+	Type     string `json:"type"` // secret, binding-secret, client certificate
+	ClientID string `json:"client_id"`
+	TokenURL string `json:"token_url"`
+	APIURL   string `json:"api_url,omitempty"`
+	URL      string `json:"url,omitempty"`
+}
+
+// CredentialSpec is what the bot asks BTP to create.
+type CredentialSpec struct {
+	Scope       Scope
+	Name        string
+	ReadOnly    bool
+	Certificate string // optional PEM: makes it a certificate credential
+}
+
+// Issued is the result of a create: metadata plus the one-time secret.
+type Issued struct {
+	Credential Credential
+	Secret     Secret
+}
+
+// Secret is the one-time material BTP returns only on create: a clientsecret, or a
+// certificate with its key. Every way of printing it redacts; only Fields and
+// Plaintext expose it, and only the sealer and the reveal renderer call those.
+type Secret struct {
+	clientSecret string
+	certificate  string
+	key          string
+}
+
+const redacted = "[REDACTED]"
+
+// NewClientSecret wraps a clientsecret.
+func NewClientSecret(v string) Secret { return Secret{clientSecret: v} }
+
+// NewCertificateSecret wraps a certificate credential's material.
+func NewCertificateSecret(cert, key string) Secret { return Secret{certificate: cert, key: key} }
+
+// IsZero reports whether the secret holds nothing.
+func (s Secret) IsZero() bool { return s == Secret{} }
+
+// SecretField is one named piece of secret material, for the reveal message.
+type SecretField struct{ Name, Value string }
+
+// Fields exposes the material, for the reveal message only.
+func (s Secret) Fields() []SecretField {
+	var out []SecretField
+	if s.clientSecret != "" {
+		out = append(out, SecretField{"clientsecret", s.clientSecret})
+	}
+	if s.certificate != "" {
+		out = append(out, SecretField{"certificate", s.certificate})
+	}
+	if s.key != "" {
+		out = append(out, SecretField{"key", s.key})
+	}
+	return out
+}
+
+// Plaintext serialises the material for sealing. Nothing else may call it.
+func (s Secret) Plaintext() []byte {
+	// Fields cannot contain NUL (they are JSON strings from BTP); NUL separates them.
+	return []byte(s.clientSecret + "\x00" + s.certificate + "\x00" + s.key)
+}
+
+// SecretFromPlaintext is the inverse of Plaintext.
+func SecretFromPlaintext(b []byte) (Secret, error) {
+	parts := strings.Split(string(b), "\x00")
+	if len(parts) != 3 {
+		return Secret{}, errors.New("approval: malformed secret plaintext")
+	}
+	return Secret{clientSecret: parts[0], certificate: parts[1], key: parts[2]}, nil
+}
+
+func (Secret) String() string               { return redacted }
+func (Secret) GoString() string             { return redacted }
+func (Secret) Format(f fmt.State, _ rune)   { _, _ = f.Write([]byte(redacted)) }
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+func (Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
+
+// Action is what a user asks the policy to allow.
+type Action string
+
+const (
+	ActionCreate     Action = "create" // request a credential
+	ActionApprove    Action = "approve"
+	ActionList       Action = "list"
+	ActionGet        Action = "get"
+	ActionDelete     Action = "delete"
+	ActionBreakglass Action = "breakglass" // reserved
+)
+
+// Decision is the policy's answer, with enough to explain and audit it.
+type Decision struct {
+	Allowed    bool
+	Rule       string // the deciding policy line, empty on default deny
+	Reason     string // human explanation
+	PolicyHash string // content hash of the policy that decided
+}
+
+// Errors callers match with errors.Is.
+var (
+	ErrInvalid      = errors.New("invalid input")
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("state changed concurrently")
+	ErrForbidden    = errors.New("not allowed")
+	ErrAlreadyTaken = errors.New("secret already revealed or expired")
+)

@@ -1,0 +1,50 @@
+package approval
+
+import (
+	"context"
+	"time"
+)
+
+// Authorizer answers "may this Slack user do this in this scope?" and "has this
+// request enough approvals?". Implemented by internal/policy (Casbin).
+type Authorizer interface {
+	// Authorize decides one action. owner is the requester of the request being
+	// acted on (for approve), or "" when there is none. Approving one's own request
+	// must never be allowed, whatever the policy says.
+	Authorize(ctx context.Context, user string, act Action, scope Scope, owner string) (Decision, error)
+	// Quorum reports whether the distinct approvers collected so far satisfy the
+	// policy's approval rule for scope.
+	Quorum(ctx context.Context, scope Scope, approvers []string) (QuorumStatus, error)
+}
+
+// QuorumStatus is the progress of a request towards approval.
+type QuorumStatus struct {
+	Met     bool
+	Have    int
+	Need    int
+	Waiting []string // human names of what is still missing, e.g. "security"
+}
+
+// Issuer creates and deletes API credentials at BTP. Implemented by internal/btp.
+// Create has exactly-once semantics: after an ambiguous failure it resolves by name,
+// so a nil error means exactly one live credential whose secret the caller holds.
+type Issuer interface {
+	Create(ctx context.Context, spec CredentialSpec) (Issued, error)
+	Get(ctx context.Context, scope Scope, name string) (Credential, error)
+	List(ctx context.Context, scope Scope) ([]Credential, error)
+	Delete(ctx context.Context, scope Scope, name string) error
+}
+
+// Temporary is implemented by errors that are worth retrying later (network down,
+// BTP overloaded). Anything else from the Issuer is a refusal.
+type Temporary interface{ Temporary() bool }
+
+// Clock is injected so that deadlines can be tested.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// SystemClock is the real clock.
+var SystemClock Clock = systemClock{}
