@@ -1,0 +1,592 @@
+package approval
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The lifecycle, in one place. Every arrow is one Store.Apply (or Store.Take)
+// compare-and-set that also writes its audit entry:
+//
+//	PENDING ──deny──▶ DENIED               PENDING ──deadline──▶ EXPIRED
+//	PENDING ──approvals reach quorum──▶ APPROVED (+ mint job queued, same step)
+//	APPROVED ──claimed by one worker──▶ MINTING
+//	MINTING ──BTP create ok──▶ ISSUED (secret sealed with the claim-window TTL)
+//	MINTING ──BTP refused──▶ FAILED (requester told why)
+//	ISSUED ──requester clicks Reveal──▶ DELIVERED (secret taken and deleted atomically)
+//	ISSUED ──claim window over──▶ REVOKED (credential deleted at BTP, requester told)
+//
+// Anything that can happen twice — a double click, a replayed request, two
+// replicas, a redelivered mint job — meets a state that no longer matches and
+// does nothing.
+
+// Notifier tells people what happened. Implemented by the Slack adapter. None of
+// its methods ever receives secret material.
+type Notifier interface {
+	// PostApproval posts the request with Approve/Deny buttons for approvers and
+	// returns where the message lives.
+	PostApproval(ctx context.Context, r *Request, q QuorumStatus) (channel, ts string, err error)
+	// UpdateApproval rewrites the approval message to show progress or the outcome.
+	UpdateApproval(ctx context.Context, r *Request, q QuorumStatus) error
+	// Tell sends the requester a plain notice in their DM.
+	Tell(ctx context.Context, r *Request, text string) error
+	// OfferReveal DMs the requester a notice, without the secret, with a Reveal button.
+	OfferReveal(ctx context.Context, r *Request, window time.Duration) (channel, ts string, err error)
+	// Revealed rewrites the DM notice once the secret has been shown.
+	Revealed(ctx context.Context, r *Request) error
+}
+
+// Config holds the lifecycle's knobs.
+type Config struct {
+	PendingTTL  time.Duration // how long a request may wait for approval
+	ClaimWindow time.Duration // how long an issued secret waits for its reveal
+	// MaxMintDeliveries bounds how often a mint job is retried after temporary
+	// failures before the request is failed and the requester told.
+	MaxMintDeliveries int64
+}
+
+// Service runs the lifecycle. It is safe for concurrent use by many goroutines
+// and many replicas sharing one Store.
+type Service struct {
+	store    Store
+	auth     Authorizer
+	issuer   Issuer
+	notify   Notifier
+	sealer   *Sealer
+	clock    Clock
+	log      *slog.Logger
+	cfg      Config
+	maxRetry int
+}
+
+// NewService wires the lifecycle to its adapters.
+func NewService(store Store, auth Authorizer, issuer Issuer, notify Notifier, sealer *Sealer, clock Clock, log *slog.Logger, cfg Config) *Service {
+	if cfg.PendingTTL <= 0 {
+		cfg.PendingTTL = 24 * time.Hour
+	}
+	if cfg.ClaimWindow <= 0 {
+		cfg.ClaimWindow = 15 * time.Minute
+	}
+	if cfg.MaxMintDeliveries <= 0 {
+		cfg.MaxMintDeliveries = 5
+	}
+	if clock == nil {
+		clock = SystemClock
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{store: store, auth: auth, issuer: issuer, notify: notify, sealer: sealer, clock: clock, log: log, cfg: cfg, maxRetry: 32}
+}
+
+// Submission is a new request as typed by the requester.
+type Submission struct {
+	User     string
+	Team     string
+	Scope    Scope
+	Name     string
+	ReadOnly bool
+	Reason   string
+}
+
+// UserError is an error whose text is meant for the person who caused it.
+type UserError struct {
+	Msg string
+	Err error
+}
+
+func (e *UserError) Error() string { return e.Msg }
+func (e *UserError) Unwrap() error { return e.Err }
+
+func userErr(kind error, format string, a ...any) error {
+	return &UserError{Msg: fmt.Sprintf(format, a...), Err: kind}
+}
+
+const maxReason = 500
+
+// Submit validates and authorizes a request, stores it as PENDING and posts it to
+// the approvers.
+func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
+	if err := in.Scope.Validate(); err != nil {
+		return nil, &UserError{Msg: err.Error(), Err: ErrInvalid}
+	}
+	in.Reason = strings.TrimSpace(in.Reason)
+	if in.Reason == "" {
+		return nil, userErr(ErrInvalid, "a --reason is required")
+	}
+	if len(in.Reason) > maxReason {
+		return nil, userErr(ErrInvalid, "the reason is longer than %d characters", maxReason)
+	}
+	id := newID()
+	if in.Name == "" {
+		in.Name = "credbot-" + id
+	}
+	if err := ValidateName(in.Name); err != nil {
+		return nil, &UserError{Msg: err.Error(), Err: ErrInvalid}
+	}
+	d, err := s.auth.Authorize(ctx, in.User, ActionCreate, in.Scope, "")
+	if err != nil {
+		return nil, fmt.Errorf("authorize create: %w", err)
+	}
+	if !d.Allowed {
+		return nil, userErr(ErrForbidden, "you may not request credentials in %s%s", in.Scope, because(d))
+	}
+	now := s.clock.Now().UTC()
+	r := &Request{
+		ID: id, Requester: in.User, Team: in.Team, Scope: in.Scope, Name: in.Name,
+		ReadOnly: in.ReadOnly, Reason: in.Reason, State: StatePending, Version: 1,
+		CreatedAt: now, UpdatedAt: now,
+	}
+	a := AuditEntry{RequestID: id, To: StatePending, Actor: in.User, At: now, Rule: d.Rule, PolicyHash: d.PolicyHash}
+	if err := s.store.Create(ctx, r, a, now.Add(s.cfg.PendingTTL)); err != nil {
+		return nil, fmt.Errorf("store request: %w", err)
+	}
+	q, err := s.auth.Quorum(ctx, r.Scope, nil)
+	if err != nil {
+		return r, fmt.Errorf("quorum: %w", err)
+	}
+	ch, ts, err := s.notify.PostApproval(ctx, r, q)
+	if err != nil {
+		// Nobody can approve a request nobody sees: cancel it rather than let it rot.
+		_, _ = s.transition(ctx, id, "system", func(cur *Request) (*AuditEntry, Effects, error) {
+			if cur.State != StatePending {
+				return nil, Effects{}, errNoop
+			}
+			cur.State, cur.Failure = StateFailed, "the approval message could not be posted"
+			return &AuditEntry{Note: cur.Failure}, Effects{ClearDeadline: true}, nil
+		})
+		return nil, fmt.Errorf("post approval message: %w", err)
+	}
+	return s.transition(ctx, id, "system", func(cur *Request) (*AuditEntry, Effects, error) {
+		cur.ApprovalChannel, cur.ApprovalTS = ch, ts
+		return &AuditEntry{Note: "approval message posted"}, Effects{}, nil
+	})
+}
+
+// Outcome says what a click did, for the clicker.
+type Outcome struct {
+	Request *Request
+	Message string // for the clicker, ephemeral
+}
+
+// Decide records an approval or a denial by user. The clicker is authorized here,
+// at click time, from the id Slack vouched for — never from anything in the button.
+func (s *Service) Decide(ctx context.Context, id, user string, approve bool) (Outcome, error) {
+	r, err := s.store.Get(ctx, id)
+	if err != nil {
+		return Outcome{}, s.notFound(err, id)
+	}
+	if user == r.Requester {
+		return Outcome{Request: r}, userErr(ErrForbidden, "you cannot approve or deny your own request")
+	}
+	d, err := s.auth.Authorize(ctx, user, ActionApprove, r.Scope, r.Requester)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("authorize approve: %w", err)
+	}
+	if !d.Allowed {
+		return Outcome{Request: r}, userErr(ErrForbidden, "you are not an approver for %s%s", r.Scope, because(d))
+	}
+	var q QuorumStatus
+	var already bool
+	r, err = s.transition(ctx, id, user, func(cur *Request) (*AuditEntry, Effects, error) {
+		if cur.State != StatePending {
+			return nil, Effects{}, userErr(ErrConflict, "this request is already %s", strings.ToLower(string(cur.State)))
+		}
+		a := &AuditEntry{Rule: d.Rule, PolicyHash: d.PolicyHash}
+		if !approve {
+			cur.State, cur.DecidedBy = StateDenied, user
+			return a, Effects{ClearDeadline: true}, nil
+		}
+		if slices.ContainsFunc(cur.Approvals, func(ap Approval) bool { return ap.User == user }) {
+			already = true
+			return nil, Effects{}, errNoop
+		}
+		cur.Approvals = append(cur.Approvals, Approval{User: user, At: s.clock.Now().UTC(), Rule: d.Rule})
+		var err error
+		q, err = s.auth.Quorum(ctx, cur.Scope, approvers(cur))
+		if err != nil {
+			return nil, Effects{}, err
+		}
+		if !q.Met {
+			a.Note = fmt.Sprintf("approval %d of %d", q.Have, q.Need)
+			return a, Effects{}, nil
+		}
+		cur.State, cur.DecidedBy = StateApproved, user
+		return a, Effects{EnqueueMint: true, ClearDeadline: true}, nil
+	})
+	if errors.Is(err, errNoop) && already {
+		return Outcome{Request: r}, userErr(ErrConflict, "you have already approved this request")
+	}
+	if err != nil {
+		return Outcome{Request: r}, err
+	}
+	if err := s.notify.UpdateApproval(ctx, r, q); err != nil {
+		s.log.Warn("update approval message", "request", id, "err", err)
+	}
+	switch r.State {
+	case StateDenied:
+		s.tell(ctx, r, fmt.Sprintf("Your request %s for %q was denied by <@%s>.", r.ID, r.Name, user))
+		return Outcome{Request: r, Message: "Denied."}, nil
+	case StateApproved:
+		return Outcome{Request: r, Message: "Approved. The credential is being created."}, nil
+	default:
+		return Outcome{Request: r, Message: fmt.Sprintf("Approval recorded (%d of %d).", q.Have, q.Need)}, nil
+	}
+}
+
+// Mint runs one mint job: APPROVED → MINTING → ISSUED (or FAILED). It is safe to
+// run twice for the same request, and safe to run after a worker died mid-way.
+// It returns done=false when the job should stay queued for a later retry.
+func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) {
+	r, err := s.store.Get(ctx, job.RequestID)
+	if errors.Is(err, ErrNotFound) {
+		return true, nil // nothing to do for an unknown id
+	}
+	if err != nil {
+		return false, err
+	}
+	switch r.State {
+	case StateApproved:
+		r, err = s.transition(ctx, r.ID, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
+			if cur.State != StateApproved {
+				return nil, Effects{}, errNoop
+			}
+			cur.State = StateMinting
+			return &AuditEntry{}, Effects{}, nil
+		})
+		if errors.Is(err, errNoop) {
+			return true, nil // another worker has it
+		}
+		if err != nil {
+			return false, err
+		}
+	case StateMinting:
+		// A worker died between claiming and finishing. Whatever it may have created
+		// at BTP holds a secret nobody has: remove it before creating afresh.
+		if err := s.issuer.Delete(ctx, r.Scope, r.Name); err != nil && !errors.Is(err, ErrNotFound) {
+			return false, s.retryOrFail(ctx, r, job, err)
+		}
+	default:
+		return true, nil // already past minting
+	}
+	issued, err := s.issuer.Create(ctx, CredentialSpec{Scope: r.Scope, Name: r.Name, ReadOnly: r.ReadOnly})
+	if err != nil {
+		return false, s.retryOrFail(ctx, r, job, err)
+	}
+	sealed, err := s.sealer.Seal(r.ID, issued.Secret)
+	if err != nil {
+		return false, s.undo(ctx, r, issued, fmt.Errorf("seal: %w", err))
+	}
+	cred := issued.Credential
+	window := s.cfg.ClaimWindow
+	r, err = s.transition(ctx, r.ID, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
+		if cur.State != StateMinting {
+			return nil, Effects{}, errNoop
+		}
+		cur.State, cur.Credential = StateIssued, &cred
+		return &AuditEntry{Note: "credential created at BTP"}, Effects{
+			SealedSecret: sealed, SecretTTL: window, Deadline: s.clock.Now().Add(window),
+		}, nil
+	})
+	if err != nil {
+		// We hold a secret we cannot store: it must not live on at BTP.
+		return false, s.undo(ctx, r, issued, err)
+	}
+	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
+		s.log.Warn("update approval message", "request", r.ID, "err", err)
+	}
+	ch, ts, err := s.notify.OfferReveal(ctx, r, window)
+	if err != nil {
+		// The claim-window deadline revokes it if the requester never gets the DM.
+		s.log.Error("offer reveal", "request", r.ID, "err", err)
+		return true, nil
+	}
+	_, err = s.transition(ctx, r.ID, "system", func(cur *Request) (*AuditEntry, Effects, error) {
+		cur.DMChannel, cur.DMTS = ch, ts
+		return &AuditEntry{Note: "reveal offered"}, Effects{}, nil
+	})
+	if err != nil {
+		s.log.Warn("record DM", "request", r.ID, "err", err)
+	}
+	return true, nil
+}
+
+// undo deletes a credential whose secret could not be kept, so that no orphan
+// credential with an unknown secret stays live at BTP.
+func (s *Service) undo(ctx context.Context, r *Request, issued Issued, cause error) error {
+	if err := s.issuer.Delete(ctx, issued.Credential.Scope, issued.Credential.Name); err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Error("delete unkept credential", "request", r.ID, "name", issued.Credential.Name, "err", err)
+	}
+	return cause
+}
+
+func (s *Service) retryOrFail(ctx context.Context, r *Request, job MintJob, cause error) error {
+	var t Temporary
+	if errors.As(cause, &t) && t.Temporary() && job.Deliveries < s.cfg.MaxMintDeliveries {
+		return cause // stays queued; redelivered later
+	}
+	msg := "BTP refused to create the credential: " + errMessage(cause)
+	r, err := s.transition(ctx, r.ID, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
+		if cur.State != StateMinting && cur.State != StateApproved {
+			return nil, Effects{}, errNoop
+		}
+		cur.State, cur.Failure = StateFailed, msg
+		return &AuditEntry{Note: msg}, Effects{}, nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
+		s.log.Warn("update approval message", "request", r.ID, "err", err)
+	}
+	s.tell(ctx, r, fmt.Sprintf("Your request %s for %q failed: %s", r.ID, r.Name, msg))
+	return nil
+}
+
+// Revelation is what the requester sees once.
+type Revelation struct {
+	Request *Request
+	Secret  Secret
+}
+
+// Reveal hands the one-time secret to the requester's own click, once. The
+// clicker is re-authorized: still the requester, still allowed to request.
+func (s *Service) Reveal(ctx context.Context, id, user string) (Revelation, error) {
+	r, err := s.store.Get(ctx, id)
+	if err != nil {
+		return Revelation{}, s.notFound(err, id)
+	}
+	if user != r.Requester {
+		return Revelation{}, userErr(ErrForbidden, "only the requester can reveal this credential")
+	}
+	if r.State != StateIssued {
+		return Revelation{}, userErr(ErrAlreadyTaken, "there is nothing to reveal: the request is %s", strings.ToLower(string(r.State)))
+	}
+	d, err := s.auth.Authorize(ctx, user, ActionCreate, r.Scope, "")
+	if err != nil {
+		return Revelation{}, fmt.Errorf("authorize reveal: %w", err)
+	}
+	if !d.Allowed {
+		return Revelation{}, userErr(ErrForbidden, "you are no longer allowed to hold credentials in %s%s", r.Scope, because(d))
+	}
+	next := *r
+	next.State, next.UpdatedAt = StateDelivered, s.clock.Now().UTC()
+	a := AuditEntry{RequestID: id, From: StateIssued, To: StateDelivered, Actor: user, At: next.UpdatedAt, Rule: d.Rule, PolicyHash: d.PolicyHash}
+	sealed, err := s.store.Take(ctx, &next, r.Version, a)
+	if errors.Is(err, ErrAlreadyTaken) || errors.Is(err, ErrConflict) {
+		return Revelation{}, userErr(ErrAlreadyTaken, "this secret was already revealed or has expired")
+	}
+	if err != nil {
+		return Revelation{}, err
+	}
+	sec, err := s.sealer.Open(id, sealed)
+	if err != nil {
+		return Revelation{}, err
+	}
+	next.Version = r.Version + 1
+	if err := s.notify.Revealed(ctx, &next); err != nil {
+		s.log.Warn("update DM notice", "request", id, "err", err)
+	}
+	return Revelation{Request: &next, Secret: sec}, nil
+}
+
+// Undeliverable is called when a revealed secret could not be shown (the reply to
+// Slack failed). The secret is gone from the store and unseen, so the credential
+// must not live on: it is deleted at BTP and the requester told to ask again.
+func (s *Service) Undeliverable(ctx context.Context, id string, cause error) error {
+	r, err := s.transition(ctx, id, "system", func(cur *Request) (*AuditEntry, Effects, error) {
+		if cur.State != StateDelivered {
+			return nil, Effects{}, errNoop
+		}
+		cur.State, cur.Failure = StateRevoked, "the secret could not be shown to you"
+		return &AuditEntry{Note: "reveal reply failed: " + errMessage(cause)}, Effects{}, nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.issuer.Delete(ctx, r.Credential.Scope, r.Credential.Name); err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Error("revoke undeliverable credential", "request", id, "err", err)
+	}
+	s.tell(ctx, r, fmt.Sprintf("The secret of %q could not be shown to you, so the credential was deleted. Please ask again.", r.Name))
+	return nil
+}
+
+// Status returns a request for display, to its requester or an approver.
+func (s *Service) Status(ctx context.Context, id string) (*Request, error) {
+	r, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, s.notFound(err, id)
+	}
+	return r, nil
+}
+
+// RunMinter consumes the mint queue until ctx is done. Jobs idle longer than
+// rescueAfter (their worker died) are claimed again.
+func (s *Service) RunMinter(ctx context.Context, consumer string, rescueAfter time.Duration) {
+	for ctx.Err() == nil {
+		jobs, err := s.store.ClaimMintJobs(ctx, consumer, time.Second, rescueAfter)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("claim mint jobs", "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		for _, j := range jobs {
+			done, err := s.Mint(ctx, j)
+			if err != nil {
+				s.log.Warn("mint", "request", j.RequestID, "delivery", j.Deliveries, "err", errMessage(err))
+			}
+			if done {
+				if err := s.store.AckMintJob(ctx, j); err != nil {
+					s.log.Warn("ack mint job", "request", j.RequestID, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// SweepDeadlines expires pending requests and revokes unclaimed secrets whose
+// deadline has passed. Any replica may run it; the compare-and-set lets exactly
+// one win each transition.
+func (s *Service) SweepDeadlines(ctx context.Context) error {
+	ids, err := s.store.DueDeadlines(ctx, s.clock.Now(), 100)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.expire(ctx, id); err != nil && !errors.Is(err, errNoop) {
+			s.log.Warn("expire", "request", id, "err", err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) expire(ctx context.Context, id string) error {
+	var was State
+	r, err := s.transition(ctx, id, "deadline", func(cur *Request) (*AuditEntry, Effects, error) {
+		was = cur.State
+		switch cur.State {
+		case StatePending:
+			cur.State = StateExpired
+			return &AuditEntry{Note: "no decision in time"}, Effects{ClearDeadline: true}, nil
+		case StateIssued:
+			cur.State, cur.Failure = StateRevoked, "the secret was not revealed within the claim window"
+			return &AuditEntry{Note: cur.Failure}, Effects{DropSecret: true, ClearDeadline: true}, nil
+		}
+		return nil, Effects{ClearDeadline: true}, errNoop
+	})
+	if err != nil {
+		return err
+	}
+	switch was {
+	case StatePending:
+		if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{}); err != nil {
+			s.log.Warn("update approval message", "request", id, "err", err)
+		}
+		s.tell(ctx, r, fmt.Sprintf("Your request %s for %q expired without a decision.", r.ID, r.Name))
+	case StateIssued:
+		if err := s.issuer.Delete(ctx, r.Credential.Scope, r.Credential.Name); err != nil && !errors.Is(err, ErrNotFound) {
+			s.log.Error("revoke at BTP", "request", id, "err", err)
+		}
+		s.tell(ctx, r, fmt.Sprintf("The secret of %q was not revealed within %s, so the credential was deleted. You can ask again.", r.Name, s.cfg.ClaimWindow))
+	}
+	return nil
+}
+
+// errNoop aborts a transition that has nothing to do.
+var errNoop = errors.New("nothing to do")
+
+// transition is the one compare-and-set loop: read, let change decide and mutate,
+// write only if nobody else wrote in between, retry on conflict.
+func (s *Service) transition(ctx context.Context, id, actor string, change func(cur *Request) (*AuditEntry, Effects, error)) (*Request, error) {
+	for range s.maxRetry {
+		cur, err := s.store.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		from, fromVersion := cur.State, cur.Version
+		a, fx, err := change(cur)
+		if err != nil {
+			if errors.Is(err, errNoop) && fx.ClearDeadline {
+				_ = s.store.Apply(ctx, cur, from, fromVersion, AuditEntry{RequestID: id, From: from, To: from, Actor: actor, At: s.clock.Now().UTC(), Note: "deadline cleared"}, Effects{ClearDeadline: true})
+			}
+			return cur, err
+		}
+		now := s.clock.Now().UTC()
+		cur.UpdatedAt = now
+		a.RequestID, a.From, a.To, a.At = id, from, cur.State, now
+		if a.Actor == "" {
+			a.Actor = actor
+		}
+		err = s.store.Apply(ctx, cur, from, fromVersion, *a, fx)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		cur.Version = fromVersion + 1
+		return cur, nil
+	}
+	return nil, fmt.Errorf("request %s: %w (gave up after %d tries)", id, ErrConflict, s.maxRetry)
+}
+
+func (s *Service) tell(ctx context.Context, r *Request, text string) {
+	if err := s.notify.Tell(ctx, r, text); err != nil {
+		s.log.Warn("tell requester", "request", r.ID, "err", err)
+	}
+}
+
+func (s *Service) notFound(err error, id string) error {
+	if errors.Is(err, ErrNotFound) {
+		return userErr(ErrNotFound, "there is no request %q", id)
+	}
+	return err
+}
+
+func approvers(r *Request) []string {
+	out := make([]string, 0, len(r.Approvals))
+	for _, a := range r.Approvals {
+		out = append(out, a.User)
+	}
+	return out
+}
+
+func because(d Decision) string {
+	if d.Reason != "" {
+		return " (" + d.Reason + ")"
+	}
+	return ""
+}
+
+// errMessage is an error's text for a person; errors here never carry secrets.
+func errMessage(err error) string {
+	var ue *UserError
+	if errors.As(err, &ue) {
+		return ue.Msg
+	}
+	return err.Error()
+}
+
+func newID() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return "r" + hex.EncodeToString(b)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,58 @@
+package approval
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps requests and their sealed secrets. Every method that changes a
+// request is one atomic compare-and-set that also appends the audit entry; if the
+// audit entry cannot be written, nothing changes. Implemented by internal/store.
+type Store interface {
+	// Create stores a new PENDING request; its id must be unused.
+	Create(ctx context.Context, r *Request, a AuditEntry, deadline time.Time) error
+	// Get returns the request, or ErrNotFound.
+	Get(ctx context.Context, id string) (*Request, error)
+	// Apply writes next over the stored request if the stored state and version
+	// still equal from and fromVersion, bumping the version; otherwise ErrConflict.
+	Apply(ctx context.Context, next *Request, from State, fromVersion int64, a AuditEntry, fx Effects) error
+	// Take atomically moves an ISSUED request to DELIVERED and returns and deletes
+	// its sealed secret. ErrAlreadyTaken when there is none.
+	Take(ctx context.Context, next *Request, fromVersion int64, a AuditEntry) ([]byte, error)
+
+	// Mint queue: a durable queue with at-least-once delivery.
+	ClaimMintJobs(ctx context.Context, consumer string, block, minIdle time.Duration) ([]MintJob, error)
+	AckMintJob(ctx context.Context, job MintJob) error
+
+	// DueDeadlines returns request ids whose deadline is at or before now.
+	DueDeadlines(ctx context.Context, now time.Time, limit int64) ([]string, error)
+}
+
+// Effects are the side writes that go with a transition, in the same atomic step.
+type Effects struct {
+	EnqueueMint   bool          // add the request to the mint queue
+	SealedSecret  []byte        // store the sealed secret ...
+	SecretTTL     time.Duration // ... for this long
+	DropSecret    bool          // delete any sealed secret
+	Deadline      time.Time     // set the request's next deadline (zero: leave as is)
+	ClearDeadline bool          // remove the request from the deadline set
+}
+
+// MintJob is one delivery of a queued mint.
+type MintJob struct {
+	StreamID   string
+	RequestID  string
+	Deliveries int64
+}
+
+// AuditEntry is one line of the audit trail. It never holds secret material.
+type AuditEntry struct {
+	RequestID  string    `json:"request_id"`
+	From       State     `json:"from,omitempty"`
+	To         State     `json:"to"`
+	Actor      string    `json:"actor"`
+	At         time.Time `json:"at"`
+	Rule       string    `json:"rule,omitempty"`
+	PolicyHash string    `json:"policy_hash,omitempty"`
+	Note       string    `json:"note,omitempty"`
+}

@@ -1,0 +1,190 @@
+// Package redistest gives tests a real Redis: the server named by REDIS_URL (CI
+// starts one), or else a redis-server started for the test in a temp dir. Each
+// test gets its own key prefix, and only its own keys are scanned or removed.
+package redistest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is one test's view of a real Redis server.
+type Redis struct {
+	Client *redis.Client
+	URL    string
+	Prefix string
+	Server *Server // nil when REDIS_URL was used
+}
+
+// New returns a client on a real Redis and a fresh key prefix; all is cleaned up
+// when the test ends.
+func New(t testing.TB) *Redis {
+	t.Helper()
+	u := os.Getenv("REDIS_URL")
+	var srv *Server
+	if u == "" {
+		var err error
+		srv, err = StartServer(t.TempDir(), false)
+		if err != nil {
+			t.Fatalf("no REDIS_URL and could not start redis-server (install it: apt-get install redis-server): %v", err)
+		}
+		t.Cleanup(srv.Stop)
+		u = srv.URL()
+	}
+	opts, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatalf("REDIS_URL: %v", err)
+	}
+	c := redis.NewClient(opts)
+	prefix := "test-" + randHex(6)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for _, k := range keys(ctx, c, prefix) {
+			c.Del(ctx, k)
+		}
+		_ = c.Close()
+	})
+	return &Redis{Client: c, URL: u, Prefix: prefix, Server: srv}
+}
+
+// Dump returns every key of this test and its value(s) as text, for scanning.
+func (r *Redis) Dump(t testing.TB) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	for _, k := range keys(ctx, r.Client, r.Prefix) {
+		typ, err := r.Client.Type(ctx, k).Result()
+		if err != nil {
+			t.Fatalf("type %s: %v", k, err)
+		}
+		var v any
+		switch typ {
+		case "string":
+			v, err = r.Client.Get(ctx, k).Result()
+		case "hash":
+			v, err = r.Client.HGetAll(ctx, k).Result()
+		case "zset":
+			v, err = r.Client.ZRangeWithScores(ctx, k, 0, -1).Result()
+		case "stream":
+			v, err = r.Client.XRange(ctx, k, "-", "+").Result()
+		case "set":
+			v, err = r.Client.SMembers(ctx, k).Result()
+		case "list":
+			v, err = r.Client.LRange(ctx, k, 0, -1).Result()
+		}
+		if err != nil {
+			t.Fatalf("read %s: %v", k, err)
+		}
+		out[k] = fmt.Sprint(v)
+	}
+	return out
+}
+
+func keys(ctx context.Context, c *redis.Client, prefix string) []string {
+	var out []string
+	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	for iter.Next(ctx) {
+		out = append(out, iter.Val())
+	}
+	return out
+}
+
+// Server is a redis-server process on 127.0.0.1.
+type Server struct {
+	cmd  *exec.Cmd
+	port int
+	dir  string
+	aof  bool
+}
+
+// StartServer runs redis-server on a free loopback port with its files in dir;
+// aof turns on the append-only file (fsync always), for restart tests.
+func StartServer(dir string, aof bool) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{port: port, dir: dir, aof: aof}
+	return s, s.start()
+}
+
+func (s *Server) start() error {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return err
+	}
+	args := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir, "--save", "", "--daemonize", "no", "--loglevel", "warning"}
+	if s.aof {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Stdout, s.cmd.Stderr = nil, nil
+	if err := s.cmd.Start(); err != nil {
+		return err
+	}
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err = c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond) // polling a starting process; not a timing assertion
+	}
+	s.Stop()
+	return fmt.Errorf("redis-server did not answer on %s: %w", s.Addr(), err)
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// URL is a redis:// URL.
+func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+
+// Stop kills the server and waits for it.
+func (s *Server) Stop() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+// Restart kills the server (like a crash) and starts it again on the same port
+// and directory; with AOF on, acknowledged writes survive.
+func (s *Server) Restart() error {
+	s.Stop()
+	_ = os.Remove(filepath.Join(s.dir, "dump.rdb"))
+	return s.start()
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

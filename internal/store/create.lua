@@ -1,0 +1,13 @@
+-- Store a new request with its first audit entry and its deadline.
+-- KEYS: 1 request hash, 2 audit stream, 3 audit head, 4 deadline zset
+-- ARGV: 1 state, 2 request json, 3 audit json, 4 request id, 5 deadline ms, 6 audit maxlen
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.error_reply('EXISTS request id in use')
+end
+local prev = redis.call('GET', KEYS[3]) or ''
+local h = redis.sha1hex(prev .. '\n' .. ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'entry', ARGV[3], 'prev', prev, 'hash', h)
+redis.call('SET', KEYS[3], h)
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'version', '1', 'data', ARGV[2])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+return 'OK'

@@ -1,0 +1,248 @@
+// Package store keeps credbot's request lifecycle in Redis. Every transition is
+// one Lua script (embedded below) that compares state and version, writes the
+// request, appends a hash-chained audit entry and does its side writes — queueing
+// the mint, sealing or dropping the secret, moving the deadline — atomically.
+//
+// Keys: per-request keys carry the {id} hash tag (credbot:req:{id},
+// credbot:req:{id}:secret); the audit stream, mint stream and deadline set are
+// global, so one script touches two slots: this runs on a single primary (with
+// Sentinel), not on Redis Cluster.
+package store
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/credbot/credbot/internal/approval"
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed apply.lua
+	applySrc string
+	//go:embed create.lua
+	createSrc string
+	//go:embed take.lua
+	takeSrc string
+
+	applyScript  = redis.NewScript(applySrc)
+	createScript = redis.NewScript(createSrc)
+	takeScript   = redis.NewScript(takeSrc)
+)
+
+const (
+	mintGroup    = "minters"
+	auditMaxLen  = "1000000"
+	defaultSpace = "credbot"
+)
+
+// Store is the Redis implementation of approval.Store.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+}
+
+var _ approval.Store = (*Store)(nil)
+
+// New returns a store using keys under prefix ("credbot" when empty) and makes sure
+// the mint queue's consumer group exists.
+func New(ctx context.Context, rdb redis.UniversalClient, prefix string) (*Store, error) {
+	if prefix == "" {
+		prefix = defaultSpace
+	}
+	s := &Store{rdb: rdb, prefix: prefix}
+	if err := s.ensureGroup(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) ensureGroup(ctx context.Context) error {
+	err := s.rdb.XGroupCreateMkStream(ctx, s.mintKey(), mintGroup, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("create mint consumer group: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) reqKey(id string) string    { return s.prefix + ":req:{" + id + "}" }
+func (s *Store) secretKey(id string) string { return s.prefix + ":req:{" + id + "}:secret" }
+func (s *Store) auditKey() string           { return s.prefix + ":audit" }
+func (s *Store) auditHeadKey() string       { return s.prefix + ":audit:head" }
+func (s *Store) mintKey() string            { return s.prefix + ":mint" }
+func (s *Store) deadlineKey() string        { return s.prefix + ":deadlines" }
+
+// AuditKey is the stream holding the audit trail.
+func (s *Store) AuditKey() string { return s.auditKey() }
+
+// Create implements approval.Store.
+func (s *Store) Create(ctx context.Context, r *approval.Request, a approval.AuditEntry, deadline time.Time) error {
+	data, audit, err := encode(r, a)
+	if err != nil {
+		return err
+	}
+	err = createScript.Run(ctx, s.rdb,
+		[]string{s.reqKey(r.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey()},
+		string(r.State), data, audit, r.ID, deadline.UnixMilli(), auditMaxLen).Err()
+	if err != nil && strings.HasPrefix(err.Error(), "EXISTS") {
+		return fmt.Errorf("request %s: %w", r.ID, approval.ErrConflict)
+	}
+	return err
+}
+
+// Get implements approval.Store.
+func (s *Store) Get(ctx context.Context, id string) (*approval.Request, error) {
+	vals, err := s.rdb.HMGet(ctx, s.reqKey(id), "state", "version", "data").Result()
+	if err != nil {
+		return nil, err
+	}
+	if vals[0] == nil || vals[2] == nil {
+		return nil, fmt.Errorf("request %s: %w", id, approval.ErrNotFound)
+	}
+	var r approval.Request
+	if err := json.Unmarshal([]byte(vals[2].(string)), &r); err != nil {
+		return nil, fmt.Errorf("decode request %s: %w", id, err)
+	}
+	// The hash fields, which the scripts compare, are the truth.
+	r.State = approval.State(vals[0].(string))
+	r.Version, err = strconv.ParseInt(vals[1].(string), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("decode request %s version: %w", id, err)
+	}
+	return &r, nil
+}
+
+// Apply implements approval.Store.
+func (s *Store) Apply(ctx context.Context, next *approval.Request, from approval.State, fromVersion int64, a approval.AuditEntry, fx approval.Effects) error {
+	data, audit, err := encode(next, a)
+	if err != nil {
+		return err
+	}
+	deadline := ""
+	if !fx.Deadline.IsZero() {
+		deadline = strconv.FormatInt(fx.Deadline.UnixMilli(), 10)
+	}
+	err = applyScript.Run(ctx, s.rdb,
+		[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.mintKey(), s.deadlineKey()},
+		string(from), strconv.FormatInt(fromVersion, 10), string(next.State), data, audit, next.ID,
+		flag(fx.EnqueueMint), string(fx.SealedSecret), fx.SecretTTL.Milliseconds(), flag(fx.DropSecret),
+		deadline, flag(fx.ClearDeadline), auditMaxLen).Err()
+	if err != nil && strings.HasPrefix(err.Error(), "CONFLICT") {
+		return fmt.Errorf("request %s: %w", next.ID, approval.ErrConflict)
+	}
+	return err
+}
+
+// Take implements approval.Store.
+func (s *Store) Take(ctx context.Context, next *approval.Request, fromVersion int64, a approval.AuditEntry) ([]byte, error) {
+	data, audit, err := encode(next, a)
+	if err != nil {
+		return nil, err
+	}
+	res, err := takeScript.Run(ctx, s.rdb,
+		[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey()},
+		strconv.FormatInt(fromVersion, 10), data, audit, next.ID, auditMaxLen).Text()
+	switch {
+	case err == nil:
+		return []byte(res), nil
+	case strings.HasPrefix(err.Error(), "CONFLICT"):
+		return nil, fmt.Errorf("request %s: %w", next.ID, approval.ErrConflict)
+	case strings.HasPrefix(err.Error(), "GONE"):
+		return nil, fmt.Errorf("request %s: %w", next.ID, approval.ErrAlreadyTaken)
+	}
+	return nil, err
+}
+
+// ClaimMintJobs implements approval.Store: first jobs whose worker went quiet for
+// minIdle (XAUTOCLAIM), else new ones (XREADGROUP, blocking up to block).
+func (s *Store) ClaimMintJobs(ctx context.Context, consumer string, block, minIdle time.Duration) ([]approval.MintJob, error) {
+	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: s.mintKey(), Group: mintGroup, Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: 10,
+	}).Result()
+	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+		// The stream was lost (e.g. Redis restarted without persistence).
+		if err := s.ensureGroup(ctx); err != nil {
+			return nil, err
+		}
+		msgs, err = nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("xautoclaim: %w", err)
+	}
+	if len(msgs) > 0 {
+		return s.jobs(ctx, msgs, true)
+	}
+	streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: mintGroup, Consumer: consumer, Streams: []string{s.mintKey(), ">"}, Count: 10, Block: block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "NOGROUP") {
+			return nil, s.ensureGroup(ctx)
+		}
+		return nil, fmt.Errorf("xreadgroup: %w", err)
+	}
+	var out []redis.XMessage
+	for _, st := range streams {
+		out = append(out, st.Messages...)
+	}
+	return s.jobs(ctx, out, false)
+}
+
+func (s *Store) jobs(ctx context.Context, msgs []redis.XMessage, claimed bool) ([]approval.MintJob, error) {
+	jobs := make([]approval.MintJob, 0, len(msgs))
+	for _, m := range msgs {
+		id, _ := m.Values["id"].(string)
+		j := approval.MintJob{StreamID: m.ID, RequestID: id, Deliveries: 1}
+		if claimed {
+			p, err := s.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: s.mintKey(), Group: mintGroup, Start: m.ID, End: m.ID, Count: 1}).Result()
+			if err == nil && len(p) == 1 {
+				j.Deliveries = p[0].RetryCount
+			}
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, nil
+}
+
+// AckMintJob implements approval.Store.
+func (s *Store) AckMintJob(ctx context.Context, job approval.MintJob) error {
+	return s.rdb.XAck(ctx, s.mintKey(), mintGroup, job.StreamID).Err()
+}
+
+// DueDeadlines implements approval.Store.
+func (s *Store) DueDeadlines(ctx context.Context, now time.Time, limit int64) ([]string, error) {
+	return s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: s.deadlineKey(), Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli(), 10), ByScore: true, Count: limit,
+	}).Result()
+}
+
+// Ping reports whether Redis answers, for readiness.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+func encode(r *approval.Request, a approval.AuditEntry) (data, audit string, err error) {
+	d, err := json.Marshal(r)
+	if err != nil {
+		return "", "", fmt.Errorf("encode request: %w", err)
+	}
+	e, err := json.Marshal(a)
+	if err != nil {
+		return "", "", fmt.Errorf("encode audit entry: %w", err)
+	}
+	return string(d), string(e), nil
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

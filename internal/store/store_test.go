@@ -1,0 +1,162 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/redistest"
+)
+
+func newStore(t *testing.T) (*Store, *redistest.Redis) {
+	t.Helper()
+	r := redistest.New(t)
+	s, err := New(context.Background(), r.Client, r.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, r
+}
+
+func pending(id string) *approval.Request {
+	return &approval.Request{ID: id, Requester: "U1", State: approval.StatePending, Version: 1,
+		Scope: approval.Scope{Kind: approval.ScopeGlobalAccount, ID: "acme-ga"}, Name: "n"}
+}
+
+func TestApplyIsCompareAndSetOnStateAndVersion(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	r := pending("r000000000001")
+	if err := s.Create(ctx, r, approval.AuditEntry{To: approval.StatePending}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, r, approval.AuditEntry{}, time.Now()); !errors.Is(err, approval.ErrConflict) {
+		t.Fatalf("second Create: %v, want ErrConflict", err)
+	}
+	next := *r
+	next.State = approval.StateApproved
+	if err := s.Apply(ctx, &next, approval.StatePending, 1, approval.AuditEntry{To: approval.StateApproved}, approval.Effects{EnqueueMint: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(ctx, &next, approval.StatePending, 1, approval.AuditEntry{}, approval.Effects{EnqueueMint: true}); !errors.Is(err, approval.ErrConflict) {
+		t.Fatalf("stale Apply: %v, want ErrConflict", err)
+	}
+	got, err := s.Get(ctx, r.ID)
+	if err != nil || got.State != approval.StateApproved || got.Version != 2 {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	jobs, err := s.ClaimMintJobs(ctx, "c1", 10*time.Millisecond, time.Hour)
+	if err != nil || len(jobs) != 1 || jobs[0].RequestID != r.ID {
+		t.Fatalf("jobs = %+v, %v; want exactly one", jobs, err)
+	}
+}
+
+func TestConcurrentApplyFromSameVersionHasOneWinner(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	r := pending("r000000000002")
+	if err := s.Create(ctx, r, approval.AuditEntry{}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := *r
+			next.State = approval.StateApproved
+			if s.Apply(ctx, &next, approval.StatePending, 1, approval.AuditEntry{}, approval.Effects{EnqueueMint: true}) == nil {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d winners, want 1", wins.Load())
+	}
+	n, _ := s.rdb.XLen(ctx, s.mintKey()).Result()
+	if n != 1 {
+		t.Fatalf("%d mint jobs queued, want 1", n)
+	}
+}
+
+func TestTakeRevealsSealedSecretOnce(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	r := pending("r000000000003")
+	_ = s.Create(ctx, r, approval.AuditEntry{}, time.Now().Add(time.Hour))
+	issued := *r
+	issued.State = approval.StateIssued
+	if err := s.Apply(ctx, &issued, approval.StatePending, 1, approval.AuditEntry{}, approval.Effects{SealedSecret: []byte("sealed\x00bytes"), SecretTTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	var got atomic.Int32
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := issued
+			next.State = approval.StateDelivered
+			b, err := s.Take(ctx, &next, 2, approval.AuditEntry{})
+			if err == nil {
+				if string(b) != "sealed\x00bytes" {
+					t.Errorf("took %q", b)
+				}
+				got.Add(1)
+			} else if !errors.Is(err, approval.ErrConflict) && !errors.Is(err, approval.ErrAlreadyTaken) {
+				t.Errorf("Take: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if got.Load() != 1 {
+		t.Fatalf("%d reveals, want 1", got.Load())
+	}
+	if n, _ := s.rdb.Exists(ctx, s.secretKey(r.ID)).Result(); n != 0 {
+		t.Fatal("sealed secret still stored after reveal")
+	}
+}
+
+func TestDueDeadlines(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	now := time.Now()
+	_ = s.Create(ctx, pending("r00000000000a"), approval.AuditEntry{}, now.Add(-time.Second))
+	_ = s.Create(ctx, pending("r00000000000b"), approval.AuditEntry{}, now.Add(time.Hour))
+	ids, err := s.DueDeadlines(ctx, now, 10)
+	if err != nil || len(ids) != 1 || ids[0] != "r00000000000a" {
+		t.Fatalf("due = %v, %v", ids, err)
+	}
+}
+
+func TestMintJobIsRescuedAfterIdle(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	r := pending("r000000000004")
+	_ = s.Create(ctx, r, approval.AuditEntry{}, time.Now().Add(time.Hour))
+	next := *r
+	next.State = approval.StateApproved
+	_ = s.Apply(ctx, &next, approval.StatePending, 1, approval.AuditEntry{}, approval.Effects{EnqueueMint: true})
+	first, err := s.ClaimMintJobs(ctx, "dead-worker", 10*time.Millisecond, time.Hour)
+	if err != nil || len(first) != 1 {
+		t.Fatalf("first claim = %v, %v", first, err)
+	}
+	// The worker dies without acking; another worker with min-idle 0 rescues it.
+	again, err := s.ClaimMintJobs(ctx, "rescuer", 10*time.Millisecond, 0)
+	if err != nil || len(again) != 1 || again[0].RequestID != r.ID || again[0].Deliveries < 2 {
+		t.Fatalf("rescued = %+v, %v", again, err)
+	}
+	if err := s.AckMintJob(ctx, again[0]); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := s.ClaimMintJobs(ctx, "rescuer", 10*time.Millisecond, 0)
+	if len(left) != 0 {
+		t.Fatalf("acked job delivered again: %+v", left)
+	}
+}
