@@ -1,0 +1,331 @@
+// Package btp is a client of SAP's btp CLI server protocol, limited to what
+// credbot needs: create, get, list and delete of security/api-credential in a
+// subaccount, a directory or the global account. It implements approval.Issuer.
+//
+// The protocol is the one the btp CLI and SAP's Terraform provider speak (see
+// shared/reference/btp-cli-server-protocol.md): a login that yields a session id
+// in a header, then POST /command/<version>/security/api-credential?<action> with
+// {"paramValues":{...}} whose values are all strings. Every response has two
+// status layers: the CLI server's outer HTTP status and the backend's status in
+// X-Cpcli-Backend-Status. Errors are *Error values that carry both.
+//
+// The one-time secret of a new credential is returned as an approval.Secret,
+// whose every printing redacts, and it never reaches an error or a log line.
+package btp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/credbot/credbot/internal/approval"
+)
+
+// DefaultServerURL is SAP's central btp CLI server.
+const DefaultServerURL = "https://cli.btp.cloud.sap"
+
+// DefaultProtocolVersion is the protocol version pinned in every URL path. It is
+// the only place the version lives; the server answers 412 once it considers
+// the version outdated (ErrProtocolOutdated), and then this must be bumped.
+const DefaultProtocolVersion = "v2.106.1"
+
+// Defaults for retries. The reference client uses 6 retries from 1 s to 120 s;
+// we stay a little shorter because a mint sits behind a durable queue that
+// retries Temporary errors itself.
+const (
+	DefaultMaxRetries = 5
+	DefaultMinBackoff = 500 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+)
+
+const (
+	// sessionMaxAge is when we log in again even if the server has not yet
+	// answered 401: SAP documents sessions as valid for 24 hours.
+	sessionMaxAge = 23 * time.Hour
+	// maxRetryAfter bounds how long we wait for a server-requested Retry-After
+	// before giving the error back to the caller (as Temporary).
+	maxRetryAfter = 5 * time.Minute
+	// loginTimeout bounds a login that runs on behalf of several callers.
+	loginTimeout     = 3 * time.Minute
+	defaultUserAgent = "credbot-btp/1 (+https://github.com/credbot/credbot)"
+)
+
+// Config says where the btp CLI server is and who the bot is there.
+//
+// Exactly one login flow is used, chosen in this order:
+//   - JWT assertion, when Assertion or TokenSource is set (needs IdP);
+//   - X.509 passcode, when TLSClientCertificate is set (needs TLSClientKey,
+//     TLSIdPURL and Username);
+//   - password, with Username and Password (default IdP when IdP is "").
+type Config struct {
+	ServerURL     string // BTP_CLI_SERVER_URL, default DefaultServerURL
+	GlobalAccount string // BTP_GLOBALACCOUNT: the global account's subdomain, not its GUID
+
+	Username string // BTP_USERNAME
+	Password string // BTP_PASSWORD
+	IdP      string // BTP_IDP: custom IdP as the btp CLI's --idp; "" for the default (SAP ID service)
+
+	// Assertion is a JWT the custom IdP accepts as a login (BTP_ASSERTION).
+	Assertion string
+	// TokenSource supplies the JWT assertion instead of Assertion, for
+	// short-lived workload tokens. Its token's "id_token" extra is used when
+	// present, otherwise its AccessToken.
+	TokenSource oauth2.TokenSource
+
+	// X.509 login through an SAP Cloud Identity Services tenant: the client
+	// certificate obtains a one-time passcode from TLSIdPURL, which then serves
+	// as the password. TLSClientCertificate and TLSClientKey are PEM text or,
+	// when they do not start with "-----BEGIN", paths of PEM files.
+	TLSClientCertificate string // BTP_TLS_CLIENT_CERTIFICATE
+	TLSClientKey         string // BTP_TLS_CLIENT_KEY
+	TLSIdPURL            string // BTP_TLS_IDP_URL, e.g. https://tenant.accounts.ondemand.com
+
+	ProtocolVersion string       // BTP_PROTOCOL_VERSION, default DefaultProtocolVersion
+	HTTPClient      *http.Client // default: a client with a 2-minute timeout
+	UserAgent       string
+	Logger          *slog.Logger // default: discard
+
+	// VerifyCredentials makes Create fetch a client_credentials token from the
+	// new credential's tokenurl before returning it (BTP_VERIFY_CREDENTIALS).
+	VerifyCredentials bool
+
+	// MaxRetries bounds the retries of one request; 0 means DefaultMaxRetries
+	// and a negative value disables retries. MinBackoff and MaxBackoff bound the
+	// exponential backoff (with full jitter); 0 means the defaults.
+	MaxRetries             int
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// ConfigFromEnv reads the environment variables SAP's Terraform provider uses,
+// plus BTP_PROTOCOL_VERSION and BTP_VERIFY_CREDENTIALS.
+func ConfigFromEnv(getenv func(string) string) Config {
+	verify, _ := strconv.ParseBool(getenv("BTP_VERIFY_CREDENTIALS"))
+	return Config{
+		ServerURL:            getenv("BTP_CLI_SERVER_URL"),
+		GlobalAccount:        getenv("BTP_GLOBALACCOUNT"),
+		Username:             getenv("BTP_USERNAME"),
+		Password:             getenv("BTP_PASSWORD"),
+		IdP:                  getenv("BTP_IDP"),
+		Assertion:            getenv("BTP_ASSERTION"),
+		TLSClientCertificate: getenv("BTP_TLS_CLIENT_CERTIFICATE"),
+		TLSClientKey:         getenv("BTP_TLS_CLIENT_KEY"),
+		TLSIdPURL:            getenv("BTP_TLS_IDP_URL"),
+		ProtocolVersion:      getenv("BTP_PROTOCOL_VERSION"),
+		VerifyCredentials:    verify,
+	}
+}
+
+// loginFlow is the way the client proves its identity to the CLI server.
+type loginFlow int
+
+const (
+	flowPassword loginFlow = iota
+	flowAssertion
+	flowX509
+)
+
+func (f loginFlow) String() string {
+	switch f {
+	case flowAssertion:
+		return "jwt-assertion"
+	case flowX509:
+		return "x509-passcode"
+	}
+	return "password"
+}
+
+// Client talks to one btp CLI server as one identity. It is safe for concurrent
+// use; concurrent callers share one session and one login.
+type Client struct {
+	cfg     Config
+	base    *url.URL
+	flow    loginFlow
+	httpc   *http.Client
+	idpHTTP *http.Client // mTLS client for the passcode, X.509 flow only
+	log     *slog.Logger
+
+	// Seams for tests: the clock and the wait between retries.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+
+	randMu sync.Mutex
+	rand   *rand.Rand
+
+	sessMu   sync.Mutex
+	sess     *session
+	inflight *loginCall
+}
+
+var _ approval.Issuer = (*Client)(nil)
+
+// New checks cfg and returns a client. It does not contact the server; the
+// first operation logs in.
+func New(cfg Config) (*Client, error) {
+	if cfg.ServerURL == "" {
+		cfg.ServerURL = DefaultServerURL
+	}
+	if cfg.ProtocolVersion == "" {
+		cfg.ProtocolVersion = DefaultProtocolVersion
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = defaultUserAgent
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = DefaultMaxRetries
+	} else if cfg.MaxRetries < 0 {
+		cfg.MaxRetries = 0
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = cfg.MinBackoff
+	}
+	base, err := url.Parse(strings.TrimRight(cfg.ServerURL, "/"))
+	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
+		return nil, fmt.Errorf("btp: server URL %q must be an absolute http(s) URL", cfg.ServerURL)
+	}
+	if !strings.HasPrefix(cfg.ProtocolVersion, "v") {
+		return nil, fmt.Errorf("btp: protocol version %q must look like %s", cfg.ProtocolVersion, DefaultProtocolVersion)
+	}
+	if cfg.GlobalAccount == "" {
+		return nil, errors.New("btp: the global account subdomain (BTP_GLOBALACCOUNT) is required")
+	}
+	if err := (approval.Scope{Kind: approval.ScopeGlobalAccount, ID: cfg.GlobalAccount}).Validate(); err != nil {
+		return nil, fmt.Errorf("btp: BTP_GLOBALACCOUNT must be the global account's subdomain, not its GUID or name: %w", err)
+	}
+
+	c := &Client{
+		cfg:   cfg,
+		base:  base,
+		httpc: cfg.HTTPClient,
+		log:   cfg.Logger,
+		now:   time.Now,
+		sleep: sleepCtx,
+		rand:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
+	}
+	if c.httpc == nil {
+		c.httpc = &http.Client{Timeout: 2 * time.Minute}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+
+	switch {
+	case cfg.Assertion != "" || cfg.TokenSource != nil:
+		c.flow = flowAssertion
+		if cfg.IdP == "" {
+			return nil, errors.New("btp: a JWT assertion login needs the custom IdP (BTP_IDP)")
+		}
+	case cfg.TLSClientCertificate != "":
+		c.flow = flowX509
+		if cfg.TLSClientKey == "" || cfg.TLSIdPURL == "" || cfg.Username == "" {
+			return nil, errors.New("btp: an X.509 login needs BTP_TLS_CLIENT_CERTIFICATE, BTP_TLS_CLIENT_KEY, BTP_TLS_IDP_URL and BTP_USERNAME")
+		}
+		idp, err := url.Parse(strings.TrimRight(cfg.TLSIdPURL, "/"))
+		if err != nil || idp.Scheme != "https" || idp.Host == "" {
+			return nil, fmt.Errorf("btp: BTP_TLS_IDP_URL %q must be an https URL", cfg.TLSIdPURL)
+		}
+		if c.cfg.IdP == "" {
+			// The btp CLI names a custom IdP by its host; the IAS tenant that
+			// issues the passcode is the IdP that must accept it.
+			c.cfg.IdP = idp.Host
+		}
+		pair, err := loadKeyPair(cfg.TLSClientCertificate, cfg.TLSClientKey)
+		if err != nil {
+			return nil, err
+		}
+		c.idpHTTP = mtlsClient(c.httpc, pair)
+	case cfg.Username != "" && cfg.Password != "":
+		c.flow = flowPassword
+	default:
+		return nil, errors.New("btp: no login configured: set BTP_USERNAME and BTP_PASSWORD, BTP_ASSERTION, or the BTP_TLS_* variables")
+	}
+	return c, nil
+}
+
+// loadKeyPair accepts PEM text or file paths for the X.509 login.
+func loadKeyPair(cert, key string) (tls.Certificate, error) {
+	read := func(what, v string) ([]byte, error) {
+		if strings.HasPrefix(strings.TrimSpace(v), "-----BEGIN") {
+			return []byte(v), nil
+		}
+		b, err := os.ReadFile(v)
+		if err != nil {
+			return nil, fmt.Errorf("btp: reading %s: %w", what, err)
+		}
+		return b, nil
+	}
+	cb, err := read("BTP_TLS_CLIENT_CERTIFICATE", cert)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	kb, err := read("BTP_TLS_CLIENT_KEY", key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	pair, err := tls.X509KeyPair(cb, kb)
+	if err != nil {
+		// The error text of X509KeyPair never includes key material.
+		return tls.Certificate{}, fmt.Errorf("btp: X.509 login certificate and key: %w", err)
+	}
+	return pair, nil
+}
+
+// mtlsClient derives a client that presents pair, keeping base's timeout and,
+// when it is an *http.Transport, its settings (proxy, root CAs).
+func mtlsClient(base *http.Client, pair tls.Certificate) *http.Client {
+	var tr *http.Transport
+	if t, ok := base.Transport.(*http.Transport); ok {
+		tr = t.Clone()
+	} else {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	if tr.TLSClientConfig == nil {
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	tr.TLSClientConfig.Certificates = []tls.Certificate{pair}
+	return &http.Client{Transport: tr, Timeout: base.Timeout}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// backoff is the wait before retry number attempt (0-based): full jitter over
+// an exponentially growing window, at least the server's Retry-After.
+func (c *Client) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	window := c.cfg.MinBackoff << min(attempt, 30)
+	if window <= 0 || window > c.cfg.MaxBackoff {
+		window = c.cfg.MaxBackoff
+	}
+	c.randMu.Lock()
+	d := c.cfg.MinBackoff/2 + time.Duration(c.rand.Int64N(int64(window)))
+	c.randMu.Unlock()
+	return max(min(d, c.cfg.MaxBackoff), retryAfter)
+}

@@ -1,0 +1,94 @@
+package btp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net/url"
+	"strings"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/credbot/credbot/internal/approval"
+)
+
+// verify proves a new credential works by fetching a client_credentials token
+// from its tokenurl: basic auth (or form, as the server prefers) with the
+// client secret, or mutual TLS with a certificate credential's own key pair.
+// Only the fact of success is kept; the token is dropped.
+func (c *Client) verify(ctx context.Context, is approval.Issued, corr string) error {
+	cred := is.Credential
+	fail := func(msg string, transient bool) error {
+		return &Error{Op: "verify", Scope: cred.Scope, Name: cred.Name, CorrelationID: corr,
+			Err: ErrVerification, Message: msg, transport: transient}
+	}
+	if cred.TokenURL == "" || cred.ClientID == "" {
+		return fail("the create response has no tokenurl or clientid", false)
+	}
+	var secret, cert, key string
+	for _, f := range is.Secret.Fields() {
+		switch f.Name {
+		case "clientsecret":
+			secret = f.Value
+		case "certificate":
+			cert = f.Value
+		case "key":
+			key = f.Value
+		}
+	}
+	hc := c.httpc
+	cc := clientcredentials.Config{ClientID: cred.ClientID, TokenURL: cred.TokenURL}
+	switch {
+	case secret != "":
+		cc.ClientSecret = secret
+		cc.AuthStyle = oauth2.AuthStyleAutoDetect
+	case cert != "" && key != "":
+		pair, err := tls.X509KeyPair([]byte(cert), []byte(key))
+		if err != nil {
+			return fail("the returned certificate and key do not form a key pair", false)
+		}
+		hc = mtlsClient(c.httpc, pair)
+		cc.AuthStyle = oauth2.AuthStyleInParams
+	default:
+		// The caller supplied the certificate and keeps its private key; we
+		// cannot present it, so there is nothing we can prove here.
+		c.log.LogAttrs(ctx, slog.LevelInfo, "btp skipping verification of a certificate credential without its key",
+			slog.String("name", cred.Name), slog.String("correlation_id", corr))
+		return nil
+	}
+	_, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
+	if err == nil {
+		c.log.LogAttrs(ctx, slog.LevelInfo, "btp credential verified",
+			slog.String("name", cred.Name), slog.String("token_url", cred.TokenURL), slog.String("correlation_id", corr))
+		return nil
+	}
+	var re *oauth2.RetrieveError
+	transient := !errors.As(err, &re) || re.Response == nil || re.Response.StatusCode >= 500
+	// Build the message ourselves: the secret must not leak through whatever
+	// the oauth2 package or the token endpoint chose to say.
+	msg := "token endpoint " + cred.TokenURL + " refused a client_credentials grant"
+	if re != nil && re.Response != nil {
+		msg += ": status " + re.Response.Status
+		if re.ErrorCode != "" {
+			msg += " " + scrub(re.ErrorCode, secret, key)
+		}
+	} else {
+		msg = "token endpoint " + cred.TokenURL + " unreachable: " + scrub(err.Error(), secret, key)
+	}
+	return fail(msg, transient)
+}
+
+// scrub removes secret material, plain or URL-encoded, from text.
+func scrub(text string, secrets ...string) string {
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		for _, v := range []string{s, url.QueryEscape(s), url.PathEscape(s)} {
+			text = strings.ReplaceAll(text, v, "[REDACTED]")
+		}
+	}
+	return text
+}
