@@ -1,0 +1,532 @@
+// Package policy decides who may request, approve, list, get and delete SAP BTP
+// API credentials, from a Casbin model and policy kept as files (policies/):
+// RBAC with domains, where a domain is a BTP scope and a rule on a directory or
+// global account covers everything below it; allow and deny rows, where deny
+// wins and nothing is allowed by default; and quorum rules saying how many
+// distinct approvers a scope needs.
+//
+// Decisions come from an index compiled from the rows, which answers in
+// microseconds where Casbin's enforcer scans every row; tests hold the index to
+// Casbin running the same model. The engine polls the files and swaps in a new
+// policy only when it loads cleanly, so a broken edit keeps the last good
+// policy and shows up in Health and in metrics.
+package policy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/credbot/credbot/internal/approval"
+)
+
+// Options configure Load.
+type Options struct {
+	// Dir holds model.conf, *.csv, and optionally hierarchy.yaml and
+	// quorum.yaml; see policies/README.md.
+	Dir string
+	// Directory resolves emails and Slack user groups. If nil, only Slack user
+	// IDs are subjects and email and group rows never match.
+	Directory Directory
+	// DirectoryTTL is how long Directory answers are reused. Default 1 minute.
+	DirectoryTTL time.Duration
+	Logger       *slog.Logger
+	// Registerer receives the engine's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// ReloadInterval is how often Run polls the files. Default 5 seconds.
+	ReloadInterval time.Duration
+	// Clock defaults to time.Now.
+	Clock func() time.Time
+}
+
+// Engine answers authorization questions from the policy in force.
+type Engine struct {
+	dir      string
+	log      *slog.Logger
+	clock    func() time.Time
+	interval time.Duration
+	ids      *identityCache // nil without a Directory
+	metrics  *metrics
+
+	snap atomic.Pointer[snapshot]
+
+	reloadMu   sync.Mutex // one reload at a time
+	healthMu   sync.Mutex
+	failedHash string // content hash of the broken files, if the last load failed
+	failedErr  error
+	failedAt   time.Time
+}
+
+var _ approval.Authorizer = (*Engine)(nil)
+
+// SelfApprovalRule is the Decision.Rule of a refused approval of one's own
+// request; no policy row can override it.
+const SelfApprovalRule = "built-in: requesters never approve their own requests"
+
+// Load reads and compiles the policy in opts.Dir. It fails if the policy is
+// broken: a service should not start without one.
+func Load(ctx context.Context, opts Options) (*Engine, error) {
+	e := &Engine{
+		dir:      opts.Dir,
+		log:      opts.Logger,
+		clock:    opts.Clock,
+		interval: opts.ReloadInterval,
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.clock == nil {
+		e.clock = time.Now
+	}
+	if e.interval <= 0 {
+		e.interval = 5 * time.Second
+	}
+	if opts.Directory != nil {
+		ttl := opts.DirectoryTTL
+		if ttl <= 0 {
+			ttl = time.Minute
+		}
+		e.ids = newIdentityCache(opts.Directory, ttl, e.clock)
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("policy: register metrics: %w", err)
+	}
+	e.metrics = m
+	if err := e.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Reload loads the policy files now if their content changed. On failure the
+// policy in force stays, and Health and the metrics say why.
+func (e *Engine) Reload(ctx context.Context) error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	files, hash, err := readPolicy(e.dir)
+	if err != nil {
+		return e.failed("", fmt.Errorf("policy: %w", err))
+	}
+	cur := e.snap.Load()
+	if cur != nil && hash == cur.hash {
+		e.recovered()
+		return nil
+	}
+	e.healthMu.Lock()
+	known := hash == e.failedHash
+	prevErr := e.failedErr
+	e.healthMu.Unlock()
+	if known {
+		return prevErr // already logged and counted
+	}
+	// A ConfigMap update swaps all files at once, but our reads are not
+	// atomic: read again and accept only a stable set.
+	if _, again, err := readPolicy(e.dir); err != nil || again != hash {
+		return fmt.Errorf("policy: files changed while reading; retrying at the next poll")
+	}
+	s, err := compile(files)
+	if err != nil {
+		return e.failed(hash, fmt.Errorf("policy %s: %w", short(hash), err))
+	}
+	s.hash = hash
+	s.loadedAt = e.clock()
+	if e.ids == nil && (s.emails || len(s.groups) > 0) {
+		s.warnings = append(s.warnings, "email and group rows never match: no Slack directory is configured")
+	}
+	e.snap.Store(s)
+	e.recovered()
+	e.metrics.reloads.WithLabelValues("success").Inc()
+	e.metrics.lastSuccess.Set(float64(s.loadedAt.Unix()))
+	e.metrics.rules.Set(float64(len(s.rules)))
+	e.log.InfoContext(ctx, "policy loaded", "hash", hash, "dir", e.dir, "rules", len(s.rules), "scopes", len(s.paths), "quorum_rules", len(s.quorum.rules))
+	for _, w := range s.warnings {
+		e.log.WarnContext(ctx, "policy warning", "hash", hash, "warning", w)
+	}
+	return nil
+}
+
+func (e *Engine) failed(hash string, err error) error {
+	e.healthMu.Lock()
+	e.failedHash, e.failedErr, e.failedAt = hash, err, e.clock()
+	e.healthMu.Unlock()
+	e.metrics.reloads.WithLabelValues("failure").Inc()
+	e.metrics.healthy.Set(0)
+	if cur := e.snap.Load(); cur != nil {
+		e.log.Error("policy reload failed; keeping the policy in force", "in_force", cur.hash, "error", err)
+	}
+	return err
+}
+
+func (e *Engine) recovered() {
+	e.healthMu.Lock()
+	e.failedHash, e.failedErr = "", nil
+	e.healthMu.Unlock()
+	e.metrics.healthy.Set(1)
+}
+
+// Run polls the policy files every ReloadInterval until ctx is done. It reads
+// contents rather than watching for events, so it sees Kubernetes ConfigMap
+// updates (an atomic swap of the ..data symlink) like any other edit.
+func (e *Engine) Run(ctx context.Context) {
+	t := time.NewTicker(e.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = e.Reload(ctx) // failures are logged, counted and in Health
+		}
+	}
+}
+
+// Hash is the content hash of the policy in force.
+func (e *Engine) Hash() string { return e.snap.Load().hash }
+
+// Health reports whether the policy files on disk are the policy in force. When
+// they are broken, ok is false and detail says what is wrong and which policy
+// still decides.
+func (e *Engine) Health() (ok bool, detail string) {
+	s := e.snap.Load()
+	e.healthMu.Lock()
+	err, at := e.failedErr, e.failedAt
+	e.healthMu.Unlock()
+	inForce := fmt.Sprintf("policy %s loaded %s (%d rules)", short(s.hash), s.loadedAt.UTC().Format(time.RFC3339), len(s.rules))
+	if err != nil {
+		return false, fmt.Sprintf("policy files broken since %s, keeping %s: %v", at.UTC().Format(time.RFC3339), inForce, err)
+	}
+	return true, inForce
+}
+
+func short(hash string) string {
+	if len(hash) > 12 {
+		return hash[:12]
+	}
+	return hash
+}
+
+// Authorize decides whether user may do act in scope. owner is the requester
+// of the request acted on, for approve. Invalid input is denied, never an error.
+func (e *Engine) Authorize(ctx context.Context, user string, act approval.Action, scope approval.Scope, owner string) (approval.Decision, error) {
+	x, err := e.explain(ctx, user, act, scope, owner, false)
+	result := "deny"
+	switch {
+	case err != nil:
+		result = "error"
+	case x.Decision.Allowed:
+		result = "allow"
+	}
+	label := string(act)
+	if !policyActions[act] && act != approval.ActionBreakglass {
+		label = "invalid"
+	}
+	e.metrics.decisions.WithLabelValues(label, result).Inc()
+	return x.Decision, err
+}
+
+// Explanation is a decision with everything that led to it, for
+// "/credbot why" and for audits.
+type Explanation struct {
+	Decision approval.Decision
+	User     string
+	Action   approval.Action
+	Scope    approval.Scope
+	// Path is the scope with its ancestors from hierarchy.yaml, root first.
+	Path string
+	// InHierarchy is false when hierarchy.yaml does not list the scope, so
+	// that only rules naming it or wildcards apply.
+	InHierarchy bool
+	// Subjects are the names the user carries here: their own, and the roles
+	// those hold in the scope.
+	Subjects []ExplainedSubject
+	// Matches are every row that matched, in file order.
+	Matches []ExplainedRule
+}
+
+// ExplainedSubject is one subject name and how the user came to carry it.
+type ExplainedSubject struct {
+	Name    string
+	Trusted bool   // false: counts for deny rows only
+	Via     string // the g row that granted a role, or where a name came from
+}
+
+// ExplainedRule is one matching row and the name it matched through.
+type ExplainedRule struct {
+	Rule     string
+	Allow    bool
+	Subject  string
+	Counted  bool // false for an allow row matched through an untrusted name
+	Deciding bool
+}
+
+// Explain decides like Authorize and says why: which rule allowed or denied,
+// through which of the user's names and roles, and what else matched.
+func (e *Engine) Explain(ctx context.Context, user string, act approval.Action, scope approval.Scope, owner string) (Explanation, error) {
+	return e.explain(ctx, user, act, scope, owner, true)
+}
+
+func (e *Engine) explain(ctx context.Context, user string, act approval.Action, scope approval.Scope, owner string, full bool) (Explanation, error) {
+	s := e.snap.Load()
+	x := Explanation{User: user, Action: act, Scope: scope}
+	deny := func(reason string) (Explanation, error) {
+		x.Decision = approval.Decision{Reason: reason, PolicyHash: s.hash}
+		return x, nil
+	}
+	switch {
+	case user == "":
+		return deny("denied: no user")
+	case !userIDRE.MatchString(user):
+		return deny(fmt.Sprintf("denied: %q is not a Slack user ID", user))
+	case act == approval.ActionBreakglass:
+		return deny("denied: breakglass is reserved and not available yet")
+	case !policyActions[act]:
+		return deny(fmt.Sprintf("denied: unknown action %q", act))
+	}
+	if err := scope.Validate(); err != nil {
+		return deny("denied: " + err.Error())
+	}
+	if act == approval.ActionApprove && owner == user {
+		x.Decision = approval.Decision{Rule: SelfApprovalRule, Reason: "denied: " + user + " requested this and cannot approve it", PolicyHash: s.hash}
+		return x, nil
+	}
+	names, err := e.ids.names(ctx, user, s.groups)
+	if err != nil {
+		x.Decision = approval.Decision{Reason: "denied: could not resolve who " + user + " is", PolicyHash: s.hash}
+		return x, fmt.Errorf("policy: %w", err)
+	}
+	key := scope.String()
+	path := s.pathOf(key)
+	_, x.InHierarchy = s.paths[key]
+	var buf [16]entry
+	cl := s.closure(names, path, buf[:0])
+	var each func(match)
+	var matches []match
+	if full {
+		each = func(m match) { matches = append(matches, m) }
+	}
+	// The model's matcher excludes approving one's own request; so does the
+	// check above, so this is belt and braces.
+	var v verdict
+	if !(act == approval.ActionApprove && owner == user) {
+		v = s.decide(cl, act, path, each)
+	}
+	x.Decision = s.decision(cl, v, user, act, key)
+	if full {
+		x.Path = strings.Join(path, "/")
+		for _, c := range cl {
+			es := ExplainedSubject{Name: c.name, Trusted: c.trusted, Via: c.source}
+			if c.via != nil {
+				es.Via = fmt.Sprintf("%s, as %s", c.via.String(), cl[c.from].name)
+			}
+			x.Subjects = append(x.Subjects, es)
+		}
+		slices.SortFunc(matches, func(a, b match) int { return a.rule.order - b.rule.order })
+		for _, m := range matches {
+			x.Matches = append(x.Matches, ExplainedRule{
+				Rule:     m.rule.String(),
+				Allow:    m.rule.allow,
+				Subject:  cl[m.entry].name,
+				Counted:  !m.rule.allow || cl[m.entry].trusted,
+				Deciding: m.rule == v.deny || (v.deny == nil && m.rule == v.allow),
+			})
+		}
+	}
+	return x, nil
+}
+
+func (s *snapshot) decision(cl []entry, v verdict, user string, act approval.Action, scope string) approval.Decision {
+	d := approval.Decision{PolicyHash: s.hash}
+	switch {
+	case v.deny != nil:
+		d.Rule = v.deny.String()
+		d.Reason = fmt.Sprintf("denied: %s may not %s in %s", describe(cl, v.denyEntry), act, v.deny.dom.src)
+	case v.allow != nil:
+		d.Allowed = true
+		d.Rule = v.allow.String()
+		d.Reason = fmt.Sprintf("allowed: %s may %s in %s", describe(cl, v.allowEntry), act, v.allow.dom.src)
+	default:
+		d.Reason = fmt.Sprintf("denied: no rule lets %s %s in %s", user, act, scope)
+	}
+	return d
+}
+
+// describe renders how a name was reached, e.g. "U123 as role:approver".
+func describe(cl []entry, i int) string {
+	chain := []string{cl[i].name}
+	for j := cl[i].from; j >= 0; j = cl[j].from {
+		chain = append(chain, cl[j].name)
+	}
+	if len(chain) == 1 {
+		return chain[0]
+	}
+	var b strings.Builder
+	b.WriteString(chain[len(chain)-1])
+	for k := len(chain) - 2; k >= 0; k-- {
+		b.WriteString(" as ")
+		b.WriteString(chain[k])
+	}
+	return b.String()
+}
+
+// String renders the explanation for Slack or a terminal.
+func (x Explanation) String() string {
+	var b strings.Builder
+	verdict := "DENY"
+	if x.Decision.Allowed {
+		verdict = "ALLOW"
+	}
+	fmt.Fprintf(&b, "%s: %s %s in %s\n", verdict, x.User, x.Action, x.Scope)
+	fmt.Fprintf(&b, "  reason: %s\n", x.Decision.Reason)
+	if x.Decision.Rule != "" {
+		fmt.Fprintf(&b, "  deciding rule: %s\n", x.Decision.Rule)
+	}
+	if x.Path != "" {
+		fmt.Fprintf(&b, "  scope path: %s", x.Path)
+		if !x.InHierarchy {
+			b.WriteString(" (not in hierarchy.yaml: rules on ancestors do not apply)")
+		}
+		b.WriteString("\n")
+	}
+	for _, s := range x.Subjects {
+		trust := ""
+		if !s.Trusted {
+			trust = " [deny rows only]"
+		}
+		fmt.Fprintf(&b, "  subject %s%s: %s\n", s.Name, trust, s.Via)
+	}
+	for _, m := range x.Matches {
+		mark := " "
+		if m.Deciding {
+			mark = "*"
+		}
+		note := ""
+		if !m.Counted {
+			note = " (not counted: untrusted name)"
+		}
+		fmt.Fprintf(&b, "  %s matched %s via %s%s\n", mark, m.Rule, m.Subject, note)
+	}
+	fmt.Fprintf(&b, "  policy %s", short(x.Decision.PolicyHash))
+	return b.String()
+}
+
+// Quorum reports whether the distinct approvers so far satisfy the scope's
+// quorum. Each approver is authorized again against the policy in force: an
+// approval from someone who may no longer approve here does not count.
+func (e *Engine) Quorum(ctx context.Context, scope approval.Scope, approvers []string) (approval.QuorumStatus, error) {
+	if err := scope.Validate(); err != nil {
+		return approval.QuorumStatus{}, fmt.Errorf("policy: quorum: %w", err)
+	}
+	s := e.snap.Load()
+	path := s.pathOf(scope.String())
+	req := s.quorum.requirement(path)
+	st := approval.QuorumStatus{Need: req.need}
+
+	seen := map[string]bool{}
+	var member []map[string]bool
+	var ineligible []string
+	for _, a := range approvers {
+		if a == "" || seen[a] {
+			continue
+		}
+		seen[a] = true
+		if !userIDRE.MatchString(a) {
+			ineligible = append(ineligible, a)
+			continue
+		}
+		names, err := e.ids.names(ctx, a, s.groups)
+		if err != nil {
+			return approval.QuorumStatus{}, fmt.Errorf("policy: quorum: %w", err)
+		}
+		var buf [16]entry
+		cl := s.closure(names, path, buf[:0])
+		if !s.decide(cl, approval.ActionApprove, path, nil).allowed() {
+			ineligible = append(ineligible, a)
+			continue
+		}
+		in := map[string]bool{}
+		for _, c := range cl {
+			if c.trusted {
+				in[c.name] = true
+			}
+		}
+		member = append(member, in)
+	}
+	st.Have = len(member)
+	missing := assign(req.from, member)
+	for _, g := range missing {
+		st.Waiting = append(st.Waiting, "an approval from "+g)
+	}
+	if more := st.Need - st.Have; more > len(missing) {
+		st.Waiting = append(st.Waiting, fmt.Sprintf("%d more approval(s)", more-len(missing)))
+	}
+	st.Met = st.Have >= st.Need && len(missing) == 0
+	if len(ineligible) > 0 {
+		e.log.WarnContext(ctx, "quorum ignores approvals of users who may not approve", "scope", scope.String(), "users", ineligible, "policy", s.hash)
+	}
+	return st, nil
+}
+
+// Approvers lists the subject names allowed to approve in scope: user IDs,
+// email:…, group:… (roles are expanded to their members). A person listed may
+// still be denied through another of their names, e.g. a denied group.
+func (e *Engine) Approvers(ctx context.Context, scope approval.Scope) ([]string, error) {
+	if err := scope.Validate(); err != nil {
+		return nil, fmt.Errorf("policy: approvers: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s := e.snap.Load()
+	return s.approvers(s.pathOf(scope.String())), nil
+}
+
+func (s *snapshot) approvers(path []string) []string {
+	// Walk from the allow rows back through g rows to non-role names.
+	seen := map[string]bool{}
+	var queue []string
+	for k, rs := range s.p {
+		if k.act != approval.ActionApprove {
+			continue
+		}
+		hit := false
+		for _, seg := range path {
+			for _, r := range rs.byScope[seg] {
+				hit = hit || r.allow
+			}
+		}
+		for _, r := range rs.wild {
+			hit = hit || (r.allow && r.dom.match(path))
+		}
+		if hit && !seen[k.sub] {
+			seen[k.sub] = true
+			queue = append(queue, k.sub)
+		}
+	}
+	for i := 0; i < len(queue); i++ {
+		for _, r := range s.gRev[queue[i]] {
+			if !seen[r.sub] && r.dom.match(path) {
+				seen[r.sub] = true
+				queue = append(queue, r.sub)
+			}
+		}
+	}
+	var out []string
+	for _, n := range queue {
+		if !isRole(n) && s.mayApprove(n, path) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,170 @@
+package policy
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+)
+
+// quorumPolicy is quorum.yaml: how many distinct approvers a scope needs, and
+// from which groups. Every rule whose scope pattern covers a request's scope
+// applies at once, so adding a rule can only make approval harder below it,
+// never easier; scopes no rule covers need def approvals.
+type quorumPolicy struct {
+	def   int
+	rules []quorumRule
+}
+
+type quorumRule struct {
+	index     int
+	name      string
+	scope     scopePattern
+	approvals int
+	from      []string // subject names; one distinct approver from each
+}
+
+func (q quorumRule) label() string {
+	if q.name != "" {
+		return strconv.Quote(q.name)
+	}
+	return fmt.Sprintf("#%d (%s)", q.index+1, q.scope.src)
+}
+
+type quorumDoc struct {
+	Default *int `yaml:"default"`
+	Rules   []struct {
+		Name      string   `yaml:"name"`
+		Scope     string   `yaml:"scope"`
+		Approvals int      `yaml:"approvals"`
+		From      []string `yaml:"from"`
+	} `yaml:"rules"`
+}
+
+func parseQuorum(b []byte, errs *errorList) quorumPolicy {
+	q := quorumPolicy{def: 1}
+	var doc quorumDoc
+	if err := decodeYAML(b, &doc); err != nil {
+		errs.add("%s: %w", quorumFile, err)
+		return q
+	}
+	if doc.Default != nil {
+		if *doc.Default < 1 || *doc.Default > maxApprovals {
+			errs.add("%s: default must be between 1 and %d approvals", quorumFile, maxApprovals)
+		} else {
+			q.def = *doc.Default
+		}
+	}
+	for i, r := range doc.Rules {
+		where := fmt.Sprintf("%s: rule #%d", quorumFile, i+1)
+		if r.Name != "" {
+			where += " " + strconv.Quote(r.Name)
+		}
+		if r.Scope == "" {
+			errs.add("%s: scope is missing", where)
+			continue
+		}
+		pat, err := parseScopePattern(r.Scope)
+		if err != nil {
+			errs.add("%s: %w", where, err)
+			continue
+		}
+		qr := quorumRule{index: i, name: r.Name, scope: pat, approvals: r.Approvals}
+		seen := map[string]bool{}
+		bad := false
+		for _, f := range r.From {
+			n, err := parseSubject(f)
+			if err != nil {
+				errs.add("%s: from: %w", where, err)
+				bad = true
+				continue
+			}
+			if seen[n] {
+				errs.add("%s: from names %s twice", where, n)
+				bad = true
+				continue
+			}
+			seen[n] = true
+			qr.from = append(qr.from, n)
+		}
+		if bad {
+			continue
+		}
+		if qr.approvals == 0 {
+			qr.approvals = max(1, len(qr.from))
+		}
+		switch {
+		case qr.approvals < 1 || qr.approvals > maxApprovals:
+			errs.add("%s: approvals must be between 1 and %d", where, maxApprovals)
+		case qr.approvals < len(qr.from):
+			errs.add("%s: approvals (%d) is fewer than the groups in from (%d); each group needs its own approver", where, qr.approvals, len(qr.from))
+		default:
+			q.rules = append(q.rules, qr)
+		}
+	}
+	return q
+}
+
+// requirement is what a scope needs, combined over every rule that covers it.
+type requirement struct {
+	need  int
+	from  []string
+	rules []quorumRule
+}
+
+func (q quorumPolicy) requirement(path []string) requirement {
+	var req requirement
+	seen := map[string]bool{}
+	for _, r := range q.rules {
+		if !r.scope.match(path) {
+			continue
+		}
+		req.rules = append(req.rules, r)
+		req.need = max(req.need, r.approvals)
+		for _, f := range r.from {
+			if !seen[f] {
+				seen[f] = true
+				req.from = append(req.from, f)
+			}
+		}
+	}
+	if len(req.rules) == 0 {
+		req.need = q.def
+	}
+	req.need = max(req.need, len(req.from))
+	sort.Strings(req.from)
+	return req
+}
+
+// assign matches required groups to distinct approvers (bipartite matching by
+// augmenting paths; both sides are tiny). member[a][g] says approver a belongs
+// to group g. It returns the groups left without an approver.
+func assign(groups []string, member []map[string]bool) []string {
+	owner := make([]int, len(groups)) // group -> approver, -1 if none
+	for i := range owner {
+		owner[i] = -1
+	}
+	var try func(a int, seen []bool) bool
+	try = func(a int, seen []bool) bool {
+		for gi, g := range groups {
+			if !member[a][g] || seen[gi] {
+				continue
+			}
+			seen[gi] = true
+			if owner[gi] < 0 || try(owner[gi], seen) {
+				owner[gi] = a
+				return true
+			}
+		}
+		return false
+	}
+	for a := range member {
+		try(a, make([]bool, len(groups)))
+	}
+	var missing []string
+	for gi, g := range groups {
+		if owner[gi] < 0 {
+			missing = append(missing, g)
+		}
+	}
+	return missing
+}

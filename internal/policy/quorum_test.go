@@ -1,0 +1,179 @@
+package policy
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/credbot/credbot/internal/approval"
+)
+
+const (
+	localSub  = "11111111-2222-4333-8444-555555555555"
+	localDir  = "22222222-3333-4444-8555-666666666666"
+	prodDir   = "55555555-6666-4777-8888-999999999999"
+	prodSub   = "66666666-7777-4888-8999-aaaaaaaaaaaa"
+	sandboxSA = "44444444-5555-4666-8777-888888888888"
+)
+
+func shippedDirectory() *fakeDirectory {
+	return newFakeDirectory().
+		active("U0CAROL", "carol@example.com").
+		group("security", "U0SEC", "U0LOCALAP2").
+		group("platform-eng", "U0ENG").
+		group("contractors", "U0CONTR")
+}
+
+func TestQuorum(t *testing.T) {
+	e := loadGolden(t, "../../policies", shippedDirectory())
+	tests := []struct {
+		name      string
+		scope     approval.Scope
+		approvers []string
+		want      approval.QuorumStatus
+	}{
+		{"default needs one", sub(localSub), nil, approval.QuorumStatus{Need: 1, Waiting: []string{"1 more approval(s)"}}},
+		{"default met by one", sub(localSub), []string{"U0LOCALAPR"}, approval.QuorumStatus{Met: true, Have: 1, Need: 1}},
+		{"directory default met by one", dir(localDir), []string{"U0LOCALAP2"}, approval.QuorumStatus{Met: true, Have: 1, Need: 1}},
+		{"GA default met by admin", ga("acme-ga"), []string{"U0LOCALADM"}, approval.QuorumStatus{Met: true, Have: 1, Need: 1}},
+		{"duplicates count once", sub(localSub), []string{"U0LOCALAPR", "U0LOCALAPR", ""}, approval.QuorumStatus{Met: true, Have: 1, Need: 1}},
+		{"someone who may not approve does not count", sub(localSub), []string{"U0LOCALOUT", "U0LOCALREQ"}, approval.QuorumStatus{Need: 1, Waiting: []string{"1 more approval(s)"}}},
+		{"prod: one approver is not enough", sub(prodSub), []string{"U0LOCALAPR"},
+			approval.QuorumStatus{Have: 1, Need: 2, Waiting: []string{"an approval from role:prod-owner", "an approval from role:security"}}},
+		{"prod: two approvers but no security", sub(prodSub), []string{"U0LOCALAPR", "U0LOCALADM"},
+			approval.QuorumStatus{Have: 2, Need: 2, Waiting: []string{"an approval from role:prod-owner", "an approval from role:security"}}},
+		{"prod: owner who is also security counts once", sub(prodSub), []string{"U0LOCALAP2"},
+			approval.QuorumStatus{Have: 1, Need: 2, Waiting: []string{"an approval from role:security"}}},
+		{"prod: owner and security", sub(prodSub), []string{"U0LOCALAP2", "U0SEC"}, approval.QuorumStatus{Met: true, Have: 2, Need: 2}},
+		{"prod: order does not matter", dir(prodDir), []string{"U0SEC", "U0LOCALAP2", "U0LOCALAPR"}, approval.QuorumStatus{Met: true, Have: 3, Need: 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := e.Quorum(context.Background(), tt.scope, tt.approvers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Met != tt.want.Met || got.Have != tt.want.Have || got.Need != tt.want.Need || !slices.Equal(got.Waiting, tt.want.Waiting) {
+				t.Errorf("Quorum = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	if _, err := e.Quorum(context.Background(), sub("bad"), nil); err == nil {
+		t.Error("invalid scope: no error")
+	}
+}
+
+// TestQuorumRulesCombine: every rule covering a scope applies; the strictest
+// count wins and the groups add up.
+func TestQuorumRulesCombine(t *testing.T) {
+	e := loadGolden(t, "testdata/golden", goldenDirectory())
+	for _, c := range []struct {
+		scope approval.Scope
+		need  int
+		from  []string
+	}{
+		{sub(gS2), 1, nil},
+		{dir(gD1), 2, nil},
+		{sub(gS1), 2, []string{"role:lead"}},
+		{sub(gS3), 3, []string{"U0APR", "group:auditors"}},
+	} {
+		req := e.snap.Load().quorum.requirement(e.snap.Load().pathOf(c.scope.String()))
+		slices.Sort(c.from)
+		if req.need != c.need || !slices.Equal(req.from, c.from) {
+			t.Errorf("%s: need %d from %v, want %d from %v", c.scope, req.need, req.from, c.need, c.from)
+		}
+	}
+}
+
+// TestLoadRejects is the validation table: each broken policy fails to load
+// with an error that says where and why.
+func TestLoadRejects(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		content string
+		want    string
+	}{
+		{"partial wildcard", "policy.csv", "p, U0A, globalaccount:acme*, list, allow\n", "whole identifier"},
+		{"partial wildcard in g", "policy.csv", "g, U0A, role:x, directory:*abc\n", "whole identifier"},
+		{"bad GUID", "policy.csv", "p, U0A, subaccount:123, list, allow\n", "not a GUID"},
+		{"unknown kind", "policy.csv", "p, U0A, org:acme, list, allow\n", "unknown scope kind"},
+		{"empty segment", "policy.csv", "p, U0A, globalaccount:acme//subaccount:*, list, allow\n", "empty segment"},
+		{"reserved action", "policy.csv", "p, U0A, **, breakglass, allow\n", "reserved"},
+		{"unknown action", "policy.csv", "p, U0A, **, destroy, allow\n", "unknown action"},
+		{"bad effect", "policy.csv", "p, U0A, **, list, maybe\n", "allow or deny"},
+		{"field count", "policy.csv", "p, U0A, **, list\n", "policy.csv:1: p rows have 4 fields"},
+		{"bad subject", "policy.csv", "p, bob, **, list, allow\n", "subject \"bob\""},
+		{"g into non-role", "policy.csv", "g, U0A, U0B, **\n", "must be a role"},
+		{"unknown row type", "policy.csv", "x, U0A, **\n", "row type"},
+		{"duplicate row", "policy.csv", "p, U0A, **, list, allow\n# again\np, U0A, **, list, allow\n", "policy.csv:3: duplicate of line 1"},
+		{"role cycle", "policy.csv", "g, role:a, role:b, **\ng, role:b, role:a, **\n", "loops"},
+		{"changed model", "model.conf", strings.Replace(Model, "&& !some(where (p.eft == deny))", "", 1), "differs"},
+		{"not a model", "model.conf", "hello", "model"},
+		{"hierarchy typo", "hierarchy.yaml", "globalaccount: acme\nchildren:\n  - directry: d1000000-0000-4000-8000-000000000001\n", "directry"},
+		{"hierarchy duplicate", "hierarchy.yaml", "globalaccount: acme\nchildren:\n  - directory: d1000000-0000-4000-8000-000000000001\n  - subaccount: 51000000-0000-4000-8000-000000000001\n  - subaccount: 51000000-0000-4000-8000-000000000001\n", "appears twice"},
+		{"hierarchy subaccount children", "hierarchy.yaml", "globalaccount: acme\nchildren:\n  - subaccount: 51000000-0000-4000-8000-000000000001\n    children:\n      - subaccount: 52000000-0000-4000-8000-000000000002\n", "cannot have children"},
+		{"quorum fewer approvals than groups", "quorum.yaml", "rules:\n  - scope: '**'\n    approvals: 1\n    from: [role:a, role:b]\n", "fewer than the groups"},
+		{"quorum zero default", "quorum.yaml", "default: 0\n", "default must be between"},
+		{"quorum too many", "quorum.yaml", "rules:\n  - scope: '**'\n    approvals: 99\n", "between 1 and"},
+		{"quorum typo", "quorum.yaml", "rules:\n  - scope: '**'\n    aprovals: 2\n", "aprovals"},
+		{"quorum bad scope", "quorum.yaml", "rules:\n  - scope: 'globalaccount:ac*'\n", "whole identifier"},
+		{"quorum no scope", "quorum.yaml", "rules:\n  - approvals: 2\n", "scope is missing"},
+		{"quorum bad subject", "quorum.yaml", "rules:\n  - scope: '**'\n    from: [security]\n", "subject"},
+		{"quorum duplicate group", "quorum.yaml", "rules:\n  - scope: '**'\n    from: [role:a, role:a]\n", "twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := copyPolicy(t, "testdata/golden")
+			writeFile(t, dir, tt.file, tt.content) // replaces the file: each case is about one line
+			_, err := Load(context.Background(), Options{Dir: dir})
+			if err == nil {
+				t.Fatal("loaded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadRequiresModelAndRows(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Load(context.Background(), Options{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "model.conf: missing") || !strings.Contains(err.Error(), "no policy rows") {
+		t.Errorf("empty dir: %v", err)
+	}
+	if _, err := Load(context.Background(), Options{Dir: filepath.Join(dir, "nope")}); err == nil {
+		t.Error("missing dir loaded")
+	}
+}
+
+func copyPolicy(t *testing.T, from string) string {
+	t.Helper()
+	dir := t.TempDir()
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dir, e.Name(), string(b))
+	}
+	return dir
+}
+
+func writeFile(t *testing.T, dir, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
