@@ -359,42 +359,52 @@ type Revelation struct {
 // Reveal hands the one-time secret to the requester's own click, once. The
 // clicker is re-authorized: still the requester, still allowed to request.
 func (s *Service) Reveal(ctx context.Context, id, user string) (Revelation, error) {
-	r, err := s.store.Get(ctx, id)
-	if err != nil {
-		return Revelation{}, s.notFound(err, id)
+	for range s.maxRetry {
+		r, err := s.store.Get(ctx, id)
+		if err != nil {
+			return Revelation{}, s.notFound(err, id)
+		}
+		if user != r.Requester {
+			return Revelation{}, userErr(ErrForbidden, "only the requester can reveal this credential")
+		}
+		switch r.State {
+		case StateIssued:
+		case StateDelivered:
+			return Revelation{}, userErr(ErrAlreadyTaken, "this secret was already revealed; credbot keeps no copy")
+		default:
+			return Revelation{}, userErr(ErrAlreadyTaken, "there is nothing to reveal: the request is %s", strings.ToLower(string(r.State)))
+		}
+		d, err := s.auth.Authorize(ctx, user, ActionCreate, r.Scope, "")
+		if err != nil {
+			return Revelation{}, fmt.Errorf("authorize reveal: %w", err)
+		}
+		if !d.Allowed {
+			return Revelation{}, userErr(ErrForbidden, "you are no longer allowed to hold credentials in %s%s", r.Scope, because(d))
+		}
+		next := *r
+		next.State, next.UpdatedAt = StateDelivered, s.clock.Now().UTC()
+		a := AuditEntry{RequestID: id, From: StateIssued, To: StateDelivered, Actor: user, At: next.UpdatedAt, Rule: d.Rule, PolicyHash: d.PolicyHash}
+		sealed, err := s.store.Take(ctx, &next, r.Version, a)
+		if errors.Is(err, ErrConflict) {
+			continue // the request moved on (e.g. its DM was recorded): look again
+		}
+		if errors.Is(err, ErrAlreadyTaken) {
+			return Revelation{}, userErr(ErrAlreadyTaken, "this secret has expired; ask again")
+		}
+		if err != nil {
+			return Revelation{}, err
+		}
+		sec, err := s.sealer.Open(id, sealed)
+		if err != nil {
+			return Revelation{}, err
+		}
+		next.Version = r.Version + 1
+		if err := s.notify.Revealed(ctx, &next); err != nil {
+			s.log.Warn("update DM notice", "request", id, "err", err)
+		}
+		return Revelation{Request: &next, Secret: sec}, nil
 	}
-	if user != r.Requester {
-		return Revelation{}, userErr(ErrForbidden, "only the requester can reveal this credential")
-	}
-	if r.State != StateIssued {
-		return Revelation{}, userErr(ErrAlreadyTaken, "there is nothing to reveal: the request is %s", strings.ToLower(string(r.State)))
-	}
-	d, err := s.auth.Authorize(ctx, user, ActionCreate, r.Scope, "")
-	if err != nil {
-		return Revelation{}, fmt.Errorf("authorize reveal: %w", err)
-	}
-	if !d.Allowed {
-		return Revelation{}, userErr(ErrForbidden, "you are no longer allowed to hold credentials in %s%s", r.Scope, because(d))
-	}
-	next := *r
-	next.State, next.UpdatedAt = StateDelivered, s.clock.Now().UTC()
-	a := AuditEntry{RequestID: id, From: StateIssued, To: StateDelivered, Actor: user, At: next.UpdatedAt, Rule: d.Rule, PolicyHash: d.PolicyHash}
-	sealed, err := s.store.Take(ctx, &next, r.Version, a)
-	if errors.Is(err, ErrAlreadyTaken) || errors.Is(err, ErrConflict) {
-		return Revelation{}, userErr(ErrAlreadyTaken, "this secret was already revealed or has expired")
-	}
-	if err != nil {
-		return Revelation{}, err
-	}
-	sec, err := s.sealer.Open(id, sealed)
-	if err != nil {
-		return Revelation{}, err
-	}
-	next.Version = r.Version + 1
-	if err := s.notify.Revealed(ctx, &next); err != nil {
-		s.log.Warn("update DM notice", "request", id, "err", err)
-	}
-	return Revelation{Request: &next, Secret: sec}, nil
+	return Revelation{}, fmt.Errorf("reveal %s: %w", id, ErrConflict)
 }
 
 // Undeliverable is called when a revealed secret could not be shown (the reply to

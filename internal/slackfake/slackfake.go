@@ -23,6 +23,7 @@ import (
 // Call is one request Slack received.
 type Call struct {
 	Method    string     // Web API method, or "response_url"
+	URL       string     // for response_url calls: the URL posted to
 	Params    url.Values // form parameters of Web API calls
 	Body      string     // raw body (JSON for views.* and response_url)
 	Channel   string     // channel the message landed in, when there is one
@@ -178,7 +179,7 @@ func (s *Server) response(w http.ResponseWriter, r *http.Request) {
 		ResponseType string `json:"response_type"`
 	}
 	_ = json.Unmarshal(body, &m)
-	s.record(Call{Method: "response_url", Body: string(body), Ephemeral: m.ResponseType != "in_channel"})
+	s.record(Call{Method: "response_url", URL: "http://" + r.Host + r.URL.Path, Body: string(body), Ephemeral: m.ResponseType != "in_channel"})
 	_, _ = w.Write([]byte("ok"))
 }
 

@@ -1,0 +1,300 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/btp"
+	"github.com/credbot/credbot/internal/btp/btptest"
+	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/slackfake"
+	"github.com/redis/go-redis/v9"
+)
+
+// The people of the local demo; the shipped example policy knows them.
+var (
+	Requester = slackfake.Person{ID: "U0LOCALREQ", Name: "ada"}
+	Approver  = slackfake.Person{ID: "U0LOCALAPR", Name: "grace"}
+	Outsider  = slackfake.Person{ID: "U0LOCALOUT", Name: "mallory"}
+)
+
+const (
+	localApprovals = "C0APPROVALS"
+	localToken     = "xoxb-local-fake"
+)
+
+// Local is a whole bot on embedded defaults: a fake Slack, the BTP emulator
+// (unless BTP_CLI_SERVER_URL is set) and an in-process Redis (unless REDIS_URL
+// is set). Tests build it with a real Redis URL.
+type Local struct {
+	App       *App
+	Slack     *slackfake.Server
+	BTP       *btptest.Server // nil when BTP_CLI_SERVER_URL points elsewhere
+	Workspace *slackfake.Workspace
+	closers   []func()
+}
+
+// StartLocal starts the local bot. getenv supplies overrides (REDIS_URL,
+// BTP_*, CREDBOT_POLICY_DIR, CREDBOT_CLAIM_WINDOW …).
+func StartLocal(ctx context.Context, getenv func(string) string, log *slog.Logger) (l *Local, err error) {
+	l = &Local{}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	cfg, err := ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ListenAddr = "127.0.0.1:0"
+	if cfg.RedisURL == "" {
+		mr, err := miniredis.Run()
+		if err != nil {
+			return nil, err
+		}
+		l.closers = append(l.closers, mr.Close)
+		cfg.RedisURL = "redis://" + mr.Addr()
+	}
+	if getenv("BTP_CLI_SERVER_URL") == "" {
+		l.BTP = btptest.NewServer(btptest.Options{})
+		l.closers = append(l.closers, l.BTP.Close)
+		cfg.BTP = btp.Config{
+			ServerURL: l.BTP.URL(), GlobalAccount: btptest.DefaultGlobalAccount,
+			Username: btptest.DefaultUser, Password: btptest.DefaultPassword,
+			VerifyCredentials: true, MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		}
+	}
+	if l.Slack, err = slackfake.Start(localToken); err != nil {
+		return nil, err
+	}
+	l.closers = append(l.closers, l.Slack.Close)
+	cfg.SlackBotToken, cfg.SlackAPIURL = localToken, l.Slack.APIURL()
+	cfg.SigningSecret = randomHex(16)
+	cfg.ApprovalChannel = localApprovals
+	cfg.ResponseHosts = append(cfg.ResponseHosts, l.Slack.Host())
+	if cfg.SecretKey == "" {
+		log.Warn("local mode: CREDBOT_SECRET_KEY not set, sealing secrets with a throw-away key")
+		cfg.SecretKey = approval.NewRandomKey()
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	rdb := redis.NewClient(opts)
+	l.closers = append(l.closers, func() { _ = rdb.Close() })
+	if l.App, err = New(ctx, cfg, Deps{Redis: rdb}, log); err != nil {
+		return nil, err
+	}
+	if err := l.App.Start(ctx); err != nil {
+		return nil, err
+	}
+	l.closers = append(l.closers, l.App.Close)
+	l.Workspace = &slackfake.Workspace{
+		Slack: l.Slack, BotURL: "http://" + l.App.Addr(), SigningSecret: cfg.SigningSecret,
+		Team: "T0LOCAL", Command: "/credbot", Sign: handlers.Sign,
+	}
+	return l, nil
+}
+
+// Close stops everything StartLocal started, newest first.
+func (l *Local) Close() {
+	for i := len(l.closers) - 1; i >= 0; i-- {
+		l.closers[i]()
+	}
+	l.closers = nil
+}
+
+// Demo plays the whole loop — request, refused clicks, approval, DM, reveal, a
+// second reveal — and writes what each person saw to w. Any step that does not
+// happen as it should is an error.
+func (l *Local) Demo(ctx context.Context, w io.Writer) error {
+	step := func(format string, a ...any) { fmt.Fprintf(w, "\n== "+format+"\n", a...) }
+	saw := func(who slackfake.Person, what string) {
+		fmt.Fprintf(w, "   %s (%s) sees: %s\n", who.Name, who.ID, strings.ReplaceAll(strings.TrimSpace(what), "\n", "\n      "))
+	}
+	wait := func(what string, match func(slackfake.Call) bool) (slackfake.Call, error) {
+		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		c, err := l.Slack.WaitFor(wctx, match)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", what, err)
+		}
+		return c, nil
+	}
+	reply := func(ru string) func(slackfake.Call) bool {
+		return func(c slackfake.Call) bool { return c.Method == "response_url" && c.URL == ru }
+	}
+
+	text := `create --subaccount 11111111-2222-4333-8444-555555555555 --name demo-ci-pipeline --reason "CI pipeline of the payments team"`
+	step("%s types: /credbot %s", Requester.Name, text)
+	ack, err := l.Workspace.Slash(ctx, Requester, text)
+	if err != nil || ack.Status != 200 {
+		return fmt.Errorf("slash command: status %d, %v", ack.Status, err)
+	}
+	saw(Requester, ackText(ack.Body))
+	c, err := wait("confirmation to the requester", reply(ack.ResponseURL))
+	if err != nil {
+		return err
+	}
+	saw(Requester, RenderReply(c.Body))
+
+	post, err := wait("approval message", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Channel == localApprovals
+	})
+	if err != nil {
+		return err
+	}
+	step("credbot posts to the approvers' channel %s", localApprovals)
+	saw(Approver, RenderBlocks(post.Params.Get("blocks")))
+	msg, _ := l.Slack.Message(post.Channel, post.TS)
+
+	for _, p := range []slackfake.Person{Outsider, Requester} {
+		step("%s clicks Approve", p.Name)
+		ack, err := l.Workspace.Click(ctx, p, msg, handlers.ActionApprove)
+		if err != nil || ack.Status != 200 {
+			return fmt.Errorf("click: status %d, %v", ack.Status, err)
+		}
+		c, err := wait("refusal", reply(ack.ResponseURL))
+		if err != nil {
+			return err
+		}
+		saw(p, RenderReply(c.Body))
+		if !strings.Contains(c.Body, ":warning:") {
+			return fmt.Errorf("%s's approval was not refused: %s", p.Name, c.Body)
+		}
+	}
+
+	step("%s clicks Approve", Approver.Name)
+	ack, err = l.Workspace.Click(ctx, Approver, msg, handlers.ActionApprove)
+	if err != nil || ack.Status != 200 {
+		return fmt.Errorf("click: status %d, %v", ack.Status, err)
+	}
+	c, err = wait("approval confirmation", reply(ack.ResponseURL))
+	if err != nil {
+		return err
+	}
+	saw(Approver, RenderReply(c.Body))
+	dm, err := wait("DM with a Reveal button", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal)
+	})
+	if err != nil {
+		return err
+	}
+	upd, _ := l.Slack.Message(post.Channel, post.TS)
+	step("credbot updates the approval message")
+	saw(Approver, RenderBlocks(upd.Blocks))
+	step("credbot DMs %s", Requester.Name)
+	saw(Requester, RenderBlocks(dm.Params.Get("blocks")))
+
+	dmMsg, _ := l.Slack.Message(dm.Channel, dm.TS)
+	step("%s clicks Reveal", Requester.Name)
+	ack, err = l.Workspace.Click(ctx, Requester, dmMsg, handlers.ActionReveal)
+	if err != nil || ack.Status != 200 {
+		return fmt.Errorf("reveal click: status %d, %v", ack.Status, err)
+	}
+	c, err = wait("revealed secret", reply(ack.ResponseURL))
+	if err != nil {
+		return err
+	}
+	saw(Requester, "(ephemeral, only in the DM) "+RenderReply(c.Body))
+	if !strings.Contains(c.Body, "clientsecret") {
+		return fmt.Errorf("reveal did not carry the secret: %s", RenderReply(c.Body))
+	}
+
+	step("%s clicks Reveal again", Requester.Name)
+	ack, err = l.Workspace.Click(ctx, Requester, dmMsg, handlers.ActionReveal)
+	if err != nil || ack.Status != 200 {
+		return fmt.Errorf("second reveal click: status %d, %v", ack.Status, err)
+	}
+	c, err = wait("second reveal answer", reply(ack.ResponseURL))
+	if err != nil {
+		return err
+	}
+	saw(Requester, RenderReply(c.Body))
+	if strings.Contains(c.Body, "clientsecret") {
+		return errors.New("the secret was revealed twice")
+	}
+	if l.BTP != nil {
+		step("the BTP emulator saw %d create call(s); live credentials in the subaccount: %v",
+			l.BTP.Count("create"), l.BTP.Live(approval.Scope{Kind: approval.ScopeSubaccount, ID: btptest.DefaultSubaccount}))
+		if n := l.BTP.Count("create"); n != 1 {
+			return fmt.Errorf("BTP saw %d creates, want 1", n)
+		}
+	}
+	fmt.Fprintln(w, "\nThe whole loop worked.")
+	return nil
+}
+
+func ackText(body string) string {
+	var m struct{ Text string }
+	if json.Unmarshal([]byte(body), &m) == nil && m.Text != "" {
+		return m.Text
+	}
+	return body
+}
+
+// RenderReply turns a response_url body into readable text.
+func RenderReply(body string) string {
+	var m struct {
+		Text   string          `json:"text"`
+		Blocks json.RawMessage `json:"blocks"`
+	}
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		return body
+	}
+	if len(m.Blocks) > 0 && string(m.Blocks) != "null" {
+		return RenderBlocks(string(m.Blocks))
+	}
+	return m.Text
+}
+
+// RenderBlocks turns Block Kit JSON into plain lines, buttons as [Label].
+func RenderBlocks(blocks string) string {
+	var bs []struct {
+		Text     *struct{ Text string }  `json:"text"`
+		Fields   []struct{ Text string } `json:"fields"`
+		Elements []map[string]any        `json:"elements"`
+	}
+	if err := json.Unmarshal([]byte(blocks), &bs); err != nil {
+		return blocks
+	}
+	var out []string
+	for _, b := range bs {
+		if b.Text != nil {
+			out = append(out, b.Text.Text)
+		}
+		for _, f := range b.Fields {
+			out = append(out, "  "+f.Text)
+		}
+		var line []string
+		for _, e := range b.Elements {
+			switch t := e["text"].(type) {
+			case string: // a context element
+				line = append(line, t)
+			case map[string]any: // a button
+				line = append(line, fmt.Sprintf("[%v]", t["text"]))
+			}
+		}
+		if len(line) > 0 {
+			out = append(out, strings.Join(line, " "))
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
