@@ -32,9 +32,9 @@ type wire struct {
 }
 
 type answer struct {
-	status  int
-	header  http.Header
-	body    []byte
+	status int
+	header http.Header
+	body   []byte
 }
 
 func (a answer) backend() string { return a.header.Get("X-Cpcli-Backend-Status") }
