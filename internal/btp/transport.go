@@ -128,6 +128,9 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 			slog.String("op", cl.op), slog.String("correlation_id", cl.corr),
 			slog.Int("attempt", attempt+1), slog.Duration("wait", wait), slog.String("error", e.Error()))
 		if err := c.sleep(ctx, wait); err != nil {
+			if e.Err == nil || isSentinel(e.Err) {
+				e.Err = err // the caller gave up; say so
+			}
 			return nil, e
 		}
 	}

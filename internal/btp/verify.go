@@ -44,17 +44,21 @@ func (c *Client) verify(ctx context.Context, is approval.Issued, corr string) er
 	case secret != "":
 		cc.ClientSecret = secret
 		cc.AuthStyle = oauth2.AuthStyleAutoDetect
-	case cert != "" && key != "":
+	case cert != "" && key != "" && strings.HasPrefix(cred.TokenURL, "https://"):
 		pair, err := tls.X509KeyPair([]byte(cert), []byte(key))
 		if err != nil {
-			return fail("the returned certificate and key do not form a key pair", false)
+			// What the server puts in "key" is not recorded (reference §6);
+			// if it is not the certificate's key we cannot prove anything.
+			c.log.LogAttrs(ctx, slog.LevelWarn, "btp cannot verify a certificate credential: returned key does not match its certificate",
+				slog.String("name", cred.Name), slog.String("correlation_id", corr))
+			return nil
 		}
 		hc = mtlsClient(c.httpc, pair)
 		cc.AuthStyle = oauth2.AuthStyleInParams
 	default:
-		// The caller supplied the certificate and keeps its private key; we
-		// cannot present it, so there is nothing we can prove here.
-		c.log.LogAttrs(ctx, slog.LevelInfo, "btp skipping verification of a certificate credential without its key",
+		// The caller supplied the certificate and keeps its private key, or the
+		// token URL is not TLS: we cannot present the certificate.
+		c.log.LogAttrs(ctx, slog.LevelInfo, "btp skipping verification of a certificate credential",
 			slog.String("name", cred.Name), slog.String("correlation_id", corr))
 		return nil
 	}

@@ -17,7 +17,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -28,6 +30,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -69,6 +72,9 @@ type Options struct {
 	// Assertions are the JWTs a JWT-assertion login accepts, mapped to the
 	// user they log in. Such a login needs a custom IdP, as at SAP.
 	Assertions map[string]string
+	// TLS makes NewServer serve HTTPS and ask for client certificates, so that
+	// certificate credentials can get tokens over mutual TLS. Use Client.
+	TLS bool
 }
 
 // Fault changes the answers to the next requests of one action.
@@ -152,8 +158,22 @@ type credential struct {
 // NewServer starts the emulator on a loopback port. Close it when done.
 func NewServer(opts Options) *Server {
 	s := NewHandler(opts)
-	s.ts = httptest.NewServer(s)
+	if !opts.TLS {
+		s.ts = httptest.NewServer(s)
+		return s
+	}
+	s.ts = httptest.NewUnstartedServer(s)
+	s.ts.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	s.ts.StartTLS()
 	return s
+}
+
+// Client returns an HTTP client that trusts a started server's certificate.
+func (s *Server) Client() *http.Client {
+	if s.ts == nil {
+		return http.DefaultClient
+	}
+	return s.ts.Client()
 }
 
 // NewHandler returns the emulator without starting it, to serve with an
@@ -707,15 +727,18 @@ func (s *Server) create(r *http.Request, scope approval.Scope, p map[string]stri
 	default:
 		return backendError(http.StatusBadRequest, "The value of readOnly must be true or false.")
 	}
-	cert := p["certificate"]
-	if cert != "" && !validPEMCertificate(cert) {
-		return backendError(http.StatusBadRequest, "The certificate is not valid PEM format.")
-	}
-	var secret string
-	if cert == "" {
-		secret = randomUUID() + "$EMU" + base64.RawURLEncoding.EncodeToString(randomBytes(24)) + "="
+	var cert, secret string
+	if given := p["certificate"]; given != "" {
+		subject, ok := parsePEMCertificate(given)
+		if !ok {
+			return backendError(http.StatusBadRequest, "The certificate is not valid PEM format.")
+		}
+		// Assumption: the recordings redact certificate and key; SAP calls the
+		// returned certificate "computed based on the one passed" and the key
+		// "generated", so we issue a new key pair for the same subject.
+		cert, secret = computeCertificate(subject)
 	} else {
-		secret = newPrivateKeyPEM()
+		secret = randomUUID() + "$EMU" + base64.RawURLEncoding.EncodeToString(randomBytes(24)) + "="
 	}
 
 	z := s.zoneOf(r, scope)
@@ -754,7 +777,6 @@ func (s *Server) create(r *http.Request, scope approval.Scope, p map[string]stri
 			{"url", z.base}, {"uaadomain", uaadomain}, {"apiurl", apiURL(z)}, {"certurl", z.base + "/cert"},
 			{"identityzone", z.identityzone}, {"identityzoneid", z.guid}, {"tenantid", z.guid}, {"name", name},
 			{"zoneid", z.guid}, {"certificate-pinning", false}, {"read-only", readOnly},
-			// Assumption: the recordings redact "key"; we return a fresh private key.
 			{"key", secret},
 		}
 	}
@@ -895,30 +917,48 @@ func (s *Server) zoneName(scope approval.Scope) string {
 	return scope.ID
 }
 
-func validPEMCertificate(v string) bool {
+func parsePEMCertificate(v string) (pkix.Name, bool) {
 	block, _ := pem.Decode([]byte(v))
 	if block == nil || block.Type != "CERTIFICATE" {
-		return false
+		return pkix.Name{}, false
 	}
-	_, err := x509.ParseCertificate(block.Bytes)
-	return err == nil
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return pkix.Name{}, false
+	}
+	return c.Subject, true
+}
+
+// computeCertificate issues a client certificate with a fresh key for subject.
+func computeCertificate(subject pkix.Name) (certPEM, keyPEM string) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	serial := new(big.Int).SetBytes(randomBytes(16))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      subject,
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(7 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		panic(err)
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		panic(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd}))
 }
 
 func samePEMCertificate(pemText string, der []byte) bool {
 	block, _ := pem.Decode([]byte(pemText))
 	return block != nil && subtle.ConstantTimeCompare(block.Bytes, der) == 1
-}
-
-func newPrivateKeyPEM() string {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		panic(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 }
 
 func validVersion(v string) bool {
