@@ -139,6 +139,9 @@ func tokenize(s string) ([]string, error) {
 	inTok := false
 	var quote rune
 	for _, r := range s {
+		if unicode.IsControl(r) && !unicode.IsSpace(r) {
+			return nil, fmt.Errorf("%w: control characters are not allowed", errUsage)
+		}
 		switch {
 		case quote != 0:
 			if r == quote || (quote == '“' && r == '”') || (quote == '‘' && r == '’') {
@@ -157,8 +160,6 @@ func tokenize(s string) ([]string, error) {
 				cur.Reset()
 				inTok = false
 			}
-		case unicode.IsControl(r):
-			return nil, fmt.Errorf("%w: control characters are not allowed", errUsage)
 		default:
 			cur.WriteRune(r)
 			inTok = true
@@ -172,7 +173,6 @@ func tokenize(s string) ([]string, error) {
 	}
 	return toks, nil
 }
-
 
 // Usage is the help text.
 const Usage = "*credbot* hands out SAP BTP API credentials (XSUAA) after approval.\n" +
