@@ -73,6 +73,17 @@ const SelfApprovalRule = "built-in: requesters never approve their own requests"
 // Load reads and compiles the policy in opts.Dir. It fails if the policy is
 // broken: a service should not start without one.
 func Load(ctx context.Context, opts Options) (*Engine, error) {
+	e, err := newEngine(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func newEngine(opts Options) (*Engine, error) {
 	e := &Engine{
 		dir:      opts.Dir,
 		log:      opts.Logger,
@@ -100,9 +111,6 @@ func Load(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("policy: register metrics: %w", err)
 	}
 	e.metrics = m
-	if err := e.Reload(ctx); err != nil {
-		return nil, err
-	}
 	return e, nil
 }
 
@@ -364,8 +372,13 @@ func (s *snapshot) decision(cl []entry, v verdict, user string, act approval.Act
 // describe renders how a name was reached, e.g. "U123 as role:approver".
 func describe(cl []entry, i int) string {
 	chain := []string{cl[i].name}
+	root := i
 	for j := cl[i].from; j >= 0; j = cl[j].from {
 		chain = append(chain, cl[j].name)
+		root = j
+	}
+	if root != 0 {
+		chain = append(chain, cl[0].name) // the user ID, who carries every name
 	}
 	if len(chain) == 1 {
 		return chain[0]
@@ -478,8 +491,10 @@ func (e *Engine) Quorum(ctx context.Context, scope approval.Scope, approvers []s
 }
 
 // Approvers lists the subject names allowed to approve in scope: user IDs,
-// email:…, group:… (roles are expanded to their members). A person listed may
-// still be denied through another of their names, e.g. a denied group.
+// email:… and group:… names, with roles expanded to their members. With a
+// Directory, each user ID is judged with all of that person's names, so
+// someone denied through a group is left out; emails and groups are judged
+// as names alone, and a member may still be denied through another name.
 func (e *Engine) Approvers(ctx context.Context, scope approval.Scope) ([]string, error) {
 	if err := scope.Validate(); err != nil {
 		return nil, fmt.Errorf("policy: approvers: %w", err)
@@ -488,11 +503,31 @@ func (e *Engine) Approvers(ctx context.Context, scope approval.Scope) ([]string,
 		return nil, err
 	}
 	s := e.snap.Load()
-	return s.approvers(s.pathOf(scope.String())), nil
+	path := s.pathOf(scope.String())
+	var out []string
+	for _, n := range s.approverNames(path) {
+		if e.ids == nil || !userIDRE.MatchString(n) {
+			if s.mayApprove(n, path) {
+				out = append(out, n)
+			}
+			continue
+		}
+		names, err := e.ids.names(ctx, n, s.groups)
+		if err != nil {
+			return nil, fmt.Errorf("policy: approvers: %w", err)
+		}
+		var buf [16]entry
+		if s.decide(s.closure(names, path, buf[:0]), approval.ActionApprove, path, nil).allowed() {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
-func (s *snapshot) approvers(path []string) []string {
-	// Walk from the allow rows back through g rows to non-role names.
+// approverNames walks from the approve rows that allow at path back through
+// the g rows that hold there, to the names that are not roles.
+func (s *snapshot) approverNames(path []string) []string {
 	seen := map[string]bool{}
 	var queue []string
 	for k, rs := range s.p {
@@ -523,10 +558,9 @@ func (s *snapshot) approvers(path []string) []string {
 	}
 	var out []string
 	for _, n := range queue {
-		if !isRole(n) && s.mayApprove(n, path) {
+		if !isRole(n) {
 			out = append(out, n)
 		}
 	}
-	slices.Sort(out)
 	return out
 }

@@ -1,0 +1,78 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestShippedPolicyTests runs policies/*_test.yaml as "credbot policy test"
+// does: the shipped example must pass its own tests.
+func TestShippedPolicyTests(t *testing.T) {
+	var out bytes.Buffer
+	failed, err := RunTests(context.Background(), "../../policies", &out)
+	if err != nil || failed != 0 {
+		t.Errorf("RunTests = %d, %v\n%s", failed, err, out.String())
+	}
+	if !strings.HasPrefix(lastLine(out.String()), "ok: ") {
+		t.Errorf("summary: %q", out.String())
+	}
+}
+
+// TestRunTestsReportsFailures: a failing case names its file, line, and the
+// rule that decided.
+func TestRunTestsReportsFailures(t *testing.T) {
+	dir := copyPolicy(t, "../../policies")
+	writeFile(t, dir, "wrong_test.yaml", `
+decisions:
+  - {user: U0LOCALREQ, act: create, scope: "subaccount:44444444-5555-4666-8777-888888888888", want: allow}
+  - {user: U0LOCALREQ, act: create, scope: "subaccount:11111111-2222-4333-8444-555555555555", want: allow, rule: "p, role:admin, globalaccount:acme-ga, create, allow"}
+  - {user: U0LOCALREQ, act: create, scope: "subaccount:11111111-2222-4333-8444-555555555555", want: allow, rule: "p,role:requester,globalaccount:acme-ga,create,allow"}
+quorum:
+  - {scope: "directory:55555555-6666-4777-8888-999999999999", approvers: [U0LOCALAPR], want: met}
+approvers:
+  - {scope: "globalaccount:acme-ga", want: [U0LOCALAPR]}
+`)
+	var out bytes.Buffer
+	failed, err := RunTests(context.Background(), dir, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed != 4 {
+		t.Errorf("failed = %d, want 4\n%s", failed, out.String())
+	}
+	for _, want := range []string{
+		"FAIL wrong_test.yaml:3: U0LOCALREQ create in subaccount:44444444-5555-4666-8777-888888888888: got deny, want allow",
+		"deciding rule: p, role:requester, directory:33333333-4444-4555-8666-777777777777, create, deny (policy.csv:",
+		"FAIL wrong_test.yaml:4:",
+		"FAIL wrong_test.yaml:7: quorum",
+		"FAIL wrong_test.yaml:9: approvers",
+		"FAIL: 4 of ",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestRunTestsErrors(t *testing.T) {
+	dir := copyPolicy(t, "../../policies")
+	writeFile(t, dir, "policy.csv", "p, nobody, **, list, allow\n")
+	if _, err := RunTests(context.Background(), dir, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "does not load") {
+		t.Errorf("broken policy: %v", err)
+	}
+	dir = copyPolicy(t, "testdata/golden")
+	if _, err := RunTests(context.Background(), dir, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "no *_test.yaml") {
+		t.Errorf("no tables: %v", err)
+	}
+	writeFile(t, dir, "x_test.yaml", "decisions:\n  - {user: U1, act: list, scope: x, wnt: allow}\n")
+	if _, err := RunTests(context.Background(), dir, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "wnt") {
+		t.Errorf("typo in table: %v", err)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
