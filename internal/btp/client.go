@@ -206,8 +206,11 @@ func New(cfg Config) (*Client, error) {
 	if cfg.GlobalAccount == "" {
 		return nil, errors.New("btp: the global account subdomain (BTP_GLOBALACCOUNT) is required")
 	}
-	if err := (approval.Scope{Kind: approval.ScopeGlobalAccount, ID: cfg.GlobalAccount}).Validate(); err != nil {
-		return nil, fmt.Errorf("btp: BTP_GLOBALACCOUNT must be the global account's subdomain, not its GUID or name: %w", err)
+	if err := (approval.Scope{Kind: approval.ScopeGlobalAccount, ID: cfg.GlobalAccount}).Validate(); err != nil ||
+		(approval.Scope{Kind: approval.ScopeSubaccount, ID: cfg.GlobalAccount}).Validate() == nil {
+		// A GUID is a well-formed subdomain, but it is the classic mistake:
+		// the login would fail with a puzzling 404.
+		return nil, fmt.Errorf("btp: BTP_GLOBALACCOUNT %q must be the global account's subdomain, not its GUID or display name", cfg.GlobalAccount)
 	}
 
 	c := &Client{
