@@ -1,0 +1,137 @@
+// Command bot runs credbot.
+//
+//	bot                      serve Slack if SLACK_BOT_TOKEN is set, else run the local demo
+//	bot serve                serve Slack (HTTP mode) with the configuration from the environment
+//	bot local                run the whole loop on embedded defaults and print a transcript
+//	bot btp-emulator --listen 127.0.0.1:8081   serve the BTP CLI server emulator
+//	bot policy test [dir]    run the policy's decision table (default: policies/)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/credbot/credbot/internal/app"
+	"github.com/credbot/credbot/internal/btp/btptest"
+	"github.com/credbot/credbot/internal/policy"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "credbot:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
+	cmd := ""
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "":
+		if os.Getenv("SLACK_BOT_TOKEN") == "" {
+			return local(ctx, log)
+		}
+		return serve(ctx, log)
+	case "serve":
+		return serve(ctx, log)
+	case "local":
+		return local(ctx, log)
+	case "btp-emulator":
+		return emulator(ctx, args, log)
+	case "policy":
+		if len(args) == 0 || args[0] != "test" {
+			return errors.New("usage: bot policy test [dir]")
+		}
+		dir := "policies"
+		if len(args) > 1 {
+			dir = args[1]
+		}
+		failed, err := policy.RunTests(ctx, dir, os.Stdout)
+		if err != nil {
+			return err
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d policy test(s) failed", failed)
+		}
+		return nil
+	case "help", "-h", "--help":
+		fmt.Println("usage: bot [serve | local | btp-emulator --listen ADDR | policy test [DIR]]")
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (try: bot help)", cmd)
+}
+
+func serve(ctx context.Context, log *slog.Logger) error {
+	cfg, err := app.ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	a, err := app.New(ctx, cfg, app.Deps{}, log)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	a.Close()
+	return nil
+}
+
+func local(ctx context.Context, log *slog.Logger) error {
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if os.Getenv("CREDBOT_LOG_LEVEL") != "" {
+		quiet = log
+	}
+	fmt.Println("credbot local mode: fake Slack, BTP emulator and in-process Redis (override with REDIS_URL, BTP_CLI_SERVER_URL).")
+	l, err := app.StartLocal(ctx, os.Getenv, quiet)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return l.Demo(ctx, os.Stdout)
+}
+
+func emulator(ctx context.Context, args []string, log *slog.Logger) error {
+	fs := flag.NewFlagSet("btp-emulator", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8081", "address to serve on")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	h := btptest.NewHandler(btptest.Options{Logger: log})
+	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	log.Info("btp emulator", "listen", *listen, "globalaccount", btptest.DefaultGlobalAccount,
+		"user", btptest.DefaultUser, "password", btptest.DefaultPassword, "subaccount", btptest.DefaultSubaccount)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func logLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("CREDBOT_LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
