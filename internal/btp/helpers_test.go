@@ -85,6 +85,7 @@ func newFixture(t *testing.T, opts btptest.Options, edit ...func(*btp.Config)) *
 		Password:      btptest.DefaultPassword,
 		IdP:           opts.IdP,
 		UserAgent:     "credbot-test",
+		HTTPClient:    srv.Client(),
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		MaxRetries:    3,
 		MinBackoff:    time.Millisecond,
