@@ -130,7 +130,9 @@ func (c *Client) Create(ctx context.Context, spec approval.CredentialSpec) (appr
 		default:
 			return approval.Issued{}, err
 		}
-		if attempt >= c.cfg.MaxRetries {
+		// Resolving is not a blind retry, so it happens even with retries
+		// disabled; it is bounded all the same.
+		if attempt >= max(c.cfg.MaxRetries, 2) {
 			return approval.Issued{}, err
 		}
 		log.LogAttrs(ctx, slog.LevelWarn, "btp create outcome unknown, resolving by name",

@@ -290,3 +290,12 @@ func TestGlobalAccountScopeMustBeTheLoggedInOne(t *testing.T) {
 		t.Fatalf("List in another global account = %v", err)
 	}
 }
+
+func TestAmbiguousCreateIsResolvedEvenWithRetriesDisabled(t *testing.T) {
+	f := newFixture(t, btptest.Options{}, func(c *btp.Config) { c.MaxRetries = -1 })
+	f.srv.Inject(btptest.Fault{Action: "create", DropAfterCommit: true})
+	if _, err := f.client.Create(context.Background(), approval.CredentialSpec{Scope: subaccount, Name: "no-retries"}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	wantCounts(t, f.srv, 2, 1, 1)
+}

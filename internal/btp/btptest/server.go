@@ -647,7 +647,7 @@ func (s *Server) zoneOf(r *http.Request, scope approval.Scope) zone {
 	z := zone{guid: strings.ToLower(scope.ID), identityzone: strings.ToLower(scope.ID)}
 	switch scope.Kind {
 	case approval.ScopeSubaccount:
-		z.identityzone = "sa-" + z.guid[:8]
+		z.identityzone = s.zoneName(key(scope))
 	case approval.ScopeGlobalAccount:
 		// The global account scope reports the GA's GUID, not its subdomain.
 		z.guid = nameUUID("ga:" + s.opts.GlobalAccount)
@@ -910,7 +910,8 @@ func (s *Server) token(r *http.Request, body []byte) *reply {
 func (s *Server) zoneName(scope approval.Scope) string {
 	switch scope.Kind {
 	case approval.ScopeSubaccount:
-		return "sa-" + scope.ID[:8]
+		// Like a subaccount subdomain: readable, and unique enough here.
+		return "sa-" + scope.ID[:min(8, len(scope.ID))]
 	case approval.ScopeGlobalAccount:
 		return s.opts.GlobalAccount
 	}
