@@ -29,7 +29,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr, os.Getenv); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stderr, os.Getenv, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "btp-emulator:", err)
 		os.Exit(1)
 	}
@@ -48,7 +48,8 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-func run(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string) error {
+// run serves until ctx ends. ready, if not nil, learns the bound address.
+func run(ctx context.Context, args []string, stderr io.Writer, getenv func(string) string, ready func(addr string)) error {
 	fs := flag.NewFlagSet("btp-emulator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8081", "address to serve on")
@@ -87,6 +88,9 @@ func run(ctx context.Context, args []string, stderr io.Writer, getenv func(strin
 	log.Info("btp emulator listening", "url", "http://"+ln.Addr().String(), "global_account", *ga, "user", *user)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
 	select {
 	case err := <-errc:
 		return err
