@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -33,31 +34,39 @@ type Config struct {
 	SigningSecret   string
 	SlackAPIURL     string
 	ApprovalChannel string
-	ResponseHosts   []string
-	RedisURL        string
-	KeyPrefix       string
-	PolicyDir       string
-	SecretKey       string
-	PendingTTL      time.Duration
-	ClaimWindow     time.Duration
-	RescueAfter     time.Duration
-	SweepInterval   time.Duration
-	BTP             btp.Config
+	// EscalationChannel is told about requests that waited through
+	// EscalateAfter reminders; empty disables escalation.
+	EscalationChannel string
+	ResponseHosts     []string
+	RedisURL          string
+	KeyPrefix         string
+	PolicyDir         string
+	SecretKey         string
+	PendingTTL        time.Duration
+	ClaimWindow       time.Duration
+	MaxLifetime       time.Duration
+	RemindAfter       time.Duration
+	EscalateAfter     int
+	RescueAfter       time.Duration
+	SweepInterval     time.Duration
+	BTP               btp.Config
 }
 
 // ConfigFromEnv reads the documented variables (see README).
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
-		ListenAddr:      or(getenv("CREDBOT_LISTEN_ADDR"), ":3000"),
-		SlackBotToken:   getenv("SLACK_BOT_TOKEN"),
-		SigningSecret:   getenv("SLACK_SIGNING_SECRET"),
-		SlackAPIURL:     or(getenv("SLACK_API_URL"), "https://slack.com/api/"),
-		ApprovalChannel: getenv("CREDBOT_APPROVAL_CHANNEL"),
-		RedisURL:        getenv("REDIS_URL"),
-		KeyPrefix:       or(getenv("CREDBOT_KEY_PREFIX"), "credbot"),
-		PolicyDir:       or(getenv("CREDBOT_POLICY_DIR"), "policies"),
-		SecretKey:       getenv("CREDBOT_SECRET_KEY"),
-		BTP:             btp.ConfigFromEnv(getenv),
+		ListenAddr:        or(getenv("CREDBOT_LISTEN_ADDR"), ":3000"),
+		SlackBotToken:     getenv("SLACK_BOT_TOKEN"),
+		SigningSecret:     getenv("SLACK_SIGNING_SECRET"),
+		SlackAPIURL:       or(getenv("SLACK_API_URL"), "https://slack.com/api/"),
+		ApprovalChannel:   getenv("CREDBOT_APPROVAL_CHANNEL"),
+		EscalationChannel: getenv("CREDBOT_ESCALATION_CHANNEL"),
+		EscalateAfter:     3,
+		RedisURL:          getenv("REDIS_URL"),
+		KeyPrefix:         or(getenv("CREDBOT_KEY_PREFIX"), "credbot"),
+		PolicyDir:         or(getenv("CREDBOT_POLICY_DIR"), "policies"),
+		SecretKey:         getenv("CREDBOT_SECRET_KEY"),
+		BTP:               btp.ConfigFromEnv(getenv),
 	}
 	if h := getenv("CREDBOT_RESPONSE_HOSTS"); h != "" {
 		c.ResponseHosts = strings.Split(h, ",")
@@ -70,14 +79,21 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}{
 		{"CREDBOT_PENDING_TTL", 24 * time.Hour, &c.PendingTTL},
 		{"CREDBOT_CLAIM_WINDOW", 15 * time.Minute, &c.ClaimWindow},
+		{"CREDBOT_MAX_LIFETIME", 90 * 24 * time.Hour, &c.MaxLifetime},
+		{"CREDBOT_REMIND_AFTER", time.Hour, &c.RemindAfter},
 		{"CREDBOT_RESCUE_AFTER", 2 * time.Minute, &c.RescueAfter},
 		{"CREDBOT_SWEEP_INTERVAL", 5 * time.Second, &c.SweepInterval},
 	} {
 		*d.into = d.def
 		if v := getenv(d.env); v != "" {
-			if *d.into, err = time.ParseDuration(v); err != nil || *d.into <= 0 {
+			if *d.into, err = ParseDuration(v); err != nil || *d.into <= 0 {
 				return c, fmt.Errorf("%s: %q is not a positive duration like 15m", d.env, v)
 			}
+		}
+	}
+	if v := getenv("CREDBOT_ESCALATE_AFTER"); v != "" {
+		if c.EscalateAfter, err = strconv.Atoi(v); err != nil || c.EscalateAfter < 1 {
+			return c, fmt.Errorf("CREDBOT_ESCALATE_AFTER: %q is not a positive number of reminders", v)
 		}
 	}
 	if !strings.HasSuffix(c.SlackAPIURL, "/") {
@@ -126,6 +142,58 @@ type Deps struct {
 	Redis  redis.UniversalClient
 	Issuer approval.Issuer
 	Clock  approval.Clock
+	Hooks  approval.Hooks
+}
+
+// NewRedis connects to REDIS_URL: redis:// or rediss:// for one server, or
+// redis-sentinel://[user:pass@]host:port[,host:port…]/db?master_name=NAME for a
+// Sentinel-managed primary (go-redis's failover URL with the sentinel addresses).
+func NewRedis(rawURL string) (redis.UniversalClient, error) {
+	if rest, ok := strings.CutPrefix(rawURL, "redis-sentinel://"); ok {
+		// go-redis takes extra sentinels as addr= parameters.
+		hostsEnd := strings.IndexAny(rest, "/?")
+		if hostsEnd < 0 {
+			hostsEnd = len(rest)
+		}
+		auth, hosts := "", rest[:hostsEnd]
+		if at := strings.LastIndex(hosts, "@"); at >= 0 {
+			auth, hosts = hosts[:at+1], hosts[at+1:]
+		}
+		list := strings.Split(hosts, ",")
+		u := "redis://" + auth + list[0] + rest[hostsEnd:]
+		for _, h := range list[1:] {
+			sep := "?"
+			if strings.Contains(u, "?") {
+				sep = "&"
+			}
+			u += sep + "addr=" + h
+		}
+		opts, err := redis.ParseFailoverURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL (sentinel): %w", err)
+		}
+		if opts.MasterName == "" {
+			return nil, errors.New("REDIS_URL (sentinel): master_name=… is required")
+		}
+		return redis.NewFailoverClient(opts), nil
+	}
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	return redis.NewClient(opts), nil
+}
+
+// ParseDuration accepts Go durations and whole days ("90d").
+func ParseDuration(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 || n > 3650 {
+			return 0, fmt.Errorf("bad duration %q", v)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
 }
 
 // New builds the bot from cfg; Start runs it.
@@ -139,11 +207,9 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	}
 	a := &App{cfg: cfg, log: log, rdb: deps.Redis}
 	if a.rdb == nil {
-		opts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		if a.rdb, err = NewRedis(cfg.RedisURL); err != nil {
+			return nil, err
 		}
-		a.rdb = redis.NewClient(opts)
 	}
 	if a.Store, err = store.New(ctx, a.rdb, cfg.KeyPrefix); err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
@@ -160,8 +226,11 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		}
 	}
 	api := slack.New(cfg.SlackBotToken, slack.OptionAPIURL(cfg.SlackAPIURL))
-	a.Service = approval.NewService(a.Store, a.Policy, issuer, handlers.NewNotifier(api, cfg.ApprovalChannel),
-		sealer, deps.Clock, log, approval.Config{PendingTTL: cfg.PendingTTL, ClaimWindow: cfg.ClaimWindow})
+	notifier := handlers.NewNotifier(api, cfg.ApprovalChannel).WithEscalation(cfg.EscalationChannel)
+	a.Service = approval.NewService(a.Store, a.Policy, issuer, notifier, sealer, deps.Clock, log, approval.Config{
+		PendingTTL: cfg.PendingTTL, ClaimWindow: cfg.ClaimWindow, MaxLifetime: cfg.MaxLifetime,
+		RemindAfter: cfg.RemindAfter, EscalateAfter: cfg.EscalateAfter, Hooks: deps.Hooks,
+	})
 	a.handlers = handlers.NewServer(a.Service, handlers.Config{
 		SigningSecret: cfg.SigningSecret, ResponseHosts: cfg.ResponseHosts, Logger: log, Ready: a.ready,
 	})

@@ -129,6 +129,29 @@ type Request struct {
 	DMTS            string `json:"dm_ts,omitempty"`
 
 	Credential *Credential `json:"credential,omitempty"` // metadata once ISSUED; never the secret
+
+	// Deadlines. The request's single entry in the store's deadline set is the
+	// earliest of the ones that apply to its state.
+	Lifetime     time.Duration `json:"lifetime,omitempty"`      // how long the credential may live
+	PendingUntil time.Time     `json:"pending_until"`           // PENDING expires then
+	Reminders    int           `json:"reminders,omitempty"`     // approver reminders sent
+	NextReminder time.Time     `json:"next_reminder,omitempty"` // when the next one is due
+	ClaimUntil   time.Time     `json:"claim_until,omitempty"`   // ISSUED: reveal by then
+	ExpiresAt    time.Time     `json:"expires_at,omitempty"`    // the credential is deleted then
+	ExpiryWarned bool          `json:"expiry_warned,omitempty"` // the owner was told it expires
+	// Revoking is a lease: a worker is deleting the credential at BTP. While it
+	// is set the secret cannot be revealed; if the worker dies the deadline
+	// (pushed out by the lease) brings another worker back to finish.
+	Revoking bool `json:"revoking,omitempty"`
+}
+
+// CredentialView is a credential at BTP joined with credbot's record of it.
+type CredentialView struct {
+	Credential Credential
+	Managed    bool     // issued by credbot
+	Request    *Request // the request that issued it, when Managed
+	Owner      string
+	ExpiresAt  time.Time
 }
 
 // Approval records one approver's click.

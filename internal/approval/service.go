@@ -15,17 +15,23 @@ import (
 // The lifecycle, in one place. Every arrow is one Store.Apply (or Store.Take)
 // compare-and-set that also writes its audit entry:
 //
-//	PENDING ──deny──▶ DENIED               PENDING ──deadline──▶ EXPIRED
+//	PENDING ──deny──▶ DENIED      PENDING ──cancel──▶ CANCELLED      PENDING ──deadline──▶ EXPIRED
 //	PENDING ──approvals reach quorum──▶ APPROVED (+ mint job queued, same step)
 //	APPROVED ──claimed by one worker──▶ MINTING
 //	MINTING ──BTP create ok──▶ ISSUED (secret sealed with the claim-window TTL)
 //	MINTING ──BTP refused──▶ FAILED (requester told why)
+//	MINTING ──worker died──▶ (job rescued) delete by name at BTP, create again
 //	ISSUED ──requester clicks Reveal──▶ DELIVERED (secret taken and deleted atomically)
-//	ISSUED ──claim window over──▶ REVOKED (credential deleted at BTP, requester told)
+//	ISSUED ──claim window over──▶ REVOKED (deleted at BTP under a lease, requester told)
+//	DELIVERED ──reply to Slack failed──▶ REVOKED (deleted at BTP, requester told)
+//	DELIVERED ──lifetime over / admin delete──▶ DELETED (deleted at BTP under a lease)
 //
-// Anything that can happen twice — a double click, a replayed request, two
-// replicas, a redelivered mint job — meets a state that no longer matches and
-// does nothing.
+// Pending requests remind their approvers with backoff and escalate; delivered
+// credentials warn their owner before they expire. Every deadline lives in the
+// store's deadline set, which any replica may sweep. Anything that can happen
+// twice — a double click, a replayed request, two replicas, a redelivered mint
+// job, two sweepers — meets a state or version that no longer matches and does
+// nothing.
 
 // Notifier tells people what happened. Implemented by the Slack adapter. None of
 // its methods ever receives secret material.
@@ -41,15 +47,46 @@ type Notifier interface {
 	OfferReveal(ctx context.Context, r *Request, window time.Duration) (channel, ts string, err error)
 	// Revealed rewrites the DM notice once the secret has been shown.
 	Revealed(ctx context.Context, r *Request) error
+	// Remind nudges the approvers of a pending request; escalate also tells the
+	// escalation target.
+	Remind(ctx context.Context, r *Request, q QuorumStatus, escalate bool) error
 }
 
 // Config holds the lifecycle's knobs.
 type Config struct {
 	PendingTTL  time.Duration // how long a request may wait for approval
 	ClaimWindow time.Duration // how long an issued secret waits for its reveal
+	MaxLifetime time.Duration // the longest a credential may live (and the default)
+	// RemindAfter is the wait before the first approver reminder; each later
+	// reminder waits twice as long. EscalateAfter reminders in, the escalation
+	// target is told as well.
+	RemindAfter   time.Duration
+	EscalateAfter int
+	// ExpiryWarning is how long before expiry the owner is told (at most a
+	// tenth of the credential's lifetime).
+	ExpiryWarning time.Duration
+	// RevokeLease is how long a worker may take to delete at BTP before another
+	// worker takes over.
+	RevokeLease time.Duration
 	// MaxMintDeliveries bounds how often a mint job is retried after temporary
 	// failures before the request is failed and the requester told.
 	MaxMintDeliveries int64
+	// Hooks run at the steps of minting where a crash hurts most; tests use them
+	// to kill a worker there.
+	Hooks Hooks
+}
+
+// Hooks are called, when set, at the named steps of Mint.
+type Hooks struct {
+	AfterClaim  func(id string) // MINTING written, BTP not called yet
+	AfterCreate func(id string) // created at BTP, nothing written to the store yet
+	AfterSeal   func(id string) // ISSUED with the sealed secret written, no DM yet
+}
+
+func call(h func(string), id string) {
+	if h != nil {
+		h(id)
+	}
 }
 
 // Service runs the lifecycle. It is safe for concurrent use by many goroutines
@@ -77,6 +114,21 @@ func NewService(store Store, auth Authorizer, issuer Issuer, notify Notifier, se
 	if cfg.MaxMintDeliveries <= 0 {
 		cfg.MaxMintDeliveries = 5
 	}
+	if cfg.MaxLifetime <= 0 {
+		cfg.MaxLifetime = 90 * 24 * time.Hour
+	}
+	if cfg.RemindAfter <= 0 {
+		cfg.RemindAfter = time.Hour
+	}
+	if cfg.EscalateAfter <= 0 {
+		cfg.EscalateAfter = 3
+	}
+	if cfg.ExpiryWarning <= 0 {
+		cfg.ExpiryWarning = 7 * 24 * time.Hour
+	}
+	if cfg.RevokeLease <= 0 {
+		cfg.RevokeLease = 2 * time.Minute
+	}
 	if clock == nil {
 		clock = SystemClock
 	}
@@ -94,6 +146,8 @@ type Submission struct {
 	Name     string
 	ReadOnly bool
 	Reason   string
+	// ExpiresIn is the credential's lifetime; zero means the maximum.
+	ExpiresIn time.Duration
 }
 
 // UserError is an error whose text is meant for the person who caused it.
@@ -131,6 +185,16 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 	if err := ValidateName(in.Name); err != nil {
 		return nil, &UserError{Msg: err.Error(), Err: ErrInvalid}
 	}
+	switch {
+	case in.ExpiresIn < 0:
+		return nil, userErr(ErrInvalid, "--expires-in must be positive")
+	case in.ExpiresIn == 0:
+		in.ExpiresIn = s.cfg.MaxLifetime
+	case in.ExpiresIn > s.cfg.MaxLifetime:
+		return nil, userErr(ErrInvalid, "--expires-in may be at most %s", humanDuration(s.cfg.MaxLifetime))
+	case in.ExpiresIn < time.Hour:
+		return nil, userErr(ErrInvalid, "--expires-in must be at least 1h")
+	}
 	d, err := s.auth.Authorize(ctx, in.User, ActionCreate, in.Scope, "")
 	if err != nil {
 		return nil, fmt.Errorf("authorize create: %w", err)
@@ -142,10 +206,11 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 	r := &Request{
 		ID: id, Requester: in.User, Team: in.Team, Scope: in.Scope, Name: in.Name,
 		ReadOnly: in.ReadOnly, Reason: in.Reason, State: StatePending, Version: 1,
-		CreatedAt: now, UpdatedAt: now,
+		CreatedAt: now, UpdatedAt: now, Lifetime: in.ExpiresIn,
+		PendingUntil: now.Add(s.cfg.PendingTTL), NextReminder: now.Add(s.cfg.RemindAfter),
 	}
 	a := AuditEntry{RequestID: id, To: StatePending, Actor: in.User, At: now, Rule: d.Rule, PolicyHash: d.PolicyHash}
-	if err := s.store.Create(ctx, r, a, now.Add(s.cfg.PendingTTL)); err != nil {
+	if err := s.store.Create(ctx, r, a, s.nextDeadline(r)); err != nil {
 		return nil, fmt.Errorf("store request: %w", err)
 	}
 	q, err := s.auth.Quorum(ctx, r.Scope, nil)
@@ -267,12 +332,21 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 		if err != nil {
 			return false, err
 		}
+		call(s.cfg.Hooks.AfterClaim, r.ID)
 	case StateMinting:
 		// A worker died between claiming and finishing. Whatever it may have created
 		// at BTP holds a secret nobody has: remove it before creating afresh.
 		if err := s.issuer.Delete(ctx, r.Scope, r.Name); err != nil && !errors.Is(err, ErrNotFound) {
 			return false, s.retryOrFail(ctx, r, job, err)
 		}
+	case StateIssued:
+		if r.DMTS == "" && !r.Revoking {
+			// A worker died after sealing, before the DM: offer the reveal now.
+			// (If it died after posting but before recording, the requester gets
+			// the notice twice; the reveal still works once.)
+			return true, s.offer(ctx, r)
+		}
+		return true, nil
 	default:
 		return true, nil // already past minting
 	}
@@ -280,6 +354,7 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 	if err != nil {
 		return false, s.retryOrFail(ctx, r, job, err)
 	}
+	call(s.cfg.Hooks.AfterCreate, r.ID)
 	sealed, err := s.sealer.Seal(r.ID, issued.Secret)
 	if err != nil {
 		return false, s.undo(ctx, r, issued, fmt.Errorf("seal: %w", err))
@@ -290,23 +365,31 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 		if cur.State != StateMinting {
 			return nil, Effects{}, errNoop
 		}
+		now := s.clock.Now().UTC()
 		cur.State, cur.Credential = StateIssued, &cred
+		cur.ClaimUntil, cur.ExpiresAt = now.Add(window), now.Add(cur.Lifetime)
 		return &AuditEntry{Note: "credential created at BTP"}, Effects{
-			SealedSecret: sealed, SecretTTL: window, Deadline: s.clock.Now().Add(window),
+			SealedSecret: sealed, SecretTTL: window, Deadline: s.nextDeadline(cur), IndexCredential: true,
 		}, nil
 	})
 	if err != nil {
 		// We hold a secret we cannot store: it must not live on at BTP.
 		return false, s.undo(ctx, r, issued, err)
 	}
+	call(s.cfg.Hooks.AfterSeal, r.ID)
 	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
 		s.log.Warn("update approval message", "request", r.ID, "err", err)
 	}
-	ch, ts, err := s.notify.OfferReveal(ctx, r, window)
+	return true, s.offer(ctx, r)
+}
+
+// offer DMs the requester the Reveal button and records where the DM lives.
+func (s *Service) offer(ctx context.Context, r *Request) error {
+	ch, ts, err := s.notify.OfferReveal(ctx, r, r.ClaimUntil.Sub(s.clock.Now()).Round(time.Second))
 	if err != nil {
 		// The claim-window deadline revokes it if the requester never gets the DM.
 		s.log.Error("offer reveal", "request", r.ID, "err", err)
-		return true, nil
+		return nil
 	}
 	_, err = s.transition(ctx, r.ID, "system", func(cur *Request) (*AuditEntry, Effects, error) {
 		cur.DMChannel, cur.DMTS = ch, ts
@@ -315,7 +398,7 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 	if err != nil {
 		s.log.Warn("record DM", "request", r.ID, "err", err)
 	}
-	return true, nil
+	return nil
 }
 
 // undo deletes a credential whose secret could not be kept, so that no orphan
@@ -367,9 +450,11 @@ func (s *Service) Reveal(ctx context.Context, id, user string) (Revelation, erro
 		if user != r.Requester {
 			return Revelation{}, userErr(ErrForbidden, "only the requester can reveal this credential")
 		}
-		switch r.State {
-		case StateIssued:
-		case StateDelivered:
+		switch {
+		case r.State == StateIssued && (r.Revoking || !s.clock.Now().Before(r.ClaimUntil)):
+			return Revelation{}, userErr(ErrAlreadyTaken, "the claim window is over; the credential is being deleted. Please ask again")
+		case r.State == StateIssued:
+		case r.State == StateDelivered:
 			return Revelation{}, userErr(ErrAlreadyTaken, "this secret was already revealed; credbot keeps no copy")
 		default:
 			return Revelation{}, userErr(ErrAlreadyTaken, "there is nothing to reveal: the request is %s", strings.ToLower(string(r.State)))
@@ -384,7 +469,7 @@ func (s *Service) Reveal(ctx context.Context, id, user string) (Revelation, erro
 		next := *r
 		next.State, next.UpdatedAt = StateDelivered, s.clock.Now().UTC()
 		a := AuditEntry{RequestID: id, From: StateIssued, To: StateDelivered, Actor: user, At: next.UpdatedAt, Rule: d.Rule, PolicyHash: d.PolicyHash}
-		sealed, err := s.store.Take(ctx, &next, r.Version, a)
+		sealed, err := s.store.Take(ctx, &next, r.Version, a, s.nextDeadline(&next))
 		if errors.Is(err, ErrConflict) {
 			continue // the request moved on (e.g. its DM was recorded): look again
 		}
@@ -411,21 +496,40 @@ func (s *Service) Reveal(ctx context.Context, id, user string) (Revelation, erro
 // Slack failed). The secret is gone from the store and unseen, so the credential
 // must not live on: it is deleted at BTP and the requester told to ask again.
 func (s *Service) Undeliverable(ctx context.Context, id string, cause error) error {
-	r, err := s.transition(ctx, id, "system", func(cur *Request) (*AuditEntry, Effects, error) {
-		if cur.State != StateDelivered {
-			return nil, Effects{}, errNoop
-		}
-		cur.State, cur.Failure = StateRevoked, "the secret could not be shown to you"
-		return &AuditEntry{Note: "reveal reply failed: " + errMessage(cause)}, Effects{}, nil
+	s.log.Warn("reveal reply failed", "request", id, "err", errMessage(cause))
+	r, err := s.retire(ctx, id, "system", StateRevoked, "the secret could not be shown to you", func(cur *Request) bool {
+		return cur.State == StateDelivered
 	})
 	if err != nil {
 		return err
 	}
-	if err := s.issuer.Delete(ctx, r.Credential.Scope, r.Credential.Name); err != nil && !errors.Is(err, ErrNotFound) {
-		s.log.Error("revoke undeliverable credential", "request", id, "err", err)
-	}
 	s.tell(ctx, r, fmt.Sprintf("The secret of %q could not be shown to you, so the credential was deleted. Please ask again.", r.Name))
 	return nil
+}
+
+// Cancel withdraws a pending request; only its requester may.
+func (s *Service) Cancel(ctx context.Context, id, user string) (*Request, error) {
+	r, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, s.notFound(err, id)
+	}
+	if r.Requester != user {
+		return nil, userErr(ErrForbidden, "only the requester can cancel request %s", id)
+	}
+	r, err = s.transition(ctx, id, user, func(cur *Request) (*AuditEntry, Effects, error) {
+		if cur.State != StatePending {
+			return nil, Effects{}, userErr(ErrConflict, "request %s is already %s", id, strings.ToLower(string(cur.State)))
+		}
+		cur.State, cur.DecidedBy = StateCancelled, user
+		return &AuditEntry{}, Effects{ClearDeadline: true}, nil
+	})
+	if err != nil {
+		return r, err
+	}
+	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{}); err != nil {
+		s.log.Warn("update approval message", "request", id, "err", err)
+	}
+	return r, nil
 }
 
 // Status returns a request for display, to its requester or an approver.
@@ -463,52 +567,166 @@ func (s *Service) RunMinter(ctx context.Context, consumer string, rescueAfter ti
 	}
 }
 
-// SweepDeadlines expires pending requests and revokes unclaimed secrets whose
-// deadline has passed. Any replica may run it; the compare-and-set lets exactly
-// one win each transition.
+// SweepDeadlines handles every request whose deadline has passed: it expires
+// or reminds pending requests, revokes unclaimed secrets, warns owners and
+// deletes expired credentials. Any replica may run it; the compare-and-set lets
+// exactly one win each transition.
 func (s *Service) SweepDeadlines(ctx context.Context) error {
 	ids, err := s.store.DueDeadlines(ctx, s.clock.Now(), 100)
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, id := range ids {
-		if err := s.expire(ctx, id); err != nil && !errors.Is(err, errNoop) {
-			s.log.Warn("expire", "request", id, "err", err)
+		if err := s.due(ctx, id); err != nil && !errors.Is(err, errNoop) {
+			s.log.Warn("deadline", "request", id, "err", errMessage(err))
+			errs = append(errs, err)
 		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) due(ctx context.Context, id string) error {
+	r, err := s.store.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	now := s.clock.Now()
+	switch {
+	case r.State == StatePending && !now.Before(r.PendingUntil):
+		r, err := s.transition(ctx, id, "deadline", func(cur *Request) (*AuditEntry, Effects, error) {
+			if cur.State != StatePending || s.clock.Now().Before(cur.PendingUntil) {
+				return nil, Effects{}, errNoop
+			}
+			cur.State = StateExpired
+			return &AuditEntry{Note: "no decision in time"}, Effects{ClearDeadline: true}, nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{}); err != nil {
+			s.log.Warn("update approval message", "request", id, "err", err)
+		}
+		s.tell(ctx, r, fmt.Sprintf("Your request %s for %q expired without a decision. You can ask again.", r.ID, r.Name))
+	case r.State == StatePending:
+		return s.remind(ctx, r)
+	case r.State == StateIssued && (r.Revoking || !now.Before(r.ClaimUntil)):
+		r, err := s.retire(ctx, id, "deadline", StateRevoked, "the secret was not revealed within the claim window", func(cur *Request) bool {
+			return cur.State == StateIssued && (cur.Revoking || !s.clock.Now().Before(cur.ClaimUntil))
+		})
+		if err != nil {
+			return err
+		}
+		if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
+			s.log.Warn("update approval message", "request", id, "err", err)
+		}
+		s.tell(ctx, r, fmt.Sprintf("The secret of %q was not revealed within %s, so the credential was deleted. You can ask again.", r.Name, humanDuration(s.cfg.ClaimWindow)))
+	case r.State == StateDelivered && (r.Revoking || !now.Before(r.ExpiresAt)):
+		r, err := s.retire(ctx, id, "deadline", StateDeleted, "the credential reached the end of its lifetime", func(cur *Request) bool {
+			return cur.State == StateDelivered && (cur.Revoking || !s.clock.Now().Before(cur.ExpiresAt))
+		})
+		if err != nil {
+			return err
+		}
+		s.tell(ctx, r, fmt.Sprintf("Your API credential %q in %s reached the end of its lifetime and was deleted at BTP.", r.Name, r.Scope))
+	case r.State == StateDelivered && !r.ExpiryWarned:
+		r, err := s.transition(ctx, id, "deadline", func(cur *Request) (*AuditEntry, Effects, error) {
+			if cur.State != StateDelivered || cur.ExpiryWarned {
+				return nil, Effects{}, errNoop
+			}
+			cur.ExpiryWarned = true
+			return &AuditEntry{Note: "owner warned of expiry"}, Effects{Deadline: s.nextDeadline(cur)}, nil
+		})
+		if err != nil {
+			return err
+		}
+		s.tell(ctx, r, fmt.Sprintf("Your API credential %q in %s will be deleted at %s. To keep access, request a new one (it needs a new approval) and switch over; or delete this one now.",
+			r.Name, r.Scope, r.ExpiresAt.Format(time.RFC1123)))
+	default:
+		// Nothing is due in this state (e.g. the deadline outlived a transition).
+		_, err := s.transition(ctx, id, "deadline", func(cur *Request) (*AuditEntry, Effects, error) {
+			return nil, Effects{ClearDeadline: s.nextDeadline(cur).IsZero()}, errNoop
+		})
+		return err
 	}
 	return nil
 }
 
-func (s *Service) expire(ctx context.Context, id string) error {
-	var was State
-	r, err := s.transition(ctx, id, "deadline", func(cur *Request) (*AuditEntry, Effects, error) {
-		was = cur.State
-		switch cur.State {
-		case StatePending:
-			cur.State = StateExpired
-			return &AuditEntry{Note: "no decision in time"}, Effects{ClearDeadline: true}, nil
-		case StateIssued:
-			cur.State, cur.Failure = StateRevoked, "the secret was not revealed within the claim window"
-			return &AuditEntry{Note: cur.Failure}, Effects{DropSecret: true, ClearDeadline: true}, nil
+// remind nudges the approvers of a pending request, backing off, and escalates
+// after EscalateAfter reminders.
+func (s *Service) remind(ctx context.Context, r *Request) error {
+	var escalate bool
+	r, err := s.transition(ctx, r.ID, "deadline", func(cur *Request) (*AuditEntry, Effects, error) {
+		if cur.State != StatePending || s.clock.Now().Before(cur.NextReminder) {
+			return nil, Effects{}, errNoop
 		}
-		return nil, Effects{ClearDeadline: true}, errNoop
+		cur.Reminders++
+		escalate = cur.Reminders >= s.cfg.EscalateAfter
+		cur.NextReminder = s.clock.Now().Add(s.cfg.RemindAfter << min(cur.Reminders, 10))
+		return &AuditEntry{Note: fmt.Sprintf("reminder %d", cur.Reminders)}, Effects{Deadline: s.nextDeadline(cur)}, nil
 	})
 	if err != nil {
 		return err
 	}
-	switch was {
-	case StatePending:
-		if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{}); err != nil {
-			s.log.Warn("update approval message", "request", id, "err", err)
-		}
-		s.tell(ctx, r, fmt.Sprintf("Your request %s for %q expired without a decision.", r.ID, r.Name))
-	case StateIssued:
-		if err := s.issuer.Delete(ctx, r.Credential.Scope, r.Credential.Name); err != nil && !errors.Is(err, ErrNotFound) {
-			s.log.Error("revoke at BTP", "request", id, "err", err)
-		}
-		s.tell(ctx, r, fmt.Sprintf("The secret of %q was not revealed within %s, so the credential was deleted. You can ask again.", r.Name, s.cfg.ClaimWindow))
+	q, err := s.auth.Quorum(ctx, r.Scope, approvers(r))
+	if err != nil {
+		return err
 	}
-	return nil
+	return s.notify.Remind(ctx, r, q, escalate)
+}
+
+// retire deletes a request's credential at BTP and moves it to a final state,
+// under a lease: first mark it Revoking (which stops any reveal) and push its
+// deadline out, then delete at BTP, then finish. A worker that dies in between
+// is replaced when the pushed-out deadline comes due.
+func (s *Service) retire(ctx context.Context, id, actor string, to State, why string, when func(*Request) bool) (*Request, error) {
+	r, err := s.transition(ctx, id, actor, func(cur *Request) (*AuditEntry, Effects, error) {
+		if !when(cur) || cur.Credential == nil {
+			return nil, Effects{}, errNoop
+		}
+		cur.Revoking = true
+		return &AuditEntry{Note: "deleting at BTP: " + why}, Effects{Deadline: s.clock.Now().Add(s.cfg.RevokeLease), DropSecret: true}, nil
+	})
+	if err != nil {
+		return r, err
+	}
+	if err := s.issuer.Delete(ctx, r.Credential.Scope, r.Credential.Name); err != nil && !errors.Is(err, ErrNotFound) {
+		return r, fmt.Errorf("delete %s at BTP (retried when the lease ends): %w", r.Credential.Name, err)
+	}
+	return s.transition(ctx, id, actor, func(cur *Request) (*AuditEntry, Effects, error) {
+		if !cur.Revoking {
+			return nil, Effects{}, errNoop
+		}
+		cur.Revoking, cur.State = false, to
+		if to == StateRevoked {
+			cur.Failure = why
+		}
+		return &AuditEntry{Note: why}, Effects{ClearDeadline: true, DropSecret: true, UnindexCredential: true}, nil
+	})
+}
+
+// nextDeadline is the earliest moment something is due for r in its state, or
+// zero when nothing is.
+func (s *Service) nextDeadline(r *Request) time.Time {
+	switch r.State {
+	case StatePending:
+		if !r.NextReminder.IsZero() && r.NextReminder.Before(r.PendingUntil) {
+			return r.NextReminder
+		}
+		return r.PendingUntil
+	case StateIssued:
+		return r.ClaimUntil
+	case StateDelivered:
+		if r.ExpiresAt.IsZero() {
+			return time.Time{}
+		}
+		if !r.ExpiryWarned {
+			lead := min(s.cfg.ExpiryWarning, r.Lifetime/10)
+			return r.ExpiresAt.Add(-lead)
+		}
+		return r.ExpiresAt
+	}
+	return time.Time{}
 }
 
 // errNoop aborts a transition that has nothing to do.
@@ -590,6 +808,19 @@ func newID() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return "r" + hex.EncodeToString(b)
+}
+
+// humanDuration prints durations as people write them: 90d, 15m, 36h.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
 }
 
 func sleep(ctx context.Context, d time.Duration) {

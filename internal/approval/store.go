@@ -18,7 +18,16 @@ type Store interface {
 	Apply(ctx context.Context, next *Request, from State, fromVersion int64, a AuditEntry, fx Effects) error
 	// Take atomically moves an ISSUED request to DELIVERED and returns and deletes
 	// its sealed secret. ErrAlreadyTaken when there is none.
-	Take(ctx context.Context, next *Request, fromVersion int64, a AuditEntry) ([]byte, error)
+	// deadline is the request's next deadline after delivery (zero: none).
+	Take(ctx context.Context, next *Request, fromVersion int64, a AuditEntry, deadline time.Time) ([]byte, error)
+
+	// ListByRequester returns a user's requests, newest first.
+	ListByRequester(ctx context.Context, user string, limit int64) ([]*Request, error)
+	// ListPending returns requests waiting for approval, oldest first.
+	ListPending(ctx context.Context, limit int64) ([]*Request, error)
+	// CredentialRequest returns the id of the request that issued a credential,
+	// or ErrNotFound when credbot did not issue it.
+	CredentialRequest(ctx context.Context, scope Scope, name string) (string, error)
 
 	// Mint queue: a durable queue with at-least-once delivery.
 	ClaimMintJobs(ctx context.Context, consumer string, block, minIdle time.Duration) ([]MintJob, error)
@@ -36,6 +45,9 @@ type Effects struct {
 	DropSecret    bool          // delete any sealed secret
 	Deadline      time.Time     // set the request's next deadline (zero: leave as is)
 	ClearDeadline bool          // remove the request from the deadline set
+	// IndexCredential records that this request issued the credential (scope,
+	// name); UnindexCredential forgets it.
+	IndexCredential, UnindexCredential bool
 }
 
 // MintJob is one delivery of a queued mint.

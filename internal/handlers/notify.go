@@ -19,8 +19,9 @@ const (
 
 // Notifier is the Slack Web API side of approval.Notifier.
 type Notifier struct {
-	api             *slack.Client
-	approvalChannel string
+	api               *slack.Client
+	approvalChannel   string
+	escalationChannel string
 }
 
 var _ approval.Notifier = (*Notifier)(nil)

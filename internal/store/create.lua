@@ -1,6 +1,8 @@
--- Store a new request with its first audit entry and its deadline.
--- KEYS: 1 request hash, 2 audit stream, 3 audit head, 4 deadline zset
--- ARGV: 1 state, 2 request json, 3 audit json, 4 request id, 5 deadline ms, 6 audit maxlen
+-- Store a new request with its first audit entry, its deadline and its indexes.
+-- KEYS: 1 request hash, 2 audit stream, 3 audit head, 4 deadline zset,
+--       5 pending zset, 6 requester's zset
+-- ARGV: 1 state, 2 request json, 3 audit json, 4 request id, 5 deadline ms,
+--       6 audit maxlen, 7 created ms
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return redis.error_reply('EXISTS request id in use')
 end
@@ -10,4 +12,6 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'entry', ARGV[3], 'prev
 redis.call('SET', KEYS[3], h)
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'version', '1', 'data', ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
+redis.call('ZADD', KEYS[5], ARGV[7], ARGV[4])
+redis.call('ZADD', KEYS[6], ARGV[7], ARGV[4])
 return 'OK'

@@ -77,6 +77,11 @@ func (s *Store) auditKey() string           { return s.prefix + ":audit" }
 func (s *Store) auditHeadKey() string       { return s.prefix + ":audit:head" }
 func (s *Store) mintKey() string            { return s.prefix + ":mint" }
 func (s *Store) deadlineKey() string        { return s.prefix + ":deadlines" }
+func (s *Store) pendingKey() string         { return s.prefix + ":pending" }
+func (s *Store) userKey(u string) string    { return s.prefix + ":user:" + u + ":reqs" }
+func (s *Store) credKey(sc approval.Scope, name string) string {
+	return s.prefix + ":cred:" + sc.String() + "/" + name
+}
 
 // AuditKey is the stream holding the audit trail.
 func (s *Store) AuditKey() string { return s.auditKey() }
@@ -88,8 +93,8 @@ func (s *Store) Create(ctx context.Context, r *approval.Request, a approval.Audi
 		return err
 	}
 	err = createScript.Run(ctx, s.rdb,
-		[]string{s.reqKey(r.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey()},
-		string(r.State), data, audit, r.ID, deadline.UnixMilli(), auditMaxLen).Err()
+		[]string{s.reqKey(r.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey(), s.pendingKey(), s.userKey(r.Requester)},
+		string(r.State), data, audit, r.ID, deadline.UnixMilli(), auditMaxLen, r.CreatedAt.UnixMilli()).Err()
 	if err != nil && strings.HasPrefix(err.Error(), "EXISTS") {
 		return fmt.Errorf("request %s: %w", r.ID, approval.ErrConflict)
 	}
@@ -128,11 +133,19 @@ func (s *Store) Apply(ctx context.Context, next *approval.Request, from approval
 	if !fx.Deadline.IsZero() {
 		deadline = strconv.FormatInt(fx.Deadline.UnixMilli(), 10)
 	}
+	index := ""
+	switch {
+	case fx.IndexCredential:
+		index = "set"
+	case fx.UnindexCredential:
+		index = "del"
+	}
 	err = applyScript.Run(ctx, s.rdb,
-		[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.mintKey(), s.deadlineKey()},
+		[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.mintKey(), s.deadlineKey(),
+			s.pendingKey(), s.credKey(next.Scope, next.Name)},
 		string(from), strconv.FormatInt(fromVersion, 10), string(next.State), data, audit, next.ID,
 		flag(fx.EnqueueMint), string(fx.SealedSecret), fx.SecretTTL.Milliseconds(), flag(fx.DropSecret),
-		deadline, flag(fx.ClearDeadline), auditMaxLen).Err()
+		deadline, flag(fx.ClearDeadline), auditMaxLen, index).Err()
 	if err != nil && strings.HasPrefix(err.Error(), "CONFLICT") {
 		return fmt.Errorf("request %s: %w", next.ID, approval.ErrConflict)
 	}
@@ -140,14 +153,18 @@ func (s *Store) Apply(ctx context.Context, next *approval.Request, from approval
 }
 
 // Take implements approval.Store.
-func (s *Store) Take(ctx context.Context, next *approval.Request, fromVersion int64, a approval.AuditEntry) ([]byte, error) {
+func (s *Store) Take(ctx context.Context, next *approval.Request, fromVersion int64, a approval.AuditEntry, deadline time.Time) ([]byte, error) {
 	data, audit, err := encode(next, a)
 	if err != nil {
 		return nil, err
 	}
+	dl := ""
+	if !deadline.IsZero() {
+		dl = strconv.FormatInt(deadline.UnixMilli(), 10)
+	}
 	res, err := takeScript.Run(ctx, s.rdb,
 		[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey()},
-		strconv.FormatInt(fromVersion, 10), data, audit, next.ID, auditMaxLen).Text()
+		strconv.FormatInt(fromVersion, 10), data, audit, next.ID, auditMaxLen, dl).Text()
 	switch {
 	case err == nil:
 		return []byte(res), nil
@@ -223,6 +240,54 @@ func (s *Store) DueDeadlines(ctx context.Context, now time.Time, limit int64) ([
 	return s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
 		Key: s.deadlineKey(), Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli(), 10), ByScore: true, Count: limit,
 	}).Result()
+}
+
+// ListByRequester implements approval.Store.
+func (s *Store) ListByRequester(ctx context.Context, user string, limit int64) ([]*approval.Request, error) {
+	ids, err := s.rdb.ZRevRange(ctx, s.userKey(user), 0, limit-1).Result()
+	if err != nil {
+		return nil, err
+	}
+	return s.getAll(ctx, ids)
+}
+
+// ListPending implements approval.Store.
+func (s *Store) ListPending(ctx context.Context, limit int64) ([]*approval.Request, error) {
+	ids, err := s.rdb.ZRange(ctx, s.pendingKey(), 0, limit-1).Result()
+	if err != nil {
+		return nil, err
+	}
+	return s.getAll(ctx, ids)
+}
+
+// CredentialRequest implements approval.Store.
+func (s *Store) CredentialRequest(ctx context.Context, scope approval.Scope, name string) (string, error) {
+	id, err := s.rdb.Get(ctx, s.credKey(scope, name)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("credential %s in %s: %w", name, scope, approval.ErrNotFound)
+	}
+	return id, err
+}
+
+func (s *Store) getAll(ctx context.Context, ids []string) ([]*approval.Request, error) {
+	out := make([]*approval.Request, 0, len(ids))
+	for _, id := range ids {
+		r, err := s.Get(ctx, id)
+		if errors.Is(err, approval.ErrNotFound) {
+			continue // garbage-collected
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Once records key and reports whether this was the first time within ttl; it
+// makes replayed Slack requests and redelivered events harmless.
+func (s *Store) Once(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	return s.rdb.SetNX(ctx, s.prefix+":once:"+key, "1", ttl).Result()
 }
 
 // Ping reports whether Redis answers, for readiness.

@@ -103,7 +103,7 @@ func TestTakeRevealsSealedSecretOnce(t *testing.T) {
 			defer wg.Done()
 			next := issued
 			next.State = approval.StateDelivered
-			b, err := s.Take(ctx, &next, 2, approval.AuditEntry{})
+			b, err := s.Take(ctx, &next, 2, approval.AuditEntry{}, time.Time{})
 			if err == nil {
 				if string(b) != "sealed\x00bytes" {
 					t.Errorf("took %q", b)

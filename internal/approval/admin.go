@@ -1,0 +1,141 @@
+package approval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Requests returns the user's own recent requests and the pending requests the
+// user may approve now, for the App Home tab and /credbot status.
+func (s *Service) Requests(ctx context.Context, user string) (mine, awaiting []*Request, err error) {
+	if mine, err = s.store.ListByRequester(ctx, user, 25); err != nil {
+		return nil, nil, err
+	}
+	pending, err := s.store.ListPending(ctx, 200)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, r := range pending {
+		if r.Requester == user || slices.Contains(approvers(r), user) {
+			continue
+		}
+		d, err := s.auth.Authorize(ctx, user, ActionApprove, r.Scope, r.Requester)
+		if err != nil {
+			return nil, nil, err
+		}
+		if d.Allowed {
+			awaiting = append(awaiting, r)
+		}
+	}
+	return mine, awaiting, nil
+}
+
+// ListCredentials lists a scope's API credentials at BTP, joined with credbot's
+// records: owner, request, expiry; those credbot did not issue are flagged.
+func (s *Service) ListCredentials(ctx context.Context, user string, scope Scope) ([]CredentialView, error) {
+	if err := s.allow(ctx, user, ActionList, scope); err != nil {
+		return nil, err
+	}
+	creds, err := s.issuer.List(ctx, scope)
+	if err != nil {
+		return nil, fmt.Errorf("list at BTP: %w", err)
+	}
+	out := make([]CredentialView, 0, len(creds))
+	for _, c := range creds {
+		v, err := s.view(ctx, scope, c)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// GetCredential shows one credential, joined with credbot's record.
+func (s *Service) GetCredential(ctx context.Context, user string, scope Scope, name string) (CredentialView, error) {
+	if err := ValidateName(name); err != nil {
+		return CredentialView{}, &UserError{Msg: err.Error(), Err: ErrInvalid}
+	}
+	if err := s.allow(ctx, user, ActionGet, scope); err != nil {
+		return CredentialView{}, err
+	}
+	c, err := s.issuer.Get(ctx, scope, name)
+	if errors.Is(err, ErrNotFound) {
+		return CredentialView{}, userErr(ErrNotFound, "there is no API credential %q in %s", name, scope)
+	}
+	if err != nil {
+		return CredentialView{}, fmt.Errorf("get at BTP: %w", err)
+	}
+	return s.view(ctx, scope, c)
+}
+
+// DeleteCredential deletes a credential at BTP for an admin. A credential
+// credbot issued is retired through its request (so its record, deadlines and
+// any unrevealed secret go with it); any other is deleted directly.
+func (s *Service) DeleteCredential(ctx context.Context, user string, scope Scope, name string) error {
+	if err := ValidateName(name); err != nil {
+		return &UserError{Msg: err.Error(), Err: ErrInvalid}
+	}
+	if err := s.allow(ctx, user, ActionDelete, scope); err != nil {
+		return err
+	}
+	id, err := s.store.CredentialRequest(ctx, scope, name)
+	if err == nil {
+		r, err := s.retire(ctx, id, user, StateDeleted, "deleted by an admin", func(cur *Request) bool {
+			return cur.State == StateIssued || cur.State == StateDelivered
+		})
+		if err == nil {
+			s.tell(ctx, r, fmt.Sprintf("Your API credential %q in %s was deleted by <@%s>.", r.Name, r.Scope, user))
+			return nil
+		}
+		if !errors.Is(err, errNoop) {
+			return err
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := s.issuer.Delete(ctx, scope, name); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return userErr(ErrNotFound, "there is no API credential %q in %s", name, scope)
+		}
+		return fmt.Errorf("delete at BTP: %w", err)
+	}
+	s.log.Info("admin deleted unmanaged credential", "user", user, "scope", scope.String(), "name", name)
+	return nil
+}
+
+func (s *Service) allow(ctx context.Context, user string, act Action, scope Scope) error {
+	if err := scope.Validate(); err != nil {
+		return &UserError{Msg: err.Error(), Err: ErrInvalid}
+	}
+	d, err := s.auth.Authorize(ctx, user, act, scope, "")
+	if err != nil {
+		return fmt.Errorf("authorize %s: %w", act, err)
+	}
+	if !d.Allowed {
+		return userErr(ErrForbidden, "you may not %s API credentials in %s%s", act, scope, because(d))
+	}
+	return nil
+}
+
+func (s *Service) view(ctx context.Context, scope Scope, c Credential) (CredentialView, error) {
+	v := CredentialView{Credential: c}
+	id, err := s.store.CredentialRequest(ctx, scope, c.Name)
+	if errors.Is(err, ErrNotFound) {
+		return v, nil
+	}
+	if err != nil {
+		return v, err
+	}
+	r, err := s.store.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return v, nil
+	}
+	if err != nil {
+		return v, err
+	}
+	v.Managed, v.Request, v.Owner, v.ExpiresAt = true, r, r.Requester, r.ExpiresAt
+	return v, nil
+}
