@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/casbin/casbin/v2"
 	"github.com/casbin/casbin/v2/model"
@@ -27,15 +28,29 @@ func newCasbinEnforcer(s *snapshot) (*casbinEnforcer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Casbin calls the matcher for every row of every request; parse each
+	// pattern once.
+	var patterns sync.Map
+	match := func(path, pattern string) bool {
+		p, ok := patterns.Load(pattern)
+		if !ok {
+			parsed, err := parseScopePattern(pattern)
+			if err != nil {
+				return false
+			}
+			p, _ = patterns.LoadOrStore(pattern, &parsed)
+		}
+		return p.(*scopePattern).match(strings.Split(path, "/"))
+	}
 	e.AddFunction("scopeMatch", func(args ...any) (any, error) {
 		if len(args) != 2 {
 			return nil, fmt.Errorf("scopeMatch wants 2 arguments, got %d", len(args))
 		}
 		path, _ := args[0].(string)
 		pattern, _ := args[1].(string)
-		return scopeMatch(path, pattern), nil
+		return match(path, pattern), nil
 	})
-	e.AddNamedDomainMatchingFunc("g", "scopeMatch", scopeMatch)
+	e.AddNamedDomainMatchingFunc("g", "scopeMatch", match)
 	var ps, gs [][]string
 	for _, r := range s.rules {
 		if r.ptype == "p" {
