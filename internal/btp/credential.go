@@ -376,7 +376,11 @@ func decodeIssued(body []byte, scope approval.Scope) (approval.Issued, error) {
 	case secret != "":
 		s = approval.NewClientSecret(secret)
 	default:
-		return approval.Issued{}, fmt.Errorf("credential of type %q created without a secret", cred.Type)
+		t := cred.Type
+		if t != TypeSecret && t != TypeBindingSecret && t != TypeClientCertificate {
+			t = "unrecognised" // never echo the body of a create
+		}
+		return approval.Issued{}, fmt.Errorf("credential of type %q created without a secret", t)
 	}
 	if cred.Type == "" {
 		cred.Type = TypeSecret

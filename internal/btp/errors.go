@@ -109,6 +109,8 @@ func isSentinel(err error) bool {
 	return false
 }
 
+var _ approval.Temporary = (*Error)(nil)
+
 // Unwrap returns the underlying cause, e.g. a *net.OpError or context.Canceled.
 func (e *Error) Unwrap() error { return e.Err }
 

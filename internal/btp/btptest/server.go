@@ -349,6 +349,10 @@ func serverMessage(status int, msg string) *reply {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	entry := Request{Time: time.Now(), Method: r.Method, Path: r.URL.Path, Headers: r.Header.Clone()}
+	if entry.Headers.Get("Authorization") != "" {
+		// A token request's basic auth carries a client secret.
+		entry.Headers.Set("Authorization", "[REDACTED]")
+	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 
 	var (
