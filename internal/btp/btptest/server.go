@@ -182,6 +182,9 @@ func NewHandler(opts Options) *Server {
 	if opts.GlobalAccount == "" {
 		opts.GlobalAccount = DefaultGlobalAccount
 	}
+	// Own copies: the caller may keep changing its maps and slices.
+	opts.Users, opts.Assertions = maps.Clone(opts.Users), maps.Clone(opts.Assertions)
+	opts.Subaccounts, opts.Directories = slices.Clone(opts.Subaccounts), slices.Clone(opts.Directories)
 	if len(opts.Users) == 0 {
 		opts.Users = map[string]string{DefaultUser: DefaultPassword}
 	}
