@@ -572,21 +572,22 @@ func (s *Service) RunMinter(ctx context.Context, consumer string, rescueAfter ti
 // deletes expired credentials. Any replica may run it; the compare-and-set lets
 // exactly one win each transition.
 func (s *Service) SweepDeadlines(ctx context.Context) error {
-	ids, err := s.store.DueDeadlines(ctx, s.clock.Now(), 100)
+	due, err := s.store.DueDeadlines(ctx, s.clock.Now(), 100)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, id := range ids {
-		if err := s.due(ctx, id); err != nil && !errors.Is(err, errNoop) {
-			s.log.Warn("deadline", "request", id, "err", errMessage(err))
+	for _, d := range due {
+		if err := s.due(ctx, d); err != nil && !errors.Is(err, errNoop) {
+			s.log.Warn("deadline", "request", d.ID, "err", errMessage(err))
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (s *Service) due(ctx context.Context, id string) error {
+func (s *Service) due(ctx context.Context, d Due) error {
+	id := d.ID
 	r, err := s.store.Get(ctx, id)
 	if err != nil {
 		return err
@@ -642,12 +643,9 @@ func (s *Service) due(ctx context.Context, id string) error {
 		}
 		s.tell(ctx, r, fmt.Sprintf("Your API credential %q in %s will be deleted at %s. To keep access, request a new one (it needs a new approval) and switch over; or delete this one now.",
 			r.Name, r.Scope, r.ExpiresAt.Format(time.RFC1123)))
-	default:
-		// Nothing is due in this state (e.g. the deadline outlived a transition).
-		_, err := s.transition(ctx, id, "deadline", func(cur *Request) (*AuditEntry, Effects, error) {
-			return nil, Effects{ClearDeadline: s.nextDeadline(cur).IsZero()}, errNoop
-		})
-		return err
+	case s.nextDeadline(r).IsZero():
+		// Nothing is ever due in this state: the entry outlived a transition.
+		return s.store.DropDeadline(ctx, d.ID, d.At)
 	}
 	return nil
 }
@@ -681,11 +679,12 @@ func (s *Service) remind(ctx context.Context, r *Request) error {
 // is replaced when the pushed-out deadline comes due.
 func (s *Service) retire(ctx context.Context, id, actor string, to State, why string, when func(*Request) bool) (*Request, error) {
 	r, err := s.transition(ctx, id, actor, func(cur *Request) (*AuditEntry, Effects, error) {
-		if !when(cur) || cur.Credential == nil {
-			return nil, Effects{}, errNoop
+		now := s.clock.Now()
+		if !when(cur) || cur.Credential == nil || (cur.Revoking && now.Before(cur.LeaseUntil)) {
+			return nil, Effects{}, errNoop // not due, or another worker holds the lease
 		}
-		cur.Revoking = true
-		return &AuditEntry{Note: "deleting at BTP: " + why}, Effects{Deadline: s.clock.Now().Add(s.cfg.RevokeLease), DropSecret: true}, nil
+		cur.Revoking, cur.LeaseUntil = true, now.Add(s.cfg.RevokeLease)
+		return &AuditEntry{Note: "deleting at BTP: " + why}, Effects{Deadline: cur.LeaseUntil, DropSecret: true}, nil
 	})
 	if err != nil {
 		return r, err
@@ -697,7 +696,7 @@ func (s *Service) retire(ctx context.Context, id, actor string, to State, why st
 		if !cur.Revoking {
 			return nil, Effects{}, errNoop
 		}
-		cur.Revoking, cur.State = false, to
+		cur.Revoking, cur.LeaseUntil, cur.State = false, time.Time{}, to
 		if to == StateRevoked {
 			cur.Failure = why
 		}
@@ -743,9 +742,6 @@ func (s *Service) transition(ctx context.Context, id, actor string, change func(
 		from, fromVersion := cur.State, cur.Version
 		a, fx, err := change(cur)
 		if err != nil {
-			if errors.Is(err, errNoop) && fx.ClearDeadline {
-				_ = s.store.Apply(ctx, cur, from, fromVersion, AuditEntry{RequestID: id, From: from, To: from, Actor: actor, At: s.clock.Now().UTC(), Note: "deadline cleared"}, Effects{ClearDeadline: true})
-			}
 			return cur, err
 		}
 		now := s.clock.Now().UTC()

@@ -33,8 +33,10 @@ type Store interface {
 	ClaimMintJobs(ctx context.Context, consumer string, block, minIdle time.Duration) ([]MintJob, error)
 	AckMintJob(ctx context.Context, job MintJob) error
 
-	// DueDeadlines returns request ids whose deadline is at or before now.
-	DueDeadlines(ctx context.Context, now time.Time, limit int64) ([]string, error)
+	// DueDeadlines returns the requests whose deadline is at or before now.
+	DueDeadlines(ctx context.Context, now time.Time, limit int64) ([]Due, error)
+	// DropDeadline removes a request's deadline if it is still at.
+	DropDeadline(ctx context.Context, id string, at time.Time) error
 }
 
 // Effects are the side writes that go with a transition, in the same atomic step.
@@ -48,6 +50,12 @@ type Effects struct {
 	// IndexCredential records that this request issued the credential (scope,
 	// name); UnindexCredential forgets it.
 	IndexCredential, UnindexCredential bool
+}
+
+// Due is a request whose deadline has come.
+type Due struct {
+	ID string
+	At time.Time
 }
 
 // MintJob is one delivery of a queued mint.

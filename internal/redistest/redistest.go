@@ -58,6 +58,20 @@ func New(t testing.TB) *Redis {
 	return &Redis{Client: c, URL: u, Prefix: prefix, Server: srv}
 }
 
+// Attach gives a test its own prefix on the Redis at url (e.g. a server the
+// test started itself), cleaned up like New's.
+func Attach(t testing.TB, url string) *Redis {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatalf("redis url: %v", err)
+	}
+	c := redis.NewClient(opts)
+	prefix := "test-" + randHex(6)
+	t.Cleanup(func() { _ = c.Close() })
+	return &Redis{Client: c, URL: url, Prefix: prefix}
+}
+
 // Dump returns every key of this test and its value(s) as text, for scanning.
 func (r *Redis) Dump(t testing.TB) map[string]string {
 	t.Helper()

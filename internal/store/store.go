@@ -34,6 +34,8 @@ var (
 	applyScript  = redis.NewScript(applySrc)
 	createScript = redis.NewScript(createSrc)
 	takeScript   = redis.NewScript(takeSrc)
+	// dropScript removes a deadline only if it still has the score seen.
+	dropScript = redis.NewScript(`if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('ZREM', KEYS[1], ARGV[1]) end return 0`)
 )
 
 const (
@@ -236,10 +238,24 @@ func (s *Store) AckMintJob(ctx context.Context, job approval.MintJob) error {
 }
 
 // DueDeadlines implements approval.Store.
-func (s *Store) DueDeadlines(ctx context.Context, now time.Time, limit int64) ([]string, error) {
-	return s.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+func (s *Store) DueDeadlines(ctx context.Context, now time.Time, limit int64) ([]approval.Due, error) {
+	zs, err := s.rdb.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
 		Key: s.deadlineKey(), Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli(), 10), ByScore: true, Count: limit,
 	}).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]approval.Due, 0, len(zs))
+	for _, z := range zs {
+		id, _ := z.Member.(string)
+		out = append(out, approval.Due{ID: id, At: time.UnixMilli(int64(z.Score))})
+	}
+	return out, nil
+}
+
+// DropDeadline implements approval.Store: the entry goes only if nobody moved it.
+func (s *Store) DropDeadline(ctx context.Context, id string, at time.Time) error {
+	return dropScript.Run(ctx, s.rdb, []string{s.deadlineKey()}, id, at.UnixMilli()).Err()
 }
 
 // ListByRequester implements approval.Store.

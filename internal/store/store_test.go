@@ -10,6 +10,7 @@ import (
 
 	"github.com/credbot/credbot/internal/approval"
 	"github.com/credbot/credbot/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 func newStore(t *testing.T) (*Store, *redistest.Redis) {
@@ -129,9 +130,24 @@ func TestDueDeadlines(t *testing.T) {
 	now := time.Now()
 	_ = s.Create(ctx, pending("r00000000000a"), approval.AuditEntry{}, now.Add(-time.Second))
 	_ = s.Create(ctx, pending("r00000000000b"), approval.AuditEntry{}, now.Add(time.Hour))
-	ids, err := s.DueDeadlines(ctx, now, 10)
-	if err != nil || len(ids) != 1 || ids[0] != "r00000000000a" {
-		t.Fatalf("due = %v, %v", ids, err)
+	due, err := s.DueDeadlines(ctx, now, 10)
+	if err != nil || len(due) != 1 || due[0].ID != "r00000000000a" {
+		t.Fatalf("due = %v, %v", due, err)
+	}
+	// A deadline that moved in the meantime is kept.
+	s.rdb.ZAdd(ctx, s.deadlineKey(), redis.Z{Score: float64(now.Add(time.Minute).UnixMilli()), Member: "r00000000000a"})
+	if err := s.DropDeadline(ctx, due[0].ID, due[0].At); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.rdb.ZCard(ctx, s.deadlineKey()).Result(); n != 2 {
+		t.Fatalf("moved deadline dropped: %d left", n)
+	}
+	moved, _ := s.rdb.ZScore(ctx, s.deadlineKey(), "r00000000000a").Result()
+	if err := s.DropDeadline(ctx, "r00000000000a", time.UnixMilli(int64(moved))); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.rdb.ZCard(ctx, s.deadlineKey()).Result(); n != 1 {
+		t.Fatalf("deadline not dropped: %d left", n)
 	}
 }
 
