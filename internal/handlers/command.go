@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/credbot/credbot/internal/approval"
@@ -15,30 +17,126 @@ const MaxCommandText = 2000
 
 // Command is one parsed slash command, in the btp CLI's own grammar:
 //
-//	create --subaccount <guid> --name <name> [--read-only] --reason "<text>"
+//	create [security/api-credential] --subaccount <guid> --name <name> [--read-only] --reason "<text>" [--expires-in 30d]
+//	list   [security/api-credential] --subaccount <guid>
+//	get    [security/api-credential] --subaccount <guid> --name <name>
+//	delete [security/api-credential] --subaccount <guid> --name <name>
+//	status [<request-id>]  cancel <request-id>  why <request-id>
+//	approvers --subaccount <guid>
+//	help [<verb>]
+//
+// --directory <guid> or --global-account <subdomain> may stand for --subaccount.
 type Command struct {
-	Verb     string
-	Scope    approval.Scope
-	HasScope bool
-	Name     string
-	ReadOnly bool
-	Reason   string
-	Args     []string // positional arguments after the verb (e.g. a request id)
+	Verb      string
+	Scope     approval.Scope
+	HasScope  bool
+	Name      string
+	ReadOnly  bool
+	Reason    string
+	ExpiresIn time.Duration
+	// Modal is set for a bare "create": the form asks for everything.
+	Modal bool
+	Args  []string // positional arguments after the verb (a request id, a help topic)
 }
 
-// verbs lists every verb and the flags it takes.
-var verbs = map[string][]string{
-	"help":   nil,
-	"create": {"subaccount", "directory", "global-account", "name", "read-only", "reason"},
-	"status": nil,
+// verb describes one verb: its flags, what it needs, and its help.
+type verb struct {
+	flags   []string
+	usage   []string // one line per form
+	summary string
+	detail  string
 }
+
+var scopeFlags = []string{"subaccount", "directory", "global-account"}
+
+// verbs lists every verb, in the order help shows them.
+var verbs = []struct {
+	name string
+	verb
+}{
+	{"create", verb{
+		flags: append(slices.Clone(scopeFlags), "name", "read-only", "reason", "expires-in"),
+		usage: []string{
+			`/credbot create --subaccount <guid> --name <name> [--read-only] --reason "<why>" [--expires-in 30d]`,
+			`/credbot create --directory <guid> --name <name> [--read-only] --reason "<why>" [--expires-in 72h]`,
+			`/credbot create --global-account <subdomain> --name <name> [--read-only] --reason "<why>"`,
+			`/credbot create   (no arguments: opens a form)`,
+		},
+		summary: "ask for a new API credential",
+		detail: "Your request goes to the approvers the policy names for that scope. Once approved, credbot creates the credential " +
+			"and DMs you a Reveal button; the secret is shown once, only to you. --expires-in (e.g. 30d, 72h) sets how long the " +
+			"credential lives; without it, the longest the policy allows.",
+	}},
+	{"list", verb{
+		flags:   scopeFlags,
+		usage:   []string{"/credbot list --subaccount <guid>   (or --directory <guid>, --global-account <subdomain>)"},
+		summary: "list the API credentials of a scope",
+		detail:  "Shows every API credential at BTP in the scope, including ones credbot did not issue, if the policy lets you list there.",
+	}},
+	{"get", verb{
+		flags:   append(slices.Clone(scopeFlags), "name"),
+		usage:   []string{"/credbot get --subaccount <guid> --name <name>"},
+		summary: "show one API credential (never its secret)",
+		detail:  "Shows the credential's metadata, owner and expiry. BTP never shows a secret again after creation, and neither does credbot.",
+	}},
+	{"delete", verb{
+		flags:   append(slices.Clone(scopeFlags), "name"),
+		usage:   []string{"/credbot delete --subaccount <guid> --name <name>"},
+		summary: "delete an API credential (asks for confirmation)",
+		detail:  "Shows the credential and a Delete button; nothing is deleted at BTP until you press it and confirm.",
+	}},
+	{"status", verb{
+		usage:   []string{"/credbot status", "/credbot status <request-id>"},
+		summary: "your requests, or one request",
+	}},
+	{"cancel", verb{
+		usage:   []string{"/credbot cancel <request-id>"},
+		summary: "withdraw a request that is still waiting for approval",
+	}},
+	{"why", verb{
+		usage:   []string{"/credbot why <request-id>"},
+		summary: "explain a request: the policy rules that apply and who can approve it",
+	}},
+	{"approvers", verb{
+		flags:   scopeFlags,
+		usage:   []string{"/credbot approvers --subaccount <guid>   (or --directory, --global-account)"},
+		summary: "who may approve requests in a scope",
+	}},
+	{"help", verb{
+		usage:   []string{"/credbot help", "/credbot help <command>"},
+		summary: "this help",
+	}},
+}
+
+func lookupVerb(name string) (verb, bool) {
+	for _, v := range verbs {
+		if v.name == name {
+			return v.verb, true
+		}
+	}
+	return verb{}, false
+}
+
+// btpObject is the btp CLI's object name for API credentials; users who paste a
+// btp command line may keep it.
+const btpObject = "security/api-credential"
 
 var errUsage = errors.New("usage")
 
-// ParseCommand parses slash-command text. Errors are meant for the user.
+// UsageError is a command the grammar rejects; Verb names the verb whose help
+// should follow the message, if it is known.
+type UsageError struct {
+	Verb string
+	Msg  string
+}
+
+func (e *UsageError) Error() string { return "usage: " + e.Msg }
+func (e *UsageError) Unwrap() error { return errUsage }
+
+// ParseCommand parses slash-command text. Errors are *UsageError, meant for the user.
 func ParseCommand(text string) (Command, error) {
 	if len(text) > MaxCommandText {
-		return Command{}, fmt.Errorf("%w: the command is longer than %d characters", errUsage, MaxCommandText)
+		return Command{}, &UsageError{Msg: fmt.Sprintf("the command is longer than %d characters", MaxCommandText)}
 	}
 	toks, err := tokenize(text)
 	if err != nil {
@@ -48,12 +146,19 @@ func ParseCommand(text string) (Command, error) {
 		return Command{Verb: "help"}, nil
 	}
 	c := Command{Verb: strings.ToLower(toks[0])}
-	allowed, ok := verbs[c.Verb]
+	v, ok := lookupVerb(c.Verb)
 	if !ok {
-		return Command{}, fmt.Errorf("%w: unknown command %q", errUsage, toks[0])
+		return Command{}, &UsageError{Msg: fmt.Sprintf("unknown command %q", toks[0])}
+	}
+	fail := func(format string, a ...any) (Command, error) {
+		return Command{}, &UsageError{Verb: c.Verb, Msg: fmt.Sprintf(format, a...)}
+	}
+	toks = toks[1:]
+	if len(toks) > 0 && strings.EqualFold(toks[0], btpObject) && len(v.flags) > 0 {
+		toks = toks[1:]
 	}
 	seen := map[string]bool{}
-	for i := 1; i < len(toks); i++ {
+	for i := 0; i < len(toks); i++ {
 		tok := normaliseDashes(toks[i])
 		if !strings.HasPrefix(tok, "--") {
 			c.Args = append(c.Args, toks[i])
@@ -61,28 +166,26 @@ func ParseCommand(text string) (Command, error) {
 		}
 		name, val, hasVal := strings.Cut(tok[2:], "=")
 		name = strings.ToLower(name)
-		if !slices.Contains(allowed, name) {
-			return Command{}, fmt.Errorf("%w: %s does not take --%s", errUsage, c.Verb, name)
+		if !slices.Contains(v.flags, name) {
+			return fail("%s does not take --%s", c.Verb, name)
 		}
 		if seen[name] {
-			return Command{}, fmt.Errorf("%w: --%s given twice", errUsage, name)
+			return fail("--%s given twice", name)
 		}
 		seen[name] = true
 		if name == "read-only" {
 			switch {
-			case !hasVal:
-				c.ReadOnly = true
-			case strings.EqualFold(val, "true"):
+			case !hasVal, strings.EqualFold(val, "true"):
 				c.ReadOnly = true
 			case strings.EqualFold(val, "false"):
 			default:
-				return Command{}, fmt.Errorf("%w: --read-only takes true or false", errUsage)
+				return fail("--read-only takes true or false")
 			}
 			continue
 		}
 		if !hasVal {
 			if i+1 >= len(toks) || strings.HasPrefix(normaliseDashes(toks[i+1]), "--") {
-				return Command{}, fmt.Errorf("%w: --%s needs a value", errUsage, name)
+				return fail("--%s needs a value", name)
 			}
 			i++
 			val = toks[i]
@@ -90,35 +193,130 @@ func ParseCommand(text string) (Command, error) {
 		switch name {
 		case "subaccount", "directory", "global-account":
 			if c.HasScope {
-				return Command{}, fmt.Errorf("%w: give exactly one of --subaccount, --directory, --global-account", errUsage)
+				return fail("give exactly one of --subaccount, --directory, --global-account")
 			}
-			kind := map[string]approval.ScopeKind{"subaccount": approval.ScopeSubaccount, "directory": approval.ScopeDirectory, "global-account": approval.ScopeGlobalAccount}[name]
-			c.Scope, c.HasScope = approval.Scope{Kind: kind, ID: strings.TrimSpace(val)}, true
+			c.Scope, c.HasScope = approval.Scope{Kind: scopeKinds[name], ID: strings.TrimSpace(val)}, true
 			if err := c.Scope.Validate(); err != nil {
-				return Command{}, fmt.Errorf("%w: %v", errUsage, err)
+				return fail("%s", strings.TrimPrefix(err.Error(), approval.ErrInvalid.Error()+": "))
 			}
 		case "name":
 			if err := approval.ValidateName(val); err != nil {
-				return Command{}, fmt.Errorf("%w: %v", errUsage, err)
+				return fail("%s", strings.TrimPrefix(err.Error(), approval.ErrInvalid.Error()+": "))
 			}
 			c.Name = val
 		case "reason":
 			c.Reason = strings.TrimSpace(val)
+			if c.Reason == "" {
+				return fail("--reason must not be empty")
+			}
+		case "expires-in":
+			if c.ExpiresIn, err = ParseLifetime(val); err != nil {
+				return fail("--expires-in: %v", err)
+			}
 		}
 	}
-	if c.Verb == "create" {
+	needScope := func() error {
+		if !c.HasScope {
+			return &UsageError{Verb: c.Verb, Msg: c.Verb + " needs one of --subaccount, --directory, --global-account"}
+		}
+		return nil
+	}
+	noArgs := func() error {
+		if len(c.Args) > 0 {
+			return &UsageError{Verb: c.Verb, Msg: fmt.Sprintf("unexpected %q (quote values with spaces)", c.Args[0])}
+		}
+		return nil
+	}
+	oneID := func() error {
+		if len(c.Args) != 1 || !requestIDRE.MatchString(c.Args[0]) {
+			return &UsageError{Verb: c.Verb, Msg: c.Verb + " needs one request id, like r0123456789ab"}
+		}
+		return nil
+	}
+	var perr error
+	switch c.Verb {
+	case "create":
+		if len(seen) == 0 && len(c.Args) == 0 {
+			c.Modal = true
+			break
+		}
 		switch {
 		case !c.HasScope:
-			return Command{}, fmt.Errorf("%w: create needs one of --subaccount, --directory, --global-account", errUsage)
+			perr = needScope()
 		case c.Name == "":
-			return Command{}, fmt.Errorf("%w: create needs --name", errUsage)
+			perr = &UsageError{Verb: c.Verb, Msg: "create needs --name"}
 		case c.Reason == "":
-			return Command{}, fmt.Errorf("%w: create needs --reason \"why you need it\"", errUsage)
-		case len(c.Args) > 0:
-			return Command{}, fmt.Errorf("%w: unexpected %q (quote a reason with spaces)", errUsage, c.Args[0])
+			perr = &UsageError{Verb: c.Verb, Msg: `create needs --reason "why you need it"`}
+		default:
+			perr = noArgs()
+		}
+	case "list", "approvers":
+		if perr = needScope(); perr == nil {
+			perr = noArgs()
+		}
+	case "get", "delete":
+		if perr = needScope(); perr == nil {
+			if c.Name == "" {
+				perr = &UsageError{Verb: c.Verb, Msg: c.Verb + " needs --name"}
+			} else {
+				perr = noArgs()
+			}
+		}
+	case "status":
+		if len(c.Args) > 0 {
+			perr = oneID()
+		}
+	case "cancel", "why":
+		perr = oneID()
+	case "help":
+		if len(c.Args) > 1 {
+			perr = &UsageError{Verb: "help", Msg: "help takes at most one command name"}
+		} else if len(c.Args) == 1 {
+			c.Args[0] = strings.ToLower(c.Args[0])
+			if _, ok := lookupVerb(c.Args[0]); !ok {
+				perr = &UsageError{Verb: "help", Msg: fmt.Sprintf("there is no command %q", c.Args[0])}
+			}
 		}
 	}
+	if perr != nil {
+		return Command{}, perr
+	}
 	return c, nil
+}
+
+var scopeKinds = map[string]approval.ScopeKind{
+	"subaccount": approval.ScopeSubaccount, "directory": approval.ScopeDirectory, "global-account": approval.ScopeGlobalAccount,
+}
+
+// MaxLifetimeText bounds what ParseLifetime accepts; the policy's own maximum
+// is enforced by the lifecycle service.
+const MaxLifetimeText = 10 * 365 * 24 * time.Hour
+
+// ParseLifetime reads a credential lifetime: a whole number of days ("30d"),
+// weeks ("2w"), hours ("72h") or minutes ("90m"), or a Go duration ("1h30m").
+func ParseLifetime(s string) (time.Duration, error) {
+	s = strings.TrimSpace(strings.ToLower(s))
+	if s == "" {
+		return 0, errors.New("give a lifetime like 30d or 72h")
+	}
+	var d time.Duration
+	unit := map[byte]time.Duration{'d': 24 * time.Hour, 'w': 7 * 24 * time.Hour}[s[len(s)-1]]
+	if unit != 0 {
+		n, err := strconv.Atoi(s[:len(s)-1])
+		if err != nil || n <= 0 || n > 3650 {
+			return 0, fmt.Errorf("%q is not a lifetime like 30d or 72h", s)
+		}
+		d = time.Duration(n) * unit
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("%q is not a lifetime like 30d or 72h", s)
+		}
+	}
+	if d <= 0 || d > MaxLifetimeText {
+		return 0, fmt.Errorf("%q is out of range", s)
+	}
+	return d, nil
 }
 
 // normaliseDashes accepts the em and en dashes that chat clients substitute for "--".
@@ -140,7 +338,7 @@ func tokenize(s string) ([]string, error) {
 	var quote rune
 	for _, r := range s {
 		if unicode.IsControl(r) && !unicode.IsSpace(r) {
-			return nil, fmt.Errorf("%w: control characters are not allowed", errUsage)
+			return nil, &UsageError{Msg: "control characters are not allowed"}
 		}
 		switch {
 		case quote != 0:
@@ -166,7 +364,7 @@ func tokenize(s string) ([]string, error) {
 		}
 	}
 	if quote != 0 {
-		return nil, fmt.Errorf("%w: unbalanced quote", errUsage)
+		return nil, &UsageError{Msg: "unbalanced quote"}
 	}
 	if inTok {
 		toks = append(toks, cur.String())
@@ -174,14 +372,24 @@ func tokenize(s string) ([]string, error) {
 	return toks, nil
 }
 
-// Usage is the help text.
-const Usage = "*credbot* hands out SAP BTP API credentials (XSUAA) after approval.\n" +
-	"```\n" +
-	"/credbot create --subaccount <guid> --name <name> [--read-only] --reason \"<why>\"\n" +
-	"/credbot create --directory <guid> --name <name> [--read-only] --reason \"<why>\"\n" +
-	"/credbot create --global-account <subdomain> --name <name> [--read-only] --reason \"<why>\"\n" +
-	"/credbot status <request-id>\n" +
-	"/credbot help\n" +
-	"```\n" +
-	"Approvers get Approve/Deny buttons; once approved you get a DM with a Reveal button. " +
-	"The secret is shown once, only to you."
+// Help is the help text: every verb, or one verb in detail.
+func Help(topic string) string {
+	var b strings.Builder
+	if v, ok := lookupVerb(topic); ok && topic != "" && topic != "help" {
+		fmt.Fprintf(&b, "*/credbot %s* — %s\n```\n%s\n```\n", topic, v.summary, strings.Join(v.usage, "\n"))
+		if v.detail != "" {
+			b.WriteString(v.detail + "\n")
+		}
+		if slices.Contains(v.flags, "subaccount") {
+			b.WriteString("Scopes: --subaccount and --directory take a GUID, --global-account the global account's subdomain.")
+		}
+		return strings.TrimSpace(b.String())
+	}
+	b.WriteString("*credbot* hands out SAP BTP API credentials after approval. Commands follow the btp CLI:\n```\n")
+	for _, v := range verbs {
+		fmt.Fprintf(&b, "%-10s %s\n", v.name, v.summary)
+	}
+	b.WriteString("```\n`/credbot help <command>` explains one command, e.g. `/credbot help create`. ")
+	b.WriteString("Approvers get Approve/Deny buttons; once approved you get a DM with a Reveal button. The secret is shown once, only to you.")
+	return b.String()
+}

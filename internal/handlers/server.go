@@ -1,23 +1,26 @@
-// Package handlers is credbot's Slack side: signed HTTP ingress, the command
-// grammar, Block Kit rendering and the Web API notifier. Handlers are thin: they
-// verify, parse, ack within Slack's 3 seconds and hand slow work to a goroutine
-// that calls the approval service.
+// Package handlers is credbot's Slack side: ingress over signed HTTP or Socket
+// Mode, the command grammar, modals, the App Home tab, Block Kit rendering and
+// the Web API notifier.
+//
+// Both transports feed the same three functions — HandleCommand,
+// HandleInteraction and HandleEvent — which decide the ack and start any slow
+// work in a goroutine after it, so that every envelope is acknowledged well
+// inside Slack's 3 seconds whichever way it came.
 package handlers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/policy"
 	"github.com/slack-go/slack"
 )
 
@@ -28,10 +31,26 @@ type Lifecycle interface {
 	Reveal(ctx context.Context, id, user string) (approval.Revelation, error)
 	Undeliverable(ctx context.Context, id string, cause error) error
 	Status(ctx context.Context, id string) (*approval.Request, error)
+	Cancel(ctx context.Context, id, user string) (*approval.Request, error)
+	Requests(ctx context.Context, user string) (mine, awaiting []*approval.Request, err error)
+	ListCredentials(ctx context.Context, user string, scope approval.Scope) ([]approval.CredentialView, error)
+	GetCredential(ctx context.Context, user string, scope approval.Scope, name string) (approval.CredentialView, error)
+	DeleteCredential(ctx context.Context, user string, scope approval.Scope, name string) error
 }
 
-// Config configures the HTTP handlers.
+// Policy answers the questions behind "why" and "approvers". Implemented by
+// *policy.Engine.
+type Policy interface {
+	Authorize(ctx context.Context, user string, act approval.Action, scope approval.Scope, owner string) (approval.Decision, error)
+	Explain(ctx context.Context, user string, act approval.Action, scope approval.Scope, owner string) (policy.Explanation, error)
+	Approvers(ctx context.Context, scope approval.Scope) ([]string, error)
+	Quorum(ctx context.Context, scope approval.Scope, approvers []string) (approval.QuorumStatus, error)
+}
+
+// Config configures the handlers.
 type Config struct {
+	// SigningSecret verifies HTTP requests. Without it the /slack/ routes are
+	// not served at all (Socket Mode needs none).
 	SigningSecret string
 	// ResponseHosts are the hosts a response_url may point at; Slack's own
 	// (hooks.slack.com) is always allowed. Anything else is refused, so that no
@@ -44,9 +63,21 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// WorkTimeout bounds the work done after an ack.
 	WorkTimeout time.Duration
+	// AckBudget bounds the Web API work done before an ack (views.open).
+	// Default 2 seconds, leaving a second of Slack's three for the network.
+	AckBudget time.Duration
+
+	// API is the Web API for modals, the Home tab and replies without a
+	// response_url. Without it those features answer that they are unavailable.
+	API *WebAPI
+	// Directory admits only active full members of the allowed workspaces.
+	// Without it everyone Slack sends is served (tests).
+	Directory *Directory
+	// Policy answers why and approvers; without it those verbs are unavailable.
+	Policy Policy
 }
 
-// Server serves Slack's Request URLs.
+// Server holds the transport-neutral handlers and both transports.
 type Server struct {
 	life   Lifecycle
 	cfg    Config
@@ -55,6 +86,11 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	closing   chan struct{} // closed when Close begins: stop taking envelopes
+	closeOnce sync.Once
+	sockets   sync.WaitGroup // running RunSocketMode calls
+	socket    atomic.Int32   // Socket Mode: 0 unused, 1 connecting, 2 connected
 }
 
 // NewServer returns the handlers; Close waits for work started after acks.
@@ -71,12 +107,19 @@ func NewServer(life Lifecycle, cfg Config) *Server {
 	if cfg.WorkTimeout <= 0 {
 		cfg.WorkTimeout = 2 * time.Minute
 	}
+	if cfg.AckBudget <= 0 {
+		cfg.AckBudget = 2 * time.Second
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{life: life, cfg: cfg, verify: verifier{secret: cfg.SigningSecret, now: cfg.Now}, log: cfg.Logger, ctx: ctx, cancel: cancel}
+	return &Server{life: life, cfg: cfg, verify: verifier{secret: cfg.SigningSecret, now: cfg.Now}, log: cfg.Logger,
+		ctx: ctx, cancel: cancel, closing: make(chan struct{})}
 }
 
-// Close waits for in-flight work, then cancels what is left.
+// Close stops taking Socket Mode envelopes, waits for in-flight work, then
+// cancels what is left.
 func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.sockets.Wait()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -85,170 +128,6 @@ func (s *Server) Close() {
 	}
 	s.cancel()
 	s.wg.Wait()
-}
-
-// Handler routes Slack's Request URLs and the probes.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /slack/commands", s.signed(s.command))
-	mux.HandleFunc("POST /slack/interactivity", s.signed(s.interaction))
-	mux.HandleFunc("POST /slack/events", s.signed(s.event))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("GET /readyz", s.ready)
-	return mux
-}
-
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Ready != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := s.cfg.Ready(ctx); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-	}
-	_, _ = w.Write([]byte("ready\n"))
-}
-
-// signed verifies Slack's signature over the raw body before anything parses it.
-func (s *Server) signed(next func(http.ResponseWriter, *http.Request, []byte)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		body, status, err := s.verify.read(w, r)
-		if err != nil {
-			s.log.Warn("rejected slack request", "path", r.URL.Path, "status", status, "err", err, "remote", r.RemoteAddr)
-			http.Error(w, http.StatusText(status), status)
-			return
-		}
-		next(w, r, body)
-	}
-}
-
-var (
-	userIDRE    = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
-	requestIDRE = regexp.MustCompile(`^r[0-9a-f]{12}$`)
-)
-
-func (s *Server) command(w http.ResponseWriter, _ *http.Request, body []byte) {
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		http.Error(w, "bad form", http.StatusBadRequest)
-		return
-	}
-	if form.Get("ssl_check") == "1" {
-		return
-	}
-	user, team, responseURL := form.Get("user_id"), form.Get("team_id"), form.Get("response_url")
-	if !userIDRE.MatchString(user) {
-		http.Error(w, "bad user", http.StatusBadRequest)
-		return
-	}
-	cmd, err := ParseCommand(form.Get("text"))
-	if err != nil {
-		ephemeral(w, fmt.Sprintf(":warning: %s\n\n%s", escape(strings.TrimPrefix(err.Error(), "usage: ")), Usage))
-		return
-	}
-	switch cmd.Verb {
-	case "help":
-		ephemeral(w, Usage)
-	case "create":
-		ephemeral(w, "Submitting your request…")
-		s.async(func(ctx context.Context) {
-			req, err := s.life.Submit(ctx, approval.Submission{
-				User: user, Team: team, Scope: cmd.Scope, Name: cmd.Name, ReadOnly: cmd.ReadOnly, Reason: cmd.Reason,
-			})
-			if err != nil {
-				s.respond(ctx, responseURL, ":warning: "+s.userMessage(err, "submit"))
-				return
-			}
-			s.respond(ctx, responseURL, fmt.Sprintf("Request `%s` for %s in %s is waiting for approval. You will get a DM when it is decided.",
-				req.ID, escape(req.Name), escape(scopeLabel(req.Scope))))
-		})
-	case "status":
-		if len(cmd.Args) != 1 || !requestIDRE.MatchString(cmd.Args[0]) {
-			ephemeral(w, ":warning: usage: /credbot status <request-id>")
-			return
-		}
-		ephemeral(w, "Looking it up…")
-		s.async(func(ctx context.Context) {
-			r, err := s.life.Status(ctx, cmd.Args[0])
-			if err == nil && r.Requester != user {
-				// Requests are not secret, but keep them to the people involved.
-				err = &approval.UserError{Msg: "you can only see the status of your own requests", Err: approval.ErrForbidden}
-			}
-			if err != nil {
-				s.respond(ctx, responseURL, ":warning: "+s.userMessage(err, "status"))
-				return
-			}
-			s.respond(ctx, responseURL, fmt.Sprintf("Request `%s` (%s in %s): %s", r.ID, escape(r.Name), escape(scopeLabel(r.Scope)), statusLine(r, approval.QuorumStatus{Have: len(r.Approvals)})))
-		})
-	}
-}
-
-func (s *Server) interaction(w http.ResponseWriter, _ *http.Request, body []byte) {
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		http.Error(w, "bad form", http.StatusBadRequest)
-		return
-	}
-	var cb slack.InteractionCallback
-	if err := json.Unmarshal([]byte(form.Get("payload")), &cb); err != nil {
-		http.Error(w, "bad payload", http.StatusBadRequest)
-		return
-	}
-	if cb.Type != slack.InteractionTypeBlockActions || len(cb.ActionCallback.BlockActions) == 0 {
-		return // acknowledged, nothing to do
-	}
-	user := cb.User.ID
-	act := cb.ActionCallback.BlockActions[0]
-	if !userIDRE.MatchString(user) || !requestIDRE.MatchString(act.Value) {
-		return
-	}
-	id, responseURL := act.Value, cb.ResponseURL
-	switch act.ActionID {
-	case ActionApprove, ActionDeny:
-		approve := act.ActionID == ActionApprove
-		s.async(func(ctx context.Context) {
-			out, err := s.life.Decide(ctx, id, user, approve)
-			if err != nil {
-				s.respond(ctx, responseURL, ":warning: "+s.userMessage(err, "decide"))
-				return
-			}
-			s.respond(ctx, responseURL, out.Message)
-		})
-	case ActionReveal:
-		s.async(func(ctx context.Context) {
-			rv, err := s.life.Reveal(ctx, id, user)
-			if err != nil {
-				s.respond(ctx, responseURL, ":warning: "+s.userMessage(err, "reveal"))
-				return
-			}
-			if err := s.post(ctx, responseURL, &slack.WebhookMessage{
-				ResponseType: slack.ResponseTypeEphemeral, Text: "Your one-time secret (shown once)",
-				Blocks: &slack.Blocks{BlockSet: revealBlocks(rv)},
-			}); err != nil {
-				// The secret is gone from our store and was not shown: revoke it.
-				s.log.Error("deliver revealed secret", "request", id, "err", err)
-				if err := s.life.Undeliverable(ctx, id, err); err != nil {
-					s.log.Error("revoke undeliverable secret", "request", id, "err", err)
-				}
-			}
-		})
-	}
-}
-
-func (s *Server) event(w http.ResponseWriter, _ *http.Request, body []byte) {
-	var env struct {
-		Type      string `json:"type"`
-		Challenge string `json:"challenge"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		http.Error(w, "bad event", http.StatusBadRequest)
-		return
-	}
-	if env.Type == "url_verification" {
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte(env.Challenge))
-	}
 }
 
 // async runs slow work after the ack, bounded in time, tracked for Close.
@@ -262,6 +141,15 @@ func (s *Server) async(f func(ctx context.Context)) {
 	}()
 }
 
+// admit refuses users credbot does not serve, before anything of theirs is
+// stored or acted on.
+func (s *Server) admit(ctx context.Context, user string) error {
+	if s.cfg.Directory == nil {
+		return nil
+	}
+	return refusal(s.cfg.Directory.Check(ctx, user))
+}
+
 // userMessage turns an error into text for the clicker; unexpected errors are
 // logged and summarised, never shown raw.
 func (s *Server) userMessage(err error, op string) string {
@@ -273,10 +161,44 @@ func (s *Server) userMessage(err error, op string) string {
 	return "something went wrong on our side; please try again or ask an admin"
 }
 
-func (s *Server) respond(ctx context.Context, responseURL, text string) {
-	if err := s.post(ctx, responseURL, &slack.WebhookMessage{ResponseType: slack.ResponseTypeEphemeral, Text: text}); err != nil {
-		s.log.Warn("respond", "err", err)
+// origin is where a person spoke to us, and so where our later answers go.
+type origin struct {
+	user        string
+	responseURL string // empty on the Home tab and in modals
+}
+
+// reply answers the person privately: through the response_url when Slack gave
+// one, else as an ephemeral message in their DM with the bot.
+func (s *Server) reply(ctx context.Context, o origin, text string, blocks ...slack.Block) {
+	if o.responseURL != "" {
+		msg := &slack.WebhookMessage{ResponseType: slack.ResponseTypeEphemeral, Text: text}
+		if len(blocks) > 0 {
+			msg.Blocks = &slack.Blocks{BlockSet: blocks}
+		}
+		if err := s.post(ctx, o.responseURL, msg); err != nil {
+			s.log.Warn("respond", "err", err)
+		}
+		return
 	}
+	if s.cfg.API == nil {
+		s.log.Warn("no way to reply: no response_url and no Web API")
+		return
+	}
+	ch, err := s.cfg.API.DM(ctx, o.user)
+	if err == nil {
+		opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
+		if len(blocks) > 0 {
+			opts = append(opts, slack.MsgOptionBlocks(blocks...))
+		}
+		err = s.cfg.API.PostEphemeral(ctx, ch, o.user, opts...)
+	}
+	if err != nil {
+		s.log.Warn("reply in DM", "user", o.user, "err", err)
+	}
+}
+
+func (s *Server) warn(ctx context.Context, o origin, err error, op string) {
+	s.reply(ctx, o, ":warning: "+s.userMessage(err, op))
 }
 
 // post sends an ephemeral reply to a response_url, but only to a trusted host.
@@ -300,7 +222,7 @@ func (s *Server) trustedResponseHost(u *url.URL) bool {
 	return false
 }
 
-func ephemeral(w http.ResponseWriter, text string) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]string{"response_type": "ephemeral", "text": text})
+// ackText is an immediate private answer to a slash command.
+func ackText(text string) any {
+	return map[string]string{"response_type": "ephemeral", "text": text}
 }

@@ -1,19 +1,22 @@
 // Package slackfake is an in-process stand-in for Slack: a Web API that records
 // every call (chat.postMessage, chat.update, chat.postEphemeral,
-// conversations.open, users.info, views.*), response_url endpoints, and simulated
-// people who send signed slash commands and button clicks to the bot. Tests and
-// local mode use it; it holds no secrets of its own.
+// conversations.open, users.info, users.lookupByEmail, usergroups.*, views.*,
+// auth.test), response_url endpoints, a Socket Mode endpoint, and simulated
+// people who send slash commands, clicks, form submissions and Home-tab opens
+// to the bot over signed HTTP or Socket Mode. Tests and local mode use it; it
+// holds no secrets of its own.
 package slackfake
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,13 +31,15 @@ type Call struct {
 	Body      string     // raw body (JSON for views.* and response_url)
 	Channel   string     // channel the message landed in, when there is one
 	TS        string     // ts given to a posted message
-	User      string     // for ephemerals: who sees it
+	ThreadTS  string     // the thread a message was posted in
+	User      string     // for ephemerals: who sees it; for views: whose
 	Ephemeral bool
+	At        time.Time
 }
 
 // Text is the visible text of the call: its text plus every block's text.
 func (c Call) Text() string {
-	if c.Method == "response_url" {
+	if c.Method == "response_url" || strings.HasPrefix(c.Method, "views.") {
 		return c.Body
 	}
 	return c.Params.Get("text") + "\n" + c.Params.Get("blocks")
@@ -42,7 +47,7 @@ func (c Call) Text() string {
 
 // Message is a message as it stands in a channel now.
 type Message struct {
-	Channel, TS, Text, Blocks string
+	Channel, TS, ThreadTS, Text, Blocks string
 }
 
 // Fault makes the next Times calls of Method fail.
@@ -54,9 +59,46 @@ type Fault struct {
 	Error      string        // or ok:false with this error, e.g. "user_not_in_channel"
 }
 
+// User is a profile users.info serves. Unknown ids get a full member of
+// DefaultTeam.
+type User struct {
+	ID              string
+	Name            string
+	Team            string
+	Enterprise      string
+	Email           string
+	Deleted         bool
+	Bot             bool
+	Restricted      bool // multi-channel guest
+	UltraRestricted bool // single-channel guest
+	Stranger        bool
+}
+
+// DefaultTeam is the workspace auth.test reports and unknown users belong to.
+const DefaultTeam = "T0LOCAL"
+
+type group struct {
+	id, handle string
+	members    []string
+}
+
+type window struct {
+	limit int
+	per   time.Duration
+	start time.Time
+	n     int
+}
+
+type trigger struct {
+	issued time.Time
+	used   bool
+}
+
 // Server is the fake Slack.
 type Server struct {
 	Token string
+	// TriggerTTL is how long a trigger_id stays valid (Slack: 3 seconds).
+	TriggerTTL time.Duration
 
 	srv    *http.Server
 	ln     net.Listener
@@ -66,6 +108,14 @@ type Server struct {
 	msgs   map[string]*Message // channel/ts → message
 	faults []Fault
 	seq    int
+	users  map[string]User
+	groups []group
+	limits map[string]*window
+	trig   map[string]*trigger
+	homes  map[string]string // user → blocks JSON of their published Home tab
+	views  map[string]string // view id → view JSON (modals)
+
+	socket *socketHub
 }
 
 // Start runs a fake Slack on 127.0.0.1 that accepts token. Close stops it.
@@ -74,17 +124,26 @@ func Start(token string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Token: token, ln: ln, cond: make(chan struct{}), msgs: map[string]*Message{}}
+	s := &Server{
+		Token: token, TriggerTTL: 3 * time.Second, ln: ln, cond: make(chan struct{}), msgs: map[string]*Message{},
+		users: map[string]User{}, limits: map[string]*window{}, trig: map[string]*trigger{},
+		homes: map[string]string{}, views: map[string]string{},
+	}
+	s.socket = newSocketHub(s)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/", s.api)
 	mux.HandleFunc("/response/", s.response)
+	mux.HandleFunc("/socket", s.socket.serve)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
 }
 
-// Close stops the server.
-func (s *Server) Close() { _ = s.srv.Close() }
+// Close stops the server and drops every Socket Mode connection.
+func (s *Server) Close() {
+	s.socket.close()
+	_ = s.srv.Close()
+}
 
 // APIURL is what the bot uses as SLACK_API_URL.
 func (s *Server) APIURL() string { return "http://" + s.ln.Addr().String() + "/api/" }
@@ -101,11 +160,49 @@ func (s *Server) NewResponseURL() string {
 	return fmt.Sprintf("http://%s/response/%d", s.ln.Addr(), n)
 }
 
+// NewTrigger mints a trigger_id, valid for TriggerTTL and one views.open.
+func (s *Server) NewTrigger() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	id := fmt.Sprintf("%d.%d.trigger", s.seq, time.Now().UnixNano())
+	s.trig[id] = &trigger{issued: time.Now()}
+	return id
+}
+
 // Inject queues a fault.
 func (s *Server) Inject(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = append(s.faults, f)
+}
+
+// Limit rate-limits method as Slack does: at most n calls in each window of
+// per; the rest get HTTP 429 with Retry-After (whole seconds) until the window ends.
+func (s *Server) Limit(method string, n int, per time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits[method] = &window{limit: n, per: per}
+}
+
+// SetUser makes users.info (and users.lookupByEmail) serve u.
+func (s *Server) SetUser(u User) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[u.ID] = u
+}
+
+// SetGroup makes usergroups.list and usergroups.users.list serve a user group.
+func (s *Server) SetGroup(id, handle string, members ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, g := range s.groups {
+		if g.id == id {
+			s.groups[i] = group{id, handle, members}
+			return
+		}
+	}
+	s.groups = append(s.groups, group{id, handle, members})
 }
 
 // Calls returns a copy of every call so far.
@@ -124,6 +221,28 @@ func (s *Server) Message(channel, ts string) (Message, bool) {
 		return Message{}, false
 	}
 	return *m, true
+}
+
+// Thread returns the replies in a message's thread, oldest first.
+func (s *Server) Thread(channel, ts string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Message
+	for _, m := range s.msgs {
+		if m.Channel == channel && m.ThreadTS == ts {
+			out = append(out, *m)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TS < out[j].TS })
+	return out
+}
+
+// Home returns the blocks JSON of the Home tab last published for user.
+func (s *Server) Home(user string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.homes[user]
+	return b, ok
 }
 
 // WaitFor blocks until match accepts a call (it sees each call once, in order),
@@ -148,7 +267,23 @@ func (s *Server) WaitFor(ctx context.Context, match func(Call) bool) (Call, erro
 	}
 }
 
+// WaitCount blocks until n calls match, and returns them.
+func (s *Server) WaitCount(ctx context.Context, n int, match func(Call) bool) ([]Call, error) {
+	var got []Call
+	_, err := s.WaitFor(ctx, func(c Call) bool {
+		if match(c) {
+			got = append(got, c)
+		}
+		return len(got) >= n
+	})
+	if err != nil {
+		return got, fmt.Errorf("slackfake: %d of %d calls: %w", len(got), n, err)
+	}
+	return got, nil
+}
+
 func (s *Server) record(c Call) {
+	c.At = time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, c)
@@ -163,6 +298,16 @@ func (s *Server) fault(method string) (Fault, bool) {
 		if f.Method == method && f.Times > 0 {
 			s.faults[i].Times--
 			return f, true
+		}
+	}
+	if w, ok := s.limits[method]; ok {
+		now := time.Now()
+		if now.Sub(w.start) >= w.per {
+			w.start, w.n = now, 0
+		}
+		w.n++
+		if w.n > w.limit {
+			return Fault{Method: method, Status: http.StatusTooManyRequests, RetryAfter: w.start.Add(w.per).Sub(now)}, true
 		}
 	}
 	return Fault{}, false
@@ -198,6 +343,10 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(v)
 	}
+	if method == "apps.connections.open" {
+		s.socket.open(w, r, token)
+		return
+	}
 	if token != s.Token {
 		s.record(Call{Method: method + "!invalid_auth", Params: params, Body: string(body)})
 		reply(map[string]any{"ok": false, "error": "invalid_auth"})
@@ -207,7 +356,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		s.record(Call{Method: method + "!fault", Params: params, Body: string(body)})
 		if f.Status != 0 {
 			if f.RetryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(int(f.RetryAfter.Seconds())))
+				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(f.RetryAfter.Seconds()))))
 			}
 			w.WriteHeader(f.Status)
 			return
@@ -218,11 +367,11 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	c := Call{Method: method, Params: params, Body: string(body)}
 	switch method {
 	case "chat.postMessage":
-		c.Channel = params.Get("channel")
+		c.Channel, c.ThreadTS = params.Get("channel"), params.Get("thread_ts")
 		s.mu.Lock()
 		s.seq++
 		c.TS = fmt.Sprintf("1700000000.%06d", s.seq)
-		s.msgs[c.Channel+"/"+c.TS] = &Message{Channel: c.Channel, TS: c.TS, Text: params.Get("text"), Blocks: params.Get("blocks")}
+		s.msgs[c.Channel+"/"+c.TS] = &Message{Channel: c.Channel, TS: c.TS, ThreadTS: c.ThreadTS, Text: params.Get("text"), Blocks: params.Get("blocks")}
 		s.mu.Unlock()
 		s.record(c)
 		reply(map[string]any{"ok": true, "channel": c.Channel, "ts": c.TS})
@@ -250,13 +399,78 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		reply(map[string]any{"ok": true, "channel": map[string]any{"id": c.Channel}})
 	case "users.info":
 		s.record(c)
-		id := params.Get("user")
-		reply(map[string]any{"ok": true, "user": map[string]any{"id": id, "name": strings.ToLower(id), "deleted": false, "is_bot": false,
-			"profile": map[string]any{"email": strings.ToLower(id) + "@example.com"}}})
+		u, ok := s.user(params.Get("user"))
+		if !ok {
+			reply(map[string]any{"ok": false, "error": "user_not_found"})
+			return
+		}
+		reply(map[string]any{"ok": true, "user": u.json()})
+	case "users.lookupByEmail":
+		s.record(c)
+		email := strings.ToLower(params.Get("email"))
+		s.mu.Lock()
+		var found *User
+		for _, u := range s.users {
+			if strings.EqualFold(u.Email, email) {
+				found = &u
+				break
+			}
+		}
+		s.mu.Unlock()
+		if found == nil {
+			reply(map[string]any{"ok": false, "error": "users_not_found"})
+			return
+		}
+		reply(map[string]any{"ok": true, "user": found.json()})
+	case "usergroups.list":
+		s.record(c)
+		s.mu.Lock()
+		gs := []map[string]any{}
+		for _, g := range s.groups {
+			gs = append(gs, map[string]any{"id": g.id, "handle": g.handle, "name": g.handle, "team_id": DefaultTeam, "is_usergroup": true, "user_count": len(g.members)})
+		}
+		s.mu.Unlock()
+		reply(map[string]any{"ok": true, "usergroups": gs})
+	case "usergroups.users.list":
+		s.record(c)
+		id := params.Get("usergroup")
+		s.mu.Lock()
+		var members []string
+		found := false
+		for _, g := range s.groups {
+			if g.id == id {
+				members, found = append([]string{}, g.members...), true
+			}
+		}
+		s.mu.Unlock()
+		if !found {
+			reply(map[string]any{"ok": false, "error": "no_such_subteam"})
+			return
+		}
+		reply(map[string]any{"ok": true, "users": members})
 	case "auth.test":
 		s.record(c)
-		reply(map[string]any{"ok": true, "user_id": "U0CREDBOT", "team_id": "T0LOCAL"})
-	case "views.open", "views.publish", "views.update", "views.push":
+		reply(map[string]any{"ok": true, "user_id": "U0CREDBOT", "team_id": DefaultTeam, "bot_id": "B0CREDBOT"})
+	case "views.open":
+		s.viewsOpen(c, reply)
+	case "views.publish":
+		var req struct {
+			UserID string          `json:"user_id"`
+			View   json.RawMessage `json:"view"`
+		}
+		_ = json.Unmarshal(body, &req)
+		var v struct {
+			Type   string          `json:"type"`
+			Blocks json.RawMessage `json:"blocks"`
+		}
+		_ = json.Unmarshal(req.View, &v)
+		c.User = req.UserID
+		s.mu.Lock()
+		s.homes[req.UserID] = string(v.Blocks)
+		s.mu.Unlock()
+		s.record(c)
+		reply(map[string]any{"ok": true, "view": map[string]any{"id": "VHOME" + req.UserID, "type": v.Type}})
+	case "views.update", "views.push":
 		s.record(c)
 		reply(map[string]any{"ok": true, "view": map[string]any{"id": "V0001"}})
 	default:
@@ -265,108 +479,59 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Person is a simulated Slack user who talks to the bot over signed HTTP.
-type Person struct {
-	ID   string
-	Name string
+// viewsOpen opens a modal if the trigger is fresh and unused, as Slack does.
+func (s *Server) viewsOpen(c Call, reply func(map[string]any)) {
+	var req struct {
+		TriggerID string          `json:"trigger_id"`
+		View      json.RawMessage `json:"view"`
+	}
+	_ = json.Unmarshal([]byte(c.Body), &req)
+	s.mu.Lock()
+	t, ok := s.trig[req.TriggerID]
+	var fail string
+	switch {
+	case !ok, time.Since(t.issued) > s.TriggerTTL:
+		fail = "expired_trigger_id"
+	case t.used:
+		fail = "exchanged_trigger_id"
+	default:
+		t.used = true
+		s.seq++
+		c.TS = "V" + strconv.Itoa(s.seq) // the view id
+		s.views[c.TS] = string(req.View)
+	}
+	s.mu.Unlock()
+	if fail != "" {
+		c.Method += "!" + fail
+		s.record(c)
+		reply(map[string]any{"ok": false, "error": fail})
+		return
+	}
+	s.record(c)
+	reply(map[string]any{"ok": true, "view": map[string]any{"id": c.TS, "type": "modal"}})
 }
 
-// Workspace sends signed requests from people to the bot, as Slack would.
-type Workspace struct {
-	Slack         *Server
-	BotURL        string // base URL of the bot, e.g. http://127.0.0.1:3000
-	SigningSecret string
-	Team          string
-	Command       string // e.g. /credbot
-	Sign          func(secret, ts string, body []byte) string
-	HTTP          *http.Client
+func (s *Server) user(id string) (User, bool) {
+	if !strings.HasPrefix(id, "U") && !strings.HasPrefix(id, "W") {
+		return User{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[id]
+	if !ok {
+		u = User{ID: id, Name: strings.ToLower(id), Team: DefaultTeam, Email: strings.ToLower(id) + "@example.com"}
+	}
+	return u, true
 }
 
-// Ack is the bot's immediate answer to a request.
-type Ack struct {
-	Status      int
-	Body        string
-	ResponseURL string // where the bot's later replies land
-}
-
-// Slash sends a slash command typed by p.
-func (w *Workspace) Slash(ctx context.Context, p Person, text string) (Ack, error) {
-	ru := w.Slack.NewResponseURL()
-	form := url.Values{
-		"token": {"deprecated"}, "team_id": {w.Team}, "team_domain": {"local"}, "channel_id": {"C0GENERAL"},
-		"channel_name": {"general"}, "user_id": {p.ID}, "user_name": {p.Name}, "command": {w.Command},
-		"text": {text}, "api_app_id": {"A0CREDBOT"}, "response_url": {ru}, "trigger_id": {"1.2.trigger"},
+func (u User) json() map[string]any {
+	m := map[string]any{
+		"id": u.ID, "name": u.Name, "real_name": u.Name, "team_id": u.Team, "deleted": u.Deleted, "is_bot": u.Bot,
+		"is_restricted": u.Restricted, "is_ultra_restricted": u.UltraRestricted, "is_stranger": u.Stranger,
+		"profile": map[string]any{"email": u.Email, "display_name": u.Name, "real_name": u.Name},
 	}
-	return w.post(ctx, "/slack/commands", []byte(form.Encode()), ru)
-}
-
-// Click presses the button actionID on message m as p.
-func (w *Workspace) Click(ctx context.Context, p Person, m Message, actionID string) (Ack, error) {
-	value, blockID, err := FindButton(m.Blocks, actionID)
-	if err != nil {
-		return Ack{}, err
+	if u.Enterprise != "" {
+		m["enterprise_user"] = map[string]any{"id": u.ID, "enterprise_id": u.Enterprise, "teams": []string{u.Team}}
 	}
-	ru := w.Slack.NewResponseURL()
-	payload := map[string]any{
-		"type": "block_actions", "team": map[string]any{"id": w.Team, "domain": "local"},
-		"user":       map[string]any{"id": p.ID, "username": p.Name, "name": p.Name, "team_id": w.Team},
-		"api_app_id": "A0CREDBOT", "token": "deprecated", "trigger_id": "1.2.trigger",
-		"container":    map[string]any{"type": "message", "message_ts": m.TS, "channel_id": m.Channel, "is_ephemeral": false},
-		"channel":      map[string]any{"id": m.Channel},
-		"message":      map[string]any{"type": "message", "ts": m.TS, "text": m.Text},
-		"response_url": ru,
-		"actions": []map[string]any{{"type": "button", "action_id": actionID, "block_id": blockID, "value": value,
-			"action_ts": "1700000005.000001"}},
-	}
-	raw, _ := json.Marshal(payload)
-	return w.post(ctx, "/slack/interactivity", []byte(url.Values{"payload": {string(raw)}}.Encode()), ru)
-}
-
-// Post sends a raw body to path, signed now, as Slack would.
-func (w *Workspace) Post(ctx context.Context, path string, body []byte) (Ack, error) {
-	return w.post(ctx, path, body, "")
-}
-
-func (w *Workspace) post(ctx context.Context, path string, body []byte, ru string) (Ack, error) {
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.BotURL+path, bytes.NewReader(body))
-	if err != nil {
-		return Ack{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Slack-Request-Timestamp", ts)
-	req.Header.Set("X-Slack-Signature", w.Sign(w.SigningSecret, ts, body))
-	hc := w.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return Ack{}, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return Ack{Status: resp.StatusCode, Body: string(b), ResponseURL: ru}, nil
-}
-
-// FindButton returns the value and block id of the button actionID in blocks JSON.
-func FindButton(blocks, actionID string) (value, blockID string, err error) {
-	var bs []struct {
-		BlockID  string `json:"block_id"`
-		Elements []struct {
-			ActionID string `json:"action_id"`
-			Value    string `json:"value"`
-		} `json:"elements"`
-	}
-	if err := json.Unmarshal([]byte(blocks), &bs); err != nil {
-		return "", "", fmt.Errorf("slackfake: blocks: %w", err)
-	}
-	for _, b := range bs {
-		for _, e := range b.Elements {
-			if e.ActionID == actionID {
-				return e.Value, b.BlockID, nil
-			}
-		}
-	}
-	return "", "", fmt.Errorf("slackfake: no button %q in message", actionID)
+	return m
 }

@@ -1,0 +1,157 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/credbot/credbot/internal/approval"
+	"github.com/slack-go/slack"
+)
+
+// listPage is how many credentials one list message shows: one block each,
+// plus a header, a footer and the More button, within Slack's 50 blocks.
+const listPage = 40
+
+func (s *Server) list(ctx context.Context, o origin, scope approval.Scope, offset int) {
+	views, err := s.life.ListCredentials(ctx, o.user, scope)
+	if err != nil {
+		s.warn(ctx, o, err, "list")
+		return
+	}
+	// BTP's order is not promised: sort, so that pages do not overlap.
+	slices.SortFunc(views, func(a, b approval.CredentialView) int { return strings.Compare(a.Credential.Name, b.Credential.Name) })
+	blocks := listBlocks(scope, views, offset)
+	s.reply(ctx, o, fmt.Sprintf("API credentials in %s (%d)", scopeLabel(scope), len(views)), blocks...)
+}
+
+// listBlocks renders one page of a scope's credentials, with a More button
+// when there are more.
+func listBlocks(scope approval.Scope, views []approval.CredentialView, offset int) []slack.Block {
+	offset = min(offset, len(views))
+	end := min(offset+listPage, len(views))
+	head := fmt.Sprintf("*API credentials in %s* (%d)", escape(scopeLabel(scope)), len(views))
+	if offset > 0 || end < len(views) {
+		head += fmt.Sprintf(", showing %d–%d", offset+1, end)
+	}
+	blocks := []slack.Block{section(head)}
+	if len(views) == 0 {
+		blocks = append(blocks, section("There are none."))
+	}
+	for _, v := range views[offset:end] {
+		blocks = append(blocks, credentialSection(v))
+	}
+	if end < len(views) {
+		blocks = append(blocks, slack.NewActionBlock("more:"+strconv.Itoa(end),
+			button(ActionMore, scope.String()+"|"+strconv.Itoa(end), fmt.Sprintf("More (%d left)", len(views)-end))))
+	}
+	return blocks
+}
+
+// credentialSection is one credential as a section of plain_text fields: the
+// name at BTP may have been typed by anyone, so nothing of it is mrkdwn.
+func credentialSection(v approval.CredentialView) *slack.SectionBlock {
+	c := v.Credential
+	fields := []*slack.TextBlockObject{
+		plain("Name: " + c.Name),
+		plain("Access: " + accessLabel(c.ReadOnly)),
+		plain("Type: " + or(c.Type, "—")),
+	}
+	if v.Managed {
+		fields = append(fields, mrkdwn("Owner: <@"+v.Owner+">"), plain("Expires: "+when(v.ExpiresAt)))
+		if v.Request != nil {
+			fields = append(fields, plain("Request: "+v.Request.ID))
+		}
+	} else {
+		fields = append(fields, plain("⚠ not issued by credbot: no owner or expiry known"))
+	}
+	return slack.NewSectionBlock(nil, fields, nil)
+}
+
+func (s *Server) get(ctx context.Context, o origin, scope approval.Scope, name string) {
+	v, err := s.life.GetCredential(ctx, o.user, scope, name)
+	if err != nil {
+		s.warn(ctx, o, err, "get")
+		return
+	}
+	s.reply(ctx, o, "API credential "+name, credentialBlocks(v)...)
+}
+
+// credentialBlocks renders one credential in full (never a secret: BTP has none
+// to give after creation).
+func credentialBlocks(v approval.CredentialView) []slack.Block {
+	c := v.Credential
+	fields := []*slack.TextBlockObject{
+		plain("Scope: " + scopeLabel(c.Scope)),
+		plain("Access: " + accessLabel(c.ReadOnly)),
+		plain("Type: " + or(c.Type, "—")),
+		plain("Client ID: " + or(c.ClientID, "—")),
+		plain("Token URL: " + or(c.TokenURL, "—")),
+	}
+	if c.APIURL != "" {
+		fields = append(fields, plain("API URL: "+c.APIURL))
+	}
+	if v.Managed {
+		fields = append(fields, mrkdwn("Owner: <@"+v.Owner+">"), plain("Expires: "+when(v.ExpiresAt)))
+		if v.Request != nil {
+			fields = append(fields, plain("Request: "+v.Request.ID))
+		}
+	}
+	blocks := []slack.Block{
+		slack.NewSectionBlock(plain("API credential "+c.Name), nil, nil),
+		slack.NewSectionBlock(nil, fields[:min(len(fields), maxFields)], nil),
+	}
+	if !v.Managed {
+		blocks = append(blocks, note(":warning: Not issued by credbot: nobody owns it here and it has no expiry."))
+	}
+	return blocks
+}
+
+// confirmDelete shows the credential and a Delete button behind Slack's
+// confirm dialog. Nothing is deleted until that button is pressed.
+func (s *Server) confirmDelete(ctx context.Context, o origin, scope approval.Scope, name string) {
+	if s.cfg.Policy != nil {
+		// Refuse now rather than offer a button that will be refused.
+		d, err := s.cfg.Policy.Authorize(ctx, o.user, approval.ActionDelete, scope, "")
+		if err != nil {
+			s.warn(ctx, o, err, "authorize delete")
+			return
+		}
+		if !d.Allowed {
+			s.reply(ctx, o, fmt.Sprintf(":warning: you may not delete API credentials in %s (%s)", escape(scope.String()), escape(d.Reason)))
+			return
+		}
+	}
+	v, err := s.life.GetCredential(ctx, o.user, scope, name)
+	if err != nil {
+		s.warn(ctx, o, err, "get")
+		return
+	}
+	what := "the API credential " + name + " in " + scopeLabel(scope)
+	consequence := " Anything using it stops working at once."
+	if v.Managed {
+		consequence += " Its owner will be told."
+	}
+	del := button(ActionDelete, scope.String()+"|"+name, "Delete "+name).WithStyle(slack.StyleDanger).
+		WithConfirm(confirm("Delete at BTP?", "Delete "+what+"? This cannot be undone."+consequence, "Delete", "Keep it", true))
+	blocks := append(credentialBlocks(v), slack.NewActionBlock("delete:"+name, del),
+		note("Nothing has been deleted. Press the button and confirm to delete it at BTP."))
+	s.reply(ctx, o, "Delete "+what+"?", blocks...)
+}
+
+func (s *Server) delete(ctx context.Context, o origin, scope approval.Scope, name string) {
+	if err := s.life.DeleteCredential(ctx, o.user, scope, name); err != nil {
+		s.warn(ctx, o, err, "delete")
+		return
+	}
+	s.reply(ctx, o, fmt.Sprintf(":wastebasket: Deleted the API credential *%s* in %s at BTP.", escape(name), escape(scopeLabel(scope))))
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

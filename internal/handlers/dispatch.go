@@ -1,0 +1,408 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/credbot/credbot/internal/approval"
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+)
+
+var (
+	userIDRE    = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
+	requestIDRE = regexp.MustCompile(`^r[0-9a-f]{12}$`)
+)
+
+// HandleCommand answers a slash command. It returns the ack payload (nil for
+// an empty ack) at once; anything slow runs after the ack, in a goroutine that
+// answers through the command's response_url.
+func (s *Server) HandleCommand(ctx context.Context, sc slack.SlashCommand) any {
+	if !userIDRE.MatchString(sc.UserID) {
+		return ackText(":warning: credbot could not tell who you are.")
+	}
+	cmd, err := ParseCommand(sc.Text)
+	if err != nil {
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			return ackText(":warning: " + escape(ue.Msg) + "\n\n" + Help(ue.Verb))
+		}
+		return ackText(":warning: " + escape(err.Error()))
+	}
+	o := origin{user: sc.UserID, responseURL: sc.ResponseURL}
+	later := func(ack string, f func(ctx context.Context)) any {
+		s.async(func(ctx context.Context) {
+			if err := s.admit(ctx, o.user); err != nil {
+				s.warn(ctx, o, err, "admit")
+				return
+			}
+			f(ctx)
+		})
+		return ackText(ack)
+	}
+	switch cmd.Verb {
+	case "help":
+		topic := ""
+		if len(cmd.Args) == 1 {
+			topic = cmd.Args[0]
+		}
+		return ackText(Help(topic))
+	case "create":
+		if cmd.Modal {
+			return s.openCreateModal(ctx, sc.TriggerID)
+		}
+		sub := approval.Submission{User: o.user, Team: sc.TeamID, Scope: cmd.Scope, Name: cmd.Name,
+			ReadOnly: cmd.ReadOnly, Reason: cmd.Reason, ExpiresIn: cmd.ExpiresIn}
+		return later("Submitting your request…", func(ctx context.Context) { s.submit(ctx, o, sub) })
+	case "list":
+		return later("Listing the API credentials…", func(ctx context.Context) { s.list(ctx, o, cmd.Scope, 0) })
+	case "get":
+		return later("Looking it up…", func(ctx context.Context) { s.get(ctx, o, cmd.Scope, cmd.Name) })
+	case "delete":
+		return later("Looking it up…", func(ctx context.Context) { s.confirmDelete(ctx, o, cmd.Scope, cmd.Name) })
+	case "status":
+		if len(cmd.Args) == 0 {
+			return later("Looking up your requests…", func(ctx context.Context) { s.myRequests(ctx, o) })
+		}
+		return later("Looking it up…", func(ctx context.Context) { s.status(ctx, o, cmd.Args[0]) })
+	case "cancel":
+		return later("Cancelling…", func(ctx context.Context) { s.cancelRequest(ctx, o, cmd.Args[0]) })
+	case "why":
+		return later("Looking it up…", func(ctx context.Context) { s.why(ctx, o, cmd.Args[0]) })
+	case "approvers":
+		return later("Looking it up…", func(ctx context.Context) { s.listApprovers(ctx, o, cmd.Scope) })
+	}
+	return ackText(Help(""))
+}
+
+// HandleInteraction answers a button click or a modal submission. The clicker
+// is always cb.User.ID, as Slack vouches for it; button values only name what
+// to look up.
+func (s *Server) HandleInteraction(ctx context.Context, cb slack.InteractionCallback) any {
+	if !userIDRE.MatchString(cb.User.ID) {
+		return nil
+	}
+	switch cb.Type {
+	case slack.InteractionTypeBlockActions:
+		if len(cb.ActionCallback.BlockActions) > 0 {
+			s.blockAction(cb, cb.ActionCallback.BlockActions[0])
+		}
+	case slack.InteractionTypeViewSubmission:
+		if cb.View.CallbackID == CallbackCreate {
+			return s.submitCreateModal(cb)
+		}
+	}
+	return nil
+}
+
+// HandleEvent handles an Events API event; its ack is always empty.
+func (s *Server) HandleEvent(_ context.Context, ev slackevents.EventsAPIEvent) {
+	if ev.Type != slackevents.CallbackEvent {
+		return
+	}
+	switch e := ev.InnerEvent.Data.(type) {
+	case *slackevents.AppHomeOpenedEvent:
+		if e.Tab != "home" || !userIDRE.MatchString(e.User) {
+			return
+		}
+		user := e.User
+		s.async(func(ctx context.Context) { s.publishHome(ctx, user) })
+	}
+}
+
+func (s *Server) blockAction(cb slack.InteractionCallback, act *slack.BlockAction) {
+	user := cb.User.ID
+	o := origin{user: user, responseURL: cb.ResponseURL}
+	fromHome := cb.View.Type == slack.VTHomeTab || cb.Container.Type == "view"
+	if fromHome {
+		o.responseURL = "" // there is none on the Home tab; answer in the DM
+	}
+	run := func(f func(ctx context.Context)) {
+		s.async(func(ctx context.Context) {
+			if err := s.admit(ctx, user); err != nil {
+				s.warn(ctx, o, err, "admit")
+				return
+			}
+			f(ctx)
+			if fromHome {
+				s.publishHome(ctx, user)
+			}
+		})
+	}
+	switch act.ActionID {
+	case ActionApprove, ActionDeny:
+		if !requestIDRE.MatchString(act.Value) {
+			return
+		}
+		id, approve := act.Value, act.ActionID == ActionApprove
+		run(func(ctx context.Context) {
+			out, err := s.life.Decide(ctx, id, user, approve)
+			if err != nil {
+				s.warn(ctx, o, err, "decide")
+				return
+			}
+			s.reply(ctx, o, out.Message)
+		})
+	case ActionCancel:
+		if !requestIDRE.MatchString(act.Value) {
+			return
+		}
+		id := act.Value
+		run(func(ctx context.Context) { s.cancelRequest(ctx, o, id) })
+	case ActionReveal:
+		if !requestIDRE.MatchString(act.Value) || o.responseURL == "" {
+			return // the secret goes only to the ephemeral reply of this click
+		}
+		id := act.Value
+		run(func(ctx context.Context) { s.reveal(ctx, o, id) })
+	case ActionDelete:
+		scope, name, ok := strings.Cut(act.Value, "|")
+		sc, err := approval.ParseScope(scope)
+		if !ok || err != nil || approval.ValidateName(name) != nil {
+			return
+		}
+		run(func(ctx context.Context) { s.delete(ctx, o, sc, name) })
+	case ActionMore:
+		scope, off, ok := strings.Cut(act.Value, "|")
+		sc, err := approval.ParseScope(scope)
+		var offset int
+		if _, perr := fmt.Sscanf(off, "%d", &offset); !ok || err != nil || perr != nil || offset < 0 {
+			return
+		}
+		run(func(ctx context.Context) { s.list(ctx, o, sc, offset) })
+	case ActionHome:
+		if fromHome {
+			run(func(context.Context) {})
+		}
+	}
+}
+
+func (s *Server) submit(ctx context.Context, o origin, sub approval.Submission) {
+	req, err := s.life.Submit(ctx, sub)
+	if err != nil {
+		s.warn(ctx, o, err, "submit")
+		return
+	}
+	s.reply(ctx, o, fmt.Sprintf("Request `%s` for *%s* in %s (%s) is waiting for approval. You will get a DM when it is decided.",
+		req.ID, escape(req.Name), escape(scopeLabel(req.Scope)), accessLabel(req.ReadOnly)))
+}
+
+func (s *Server) reveal(ctx context.Context, o origin, id string) {
+	rv, err := s.life.Reveal(ctx, id, o.user)
+	if err != nil {
+		s.warn(ctx, o, err, "reveal")
+		return
+	}
+	for i, blocks := range revealMessages(rv) {
+		err = s.post(ctx, o.responseURL, &slack.WebhookMessage{
+			ResponseType: slack.ResponseTypeEphemeral, Text: fmt.Sprintf("Your one-time secret (shown once, part %d)", i+1),
+			Blocks: &slack.Blocks{BlockSet: blocks},
+		})
+		if err != nil {
+			break
+		}
+	}
+	if err != nil {
+		// The secret is gone from our store and was not (fully) shown: revoke it.
+		s.log.Error("deliver revealed secret", "request", id, "err", err)
+		if err := s.life.Undeliverable(ctx, id, err); err != nil {
+			s.log.Error("revoke undeliverable secret", "request", id, "err", err)
+		}
+	}
+}
+
+// involved reports whether user may see a request's details: its requester,
+// someone who approved it, or someone the policy lets approve it.
+func (s *Server) involved(ctx context.Context, user string, r *approval.Request) bool {
+	if user == r.Requester || user == r.DecidedBy || slices.ContainsFunc(r.Approvals, func(a approval.Approval) bool { return a.User == user }) {
+		return true
+	}
+	if s.cfg.Policy == nil {
+		return false
+	}
+	d, err := s.cfg.Policy.Authorize(ctx, user, approval.ActionApprove, r.Scope, r.Requester)
+	return err == nil && d.Allowed
+}
+
+var errNotInvolved = &approval.UserError{Msg: "you can only look at requests you made or may approve", Err: approval.ErrForbidden}
+
+func (s *Server) status(ctx context.Context, o origin, id string) {
+	r, err := s.life.Status(ctx, id)
+	if err == nil && !s.involved(ctx, o.user, r) {
+		err = errNotInvolved
+	}
+	if err != nil {
+		s.warn(ctx, o, err, "status")
+		return
+	}
+	s.reply(ctx, o, approvalFallback(r), requestBlocks(r)...)
+}
+
+func (s *Server) myRequests(ctx context.Context, o origin) {
+	mine, awaiting, err := s.life.Requests(ctx, o.user)
+	if err != nil {
+		s.warn(ctx, o, err, "requests")
+		return
+	}
+	blocks := []slack.Block{section(fmt.Sprintf("*Your requests* (%d)", len(mine)))}
+	if len(mine) == 0 {
+		blocks = append(blocks, section("You have no requests. `/credbot create` asks for a credential."))
+	}
+	for i, r := range mine {
+		if len(blocks) >= maxMessageBlocks-2 {
+			blocks = append(blocks, note(fmt.Sprintf("and %d older requests", len(mine)-i)))
+			break
+		}
+		blocks = append(blocks, requestSection(r, ActionCancel))
+	}
+	if len(awaiting) > 0 {
+		blocks = append(blocks, note(fmt.Sprintf("%d request(s) are waiting for your approval: see credbot's Home tab.", len(awaiting))))
+	}
+	s.reply(ctx, o, fmt.Sprintf("Your requests (%d)", len(mine)), blocks...)
+}
+
+func (s *Server) cancelRequest(ctx context.Context, o origin, id string) {
+	r, err := s.life.Cancel(ctx, id, o.user)
+	if err != nil {
+		s.warn(ctx, o, err, "cancel")
+		return
+	}
+	s.reply(ctx, o, fmt.Sprintf("Request `%s` for *%s* is cancelled.", r.ID, escape(r.Name)))
+}
+
+// requestSection is one request with, while it is pending, a button.
+func requestSection(r *approval.Request, actionID string) *slack.SectionBlock {
+	sec := section(requestLine(r))
+	if r.State == approval.StatePending && actionID != "" {
+		label := map[string]string{ActionCancel: "Cancel", ActionApprove: "Approve"}[actionID]
+		b := button(actionID, r.ID, label)
+		if actionID == ActionCancel {
+			b = b.WithConfirm(confirm("Cancel this request?", "Request "+r.ID+" for "+r.Name+" will be withdrawn.", "Cancel it", "Keep it", false))
+		}
+		sec.Accessory = slack.NewAccessory(b)
+	}
+	return sec
+}
+
+// requestBlocks renders one request in full, for status.
+func requestBlocks(r *approval.Request) []slack.Block {
+	fields := []*slack.TextBlockObject{
+		plain("Scope: " + scopeLabel(r.Scope)),
+		plain("Name: " + r.Name),
+		plain("Access: " + accessLabel(r.ReadOnly)),
+		plain("Requested: " + when(r.CreatedAt)),
+		plain("Reason: " + r.Reason),
+	}
+	if r.Lifetime > 0 {
+		fields = append(fields, plain("Lifetime: "+lifetime(r.Lifetime)))
+	}
+	if !r.ExpiresAt.IsZero() {
+		fields = append(fields, plain("Expires: "+when(r.ExpiresAt)))
+	}
+	return []slack.Block{
+		section(fmt.Sprintf("*Request* `%s` from <@%s>", r.ID, r.Requester)),
+		slack.NewSectionBlock(nil, fields, nil),
+		note(statusLine(r, approval.QuorumStatus{Have: len(r.Approvals)})),
+	}
+}
+
+func (s *Server) why(ctx context.Context, o origin, id string) {
+	if s.cfg.Policy == nil {
+		s.reply(ctx, o, ":warning: explanations are not available here")
+		return
+	}
+	r, err := s.life.Status(ctx, id)
+	if err == nil && !s.involved(ctx, o.user, r) {
+		err = errNotInvolved
+	}
+	if err != nil {
+		s.warn(ctx, o, err, "why")
+		return
+	}
+	p := s.cfg.Policy
+	var parts []string
+	if x, err := p.Explain(ctx, r.Requester, approval.ActionCreate, r.Scope, ""); err == nil {
+		parts = append(parts, "*Who may request here* — <@"+r.Requester+">'s request:\n```"+escape(x.String())+"```")
+	} else {
+		s.log.Warn("explain", "request", id, "err", err)
+	}
+	if q, err := p.Quorum(ctx, r.Scope, approvalUsers(r)); err == nil {
+		line := fmt.Sprintf("*Approval* — %d of %d approval(s)", q.Have, max(q.Need, 1))
+		if len(q.Waiting) > 0 {
+			line += "; waiting on " + escape(strings.Join(q.Waiting, ", "))
+		}
+		parts = append(parts, line)
+	}
+	if names, err := p.Approvers(ctx, r.Scope); err == nil {
+		parts = append(parts, "*Who may approve here*: "+s.subjects(ctx, names))
+	}
+	if o.user != r.Requester {
+		if x, err := p.Explain(ctx, o.user, approval.ActionApprove, r.Scope, r.Requester); err == nil {
+			parts = append(parts, "*You*:\n```"+escape(x.String())+"```")
+		}
+	}
+	blocks := []slack.Block{section(fmt.Sprintf("*Why* `%s` (%s in %s) is %s", r.ID, escape(r.Name), escape(scopeLabel(r.Scope)), strings.ToLower(string(r.State))))}
+	for _, part := range parts {
+		for _, c := range chunks(part, maxSectionText-200) {
+			if len(blocks) < maxMessageBlocks {
+				blocks = append(blocks, section(c))
+			}
+		}
+	}
+	s.reply(ctx, o, "Why "+r.ID, blocks...)
+}
+
+func (s *Server) listApprovers(ctx context.Context, o origin, scope approval.Scope) {
+	if s.cfg.Policy == nil {
+		s.reply(ctx, o, ":warning: approver lists are not available here")
+		return
+	}
+	names, err := s.cfg.Policy.Approvers(ctx, scope)
+	if err != nil {
+		s.warn(ctx, o, err, "approvers")
+		return
+	}
+	text := fmt.Sprintf("*Approvers in %s*: ", escape(scopeLabel(scope)))
+	if len(names) == 0 {
+		text += "nobody — no request here can be approved."
+	} else {
+		text += s.subjects(ctx, names)
+	}
+	if q, err := s.cfg.Policy.Quorum(ctx, scope, nil); err == nil {
+		text += fmt.Sprintf("\nA request here needs %d approval(s)", max(q.Need, 1))
+		if len(q.Waiting) > 0 {
+			text += ": " + escape(strings.Join(q.Waiting, ", "))
+		}
+		text += "."
+	}
+	s.reply(ctx, o, "Approvers in "+scopeLabel(scope), section(text))
+}
+
+// subjects renders policy subjects for an ephemeral answer (where a mention
+// notifies nobody).
+func (s *Server) subjects(ctx context.Context, names []string) string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		switch {
+		case s.cfg.Directory != nil:
+			out = append(out, s.cfg.Directory.Mention(ctx, n))
+		case isSlackID(n, 'U') || isSlackID(n, 'W'):
+			out = append(out, "<@"+n+">")
+		default:
+			out = append(out, escape(n))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+func approvalUsers(r *approval.Request) []string {
+	out := make([]string, 0, len(r.Approvals))
+	for _, a := range r.Approvals {
+		out = append(out, a.User)
+	}
+	return out
+}

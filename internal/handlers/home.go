@@ -1,0 +1,118 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/credbot/credbot/internal/approval"
+	"github.com/slack-go/slack"
+)
+
+// How much of each list the Home tab shows, within Slack's 100 blocks a view.
+const (
+	homeAwaiting    = 15 // two blocks each
+	homePending     = 10
+	homeCredentials = 15
+	homeRecent      = 8 // lines of one section
+)
+
+// publishHome renders the user's App Home tab: what waits for their approval
+// (with working buttons), their pending requests, and their credentials.
+func (s *Server) publishHome(ctx context.Context, user string) {
+	if s.cfg.API == nil {
+		return
+	}
+	var blocks []slack.Block
+	if err := s.admit(ctx, user); err != nil {
+		blocks = []slack.Block{section(":no_entry: " + s.userMessage(err, "admit"))}
+	} else if mine, awaiting, err := s.life.Requests(ctx, user); err != nil {
+		s.log.Warn("home: requests", "user", user, "err", err)
+		blocks = []slack.Block{section(":warning: credbot could not load your requests just now. Open the tab again in a moment.")}
+	} else {
+		blocks = homeBlocks(mine, awaiting)
+	}
+	err := s.cfg.API.PublishHome(ctx, user, slack.HomeTabViewRequest{Type: slack.VTHomeTab, Blocks: slack.Blocks{BlockSet: blocks}})
+	if err != nil {
+		s.log.Warn("publish home", "user", user, "err", err)
+	}
+}
+
+func homeBlocks(mine, awaiting []*approval.Request) []slack.Block {
+	blocks := []slack.Block{
+		slack.NewHeaderBlock(plain("credbot")),
+		slack.NewSectionBlock(mrkdwn("SAP BTP API credentials after approval. `/credbot create` asks for one; `/credbot help` lists every command."),
+			nil, slack.NewAccessory(button(ActionHome, "refresh", "Refresh"))),
+		slack.NewDividerBlock(),
+		section(fmt.Sprintf("*Waiting for your approval* (%d)", len(awaiting))),
+	}
+	if len(awaiting) == 0 {
+		blocks = append(blocks, note("Nothing waits for you."))
+	}
+	for i, r := range awaiting {
+		if i == homeAwaiting {
+			blocks = append(blocks, note(fmt.Sprintf("and %d more in the approval channel", len(awaiting)-i)))
+			break
+		}
+		blocks = append(blocks,
+			slack.NewSectionBlock(mrkdwn(fmt.Sprintf("`%s` from <@%s>", r.ID, r.Requester)), []*slack.TextBlockObject{
+				plain("Scope: " + scopeLabel(r.Scope)), plain("Name: " + r.Name),
+				plain("Access: " + accessLabel(r.ReadOnly)), plain("Reason: " + r.Reason),
+			}, nil),
+			slack.NewActionBlock(fmt.Sprintf("home-decide:%s:%d", r.ID, r.Version),
+				button(ActionApprove, r.ID, "Approve").WithStyle(slack.StylePrimary),
+				button(ActionDeny, r.ID, "Deny").WithStyle(slack.StyleDanger)),
+		)
+	}
+
+	var pending, creds, recent []*approval.Request
+	for _, r := range mine {
+		switch r.State {
+		case approval.StatePending, approval.StateApproved, approval.StateMinting:
+			pending = append(pending, r)
+		case approval.StateIssued, approval.StateDelivered:
+			creds = append(creds, r)
+		default:
+			recent = append(recent, r)
+		}
+	}
+	blocks = append(blocks, slack.NewDividerBlock(), section(fmt.Sprintf("*Your open requests* (%d)", len(pending))))
+	if len(pending) == 0 {
+		blocks = append(blocks, note("None."))
+	}
+	for i, r := range pending {
+		if i == homePending {
+			blocks = append(blocks, note(fmt.Sprintf("and %d more: `/credbot status`", len(pending)-i)))
+			break
+		}
+		blocks = append(blocks, requestSection(r, ActionCancel))
+	}
+
+	blocks = append(blocks, slack.NewDividerBlock(), section(fmt.Sprintf("*Your credentials* (%d)", len(creds))))
+	if len(creds) == 0 {
+		blocks = append(blocks, note("None issued through credbot."))
+	}
+	for i, r := range creds {
+		if i == homeCredentials {
+			blocks = append(blocks, note(fmt.Sprintf("and %d more", len(creds)-i)))
+			break
+		}
+		line := fmt.Sprintf("*%s* in %s, %s — expires %s", escape(r.Name), escape(scopeLabel(r.Scope)), accessLabel(r.ReadOnly), when(r.ExpiresAt))
+		if r.State == approval.StateIssued {
+			line = fmt.Sprintf("*%s* in %s, %s — :key: ready: reveal it from your DM with credbot by %s", escape(r.Name), escape(scopeLabel(r.Scope)), accessLabel(r.ReadOnly), when(r.ClaimUntil))
+		}
+		blocks = append(blocks, section(line))
+	}
+
+	if len(recent) > 0 {
+		var lines []string
+		for i, r := range recent {
+			if i == homeRecent {
+				break
+			}
+			lines = append(lines, "• "+requestLine(r))
+		}
+		blocks = append(blocks, slack.NewDividerBlock(), section("*Recently closed*\n"+strings.Join(lines, "\n")))
+	}
+	return blocks
+}

@@ -1,0 +1,129 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+)
+
+// Handler routes Slack's Request URLs (HTTP mode) and the probes. Without a
+// signing secret only the probes are served.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	if s.cfg.SigningSecret != "" {
+		mux.HandleFunc("POST /slack/commands", s.signed(s.httpCommand))
+		mux.HandleFunc("POST /slack/interactivity", s.signed(s.httpInteraction))
+		mux.HandleFunc("POST /slack/events", s.signed(s.httpEvent))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", s.ready)
+	return mux
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.socket.Load() == socketConnecting {
+		http.Error(w, "not ready: Socket Mode is not connected", http.StatusServiceUnavailable)
+		return
+	}
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// signed verifies Slack's signature over the raw body before anything parses it.
+func (s *Server) signed(next func(http.ResponseWriter, *http.Request, []byte)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, status, err := s.verify.read(w, r)
+		if err != nil {
+			s.log.Warn("rejected slack request", "path", r.URL.Path, "status", status, "err", err, "remote", r.RemoteAddr)
+			http.Error(w, http.StatusText(status), status)
+			return
+		}
+		next(w, r, body)
+	}
+}
+
+func (s *Server) httpCommand(w http.ResponseWriter, r *http.Request, body []byte) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	if form.Get("ssl_check") == "1" {
+		return
+	}
+	cmd := slack.SlashCommand{
+		TeamID: form.Get("team_id"), TeamDomain: form.Get("team_domain"), EnterpriseID: form.Get("enterprise_id"),
+		IsEnterpriseInstall: form.Get("is_enterprise_install") == "true",
+		ChannelID:           form.Get("channel_id"), UserID: form.Get("user_id"), Command: form.Get("command"),
+		Text: form.Get("text"), ResponseURL: form.Get("response_url"), TriggerID: form.Get("trigger_id"),
+		APIAppID: form.Get("api_app_id"),
+	}
+	writeAck(w, s.HandleCommand(r.Context(), cmd))
+}
+
+func (s *Server) httpInteraction(w http.ResponseWriter, r *http.Request, body []byte) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	var cb slack.InteractionCallback
+	if err := json.Unmarshal([]byte(form.Get("payload")), &cb); err != nil {
+		http.Error(w, "bad payload", http.StatusBadRequest)
+		return
+	}
+	writeAck(w, s.HandleInteraction(r.Context(), cb))
+}
+
+func (s *Server) httpEvent(w http.ResponseWriter, r *http.Request, body []byte) {
+	var env struct {
+		Type      string `json:"type"`
+		Challenge string `json:"challenge"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil {
+		http.Error(w, "bad event", http.StatusBadRequest)
+		return
+	}
+	if env.Type == slackevents.URLVerification {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte(env.Challenge))
+		return
+	}
+	// The signature was checked above; Slack's verification token is deprecated.
+	ev, err := slackevents.ParseEvent(body, slackevents.OptionNoVerifyToken())
+	if err != nil {
+		// Answer 200 anyway: a retry of an event we cannot parse cannot help.
+		s.log.Warn("unparsable event", "err", err)
+		return
+	}
+	s.HandleEvent(r.Context(), ev)
+}
+
+// writeAck writes an ack payload as the HTTP answer; nil is an empty 200.
+func writeAck(w http.ResponseWriter, payload any) {
+	if payload == nil {
+		return
+	}
+	b, err := json.Marshal(payload)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
+var errNoAPI = errors.New("the Slack Web API is not configured")

@@ -1,0 +1,164 @@
+package handlers
+
+import (
+	"context"
+	"strings"
+
+	"github.com/credbot/credbot/internal/approval"
+	"github.com/slack-go/slack"
+)
+
+// Input block ids of the create modal; field errors are keyed by them.
+const (
+	blockScopeKind = "scope_kind"
+	blockScopeID   = "scope_id"
+	blockName      = "name"
+	blockAccess    = "access"
+	blockReason    = "reason"
+	blockExpiresIn = "expires_in"
+	inputAction    = "value"
+)
+
+const maxReason = 500
+
+// createModal is the form behind a bare "/credbot create": the same fields as
+// the flags, validated by the same rules.
+func createModal() slack.ModalViewRequest {
+	opt := func(v, text string) *slack.OptionBlockObject { return slack.NewOptionBlockObject(v, plain(text), nil) }
+	kinds := []*slack.OptionBlockObject{
+		opt(string(approval.ScopeSubaccount), "Subaccount"),
+		opt(string(approval.ScopeDirectory), "Directory"),
+		opt(string(approval.ScopeGlobalAccount), "Global account"),
+	}
+	kind := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("Choose a level"), inputAction, kinds...)
+	kind.InitialOption = kinds[0]
+	access := []*slack.OptionBlockObject{opt("full", "Full access"), opt("read-only", "Read-only")}
+	radio := slack.NewRadioButtonsBlockElement(inputAction, access...)
+	radio.InitialOption = access[0]
+	text := func(placeholder string, maxLen int) *slack.PlainTextInputBlockElement {
+		return slack.NewPlainTextInputBlockElement(plain(placeholder), inputAction).WithMaxLength(maxLen)
+	}
+	input := func(id, label, hint string, el slack.BlockElement) *slack.InputBlock {
+		var h *slack.TextBlockObject
+		if hint != "" {
+			h = plain(hint)
+		}
+		return slack.NewInputBlock(id, plain(label), h, el)
+	}
+	return slack.ModalViewRequest{
+		Type:       slack.VTModal,
+		CallbackID: CallbackCreate,
+		Title:      plain("Request API credential"),
+		Submit:     plain("Submit"),
+		Close:      plain("Cancel"),
+		Blocks: slack.Blocks{BlockSet: []slack.Block{
+			section("Ask for a SAP BTP API credential. The approvers the policy names for the scope decide; once approved you get a DM with a one-time Reveal button."),
+			input(blockScopeKind, "Level", "", kind),
+			input(blockScopeID, "Subaccount or directory GUID, or global account subdomain", "", text("11111111-2222-4333-8444-555555555555", 64)),
+			input(blockName, "Credential name", "Letters, digits and '-'. Leave empty for a generated name.", text("ci-payments", 64)).WithOptional(true),
+			input(blockAccess, "Access", "", radio),
+			input(blockReason, "Reason", "Shown to the approvers.", text("Why do you need it?", maxReason).WithMultiline(true)),
+			input(blockExpiresIn, "Lifetime", "e.g. 30d or 72h. Leave empty for the longest the policy allows.", text("30d", 16)).WithOptional(true),
+		}},
+	}
+}
+
+// openCreateModal opens the form with the command's trigger. It runs inside
+// the ack: the trigger is valid for 3 seconds and only once.
+func (s *Server) openCreateModal(ctx context.Context, trigger string) any {
+	if s.cfg.API == nil || trigger == "" {
+		return ackText(":warning: the form is not available here; give the flags instead.\n\n" + Help("create"))
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.AckBudget)
+	defer cancel()
+	if err := s.cfg.API.OpenView(ctx, trigger, createModal()); err != nil {
+		s.log.Warn("open create modal", "err", err)
+		return ackText(":warning: Slack did not open the form; please try again, or give the flags instead.\n\n" + Help("create"))
+	}
+	return nil
+}
+
+// submitCreateModal validates the form. Invalid fields go back to Slack as
+// inline errors and keep the form open; a valid form closes, and the request is
+// submitted after the ack exactly as the slash command would.
+func (s *Server) submitCreateModal(cb slack.InteractionCallback) any {
+	var values map[string]map[string]slack.BlockAction
+	if cb.View.State != nil {
+		values = cb.View.State.Values
+	}
+	sub, errs := parseCreateForm(values)
+	if len(errs) > 0 {
+		return slack.NewErrorsViewSubmissionResponse(errs)
+	}
+	sub.User, sub.Team = cb.User.ID, cb.User.TeamID
+	if sub.Team == "" {
+		sub.Team = cb.Team.ID
+	}
+	o := origin{user: cb.User.ID}
+	s.async(func(ctx context.Context) {
+		if err := s.admit(ctx, o.user); err != nil {
+			s.warn(ctx, o, err, "admit")
+			return
+		}
+		s.submit(ctx, o, sub)
+	})
+	return nil
+}
+
+// parseCreateForm reads the modal's state; errors are keyed by input block id.
+func parseCreateForm(values map[string]map[string]slack.BlockAction) (approval.Submission, map[string]string) {
+	get := func(block string) slack.BlockAction { return values[block][inputAction] }
+	errs := map[string]string{}
+	var sub approval.Submission
+
+	kind := approval.ScopeKind(get(blockScopeKind).SelectedOption.Value)
+	sub.Scope = approval.Scope{Kind: kind, ID: strings.TrimSpace(get(blockScopeID).Value)}
+	switch kind {
+	case approval.ScopeSubaccount, approval.ScopeDirectory, approval.ScopeGlobalAccount:
+		if sub.Scope.ID == "" {
+			errs[blockScopeID] = "Give the " + string(kind) + "'s GUID."
+			if kind == approval.ScopeGlobalAccount {
+				errs[blockScopeID] = "Give the global account's subdomain."
+			}
+		} else if err := sub.Scope.Validate(); err != nil {
+			errs[blockScopeID] = userText(err)
+		}
+	default:
+		errs[blockScopeKind] = "Choose subaccount, directory or global account."
+	}
+	if name := strings.TrimSpace(get(blockName).Value); name != "" {
+		if err := approval.ValidateName(name); err != nil {
+			errs[blockName] = userText(err)
+		}
+		sub.Name = name
+	}
+	switch get(blockAccess).SelectedOption.Value {
+	case "read-only":
+		sub.ReadOnly = true
+	case "full", "":
+	default:
+		errs[blockAccess] = "Choose full access or read-only."
+	}
+	sub.Reason = strings.TrimSpace(get(blockReason).Value)
+	switch {
+	case sub.Reason == "":
+		errs[blockReason] = "Say why you need it; the approvers read this."
+	case len(sub.Reason) > maxReason:
+		errs[blockReason] = "Keep it under 500 characters."
+	case strings.ContainsFunc(sub.Reason, func(r rune) bool { return r < ' ' && r != '\n' && r != '\t' }):
+		errs[blockReason] = "Control characters are not allowed."
+	}
+	if v := strings.TrimSpace(get(blockExpiresIn).Value); v != "" {
+		d, err := ParseLifetime(v)
+		if err != nil {
+			errs[blockExpiresIn] = err.Error()
+		}
+		sub.ExpiresIn = d
+	}
+	return sub, errs
+}
+
+// userText is an approval error's message without its kind prefix.
+func userText(err error) string {
+	return strings.TrimPrefix(err.Error(), approval.ErrInvalid.Error()+": ")
+}

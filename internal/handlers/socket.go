@@ -1,0 +1,138 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+	"github.com/slack-go/slack/socketmode"
+)
+
+// Socket Mode connection states, for /readyz.
+const (
+	socketUnused int32 = iota
+	socketConnecting
+	socketConnected
+)
+
+// ackTimeout bounds handing an ack to the socket writer; a socket that cannot
+// take it within this long is reconnecting, and Slack will resend.
+const ackTimeout = 2 * time.Second
+
+// RunSocketMode serves Slack over a Socket Mode connection until ctx ends,
+// calling the same handlers as HTTP mode. Slack spreads envelopes over all of
+// an app's connections (at most 10), so each replica runs one; every envelope
+// is acked as soon as its handler returns, and slow work continues after.
+//
+// slack-go reconnects by itself when Slack asks (disconnect warnings,
+// refresh_requested) or the socket dies; RunSocketMode only returns when the
+// app token is refused or ctx ends. /readyz fails while it is not connected.
+func (s *Server) RunSocketMode(ctx context.Context, client *socketmode.Client) error {
+	s.sockets.Add(1)
+	defer s.sockets.Done()
+	select {
+	case <-s.closing:
+		return ErrClosed
+	default:
+	}
+	s.socket.Store(socketConnecting)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- client.RunContext(ctx) }()
+	for {
+		select {
+		case err := <-runErr:
+			if ctx.Err() != nil {
+				s.socket.Store(socketUnused)
+				return ctx.Err()
+			}
+			// Refused: stay "connecting" so that /readyz keeps failing.
+			return fmt.Errorf("socket mode: %w", err)
+		case <-s.closing:
+			cancel()
+			<-runErr
+			s.socket.Store(socketUnused)
+			return ErrClosed
+		case evt := <-client.Events:
+			s.socketEvent(ctx, client, evt)
+		}
+	}
+}
+
+// ErrClosed is returned by RunSocketMode once Close has begun.
+var ErrClosed = errors.New("handlers: closed")
+
+func (s *Server) socketEvent(ctx context.Context, client *socketmode.Client, evt socketmode.Event) {
+	switch evt.Type {
+	case socketmode.EventTypeConnecting:
+		s.socket.Store(socketConnecting)
+		s.log.Debug("socket mode connecting")
+	case socketmode.EventTypeConnectionError:
+		s.socket.Store(socketConnecting)
+		s.log.Warn("socket mode connection error", "err", evt.Data)
+	case socketmode.EventTypeInvalidAuth:
+		s.log.Error("socket mode: the app-level token was refused")
+	case socketmode.EventTypeConnected:
+		s.log.Info("socket mode connected")
+	case socketmode.EventTypeHello:
+		s.socket.Store(socketConnected)
+		if evt.Request != nil {
+			s.log.Info("socket mode hello", "connections", evt.Request.NumConnections)
+		}
+	case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorWriteFailed:
+		s.log.Warn("socket mode", "event", evt.Type, "err", evt.Data)
+	case socketmode.EventTypeErrorBadMessage:
+		// Ack it anyway if we can: a retry of a message we cannot parse cannot help.
+		if bad, ok := evt.Data.(*socketmode.ErrorBadMessage); ok {
+			var env struct {
+				EnvelopeID string `json:"envelope_id"`
+			}
+			if json.Unmarshal(bad.Message, &env) == nil && env.EnvelopeID != "" {
+				s.ack(ctx, client, env.EnvelopeID, nil)
+			}
+		}
+		s.log.Warn("socket mode: unparsable message")
+	case socketmode.EventTypeSlashCommand, socketmode.EventTypeInteractive, socketmode.EventTypeEventsAPI:
+		if evt.Request == nil {
+			return
+		}
+		// Each envelope in its own goroutine: one slow views.open must not hold
+		// back the acks of the others.
+		id := evt.Request.EnvelopeID
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.ack(ctx, client, id, s.handleEnvelope(ctx, evt))
+		}()
+	}
+}
+
+// handleEnvelope calls the transport-neutral handler for one envelope and
+// returns its ack payload.
+func (s *Server) handleEnvelope(ctx context.Context, evt socketmode.Event) any {
+	switch data := evt.Data.(type) {
+	case slack.SlashCommand:
+		return s.HandleCommand(ctx, data)
+	case slack.InteractionCallback:
+		return s.HandleInteraction(ctx, data)
+	case slackevents.EventsAPIEvent:
+		if evt.Request.RetryAttempt > 0 {
+			s.log.Info("socket mode: event redelivered", "attempt", evt.Request.RetryAttempt, "reason", evt.Request.RetryReason)
+		}
+		s.HandleEvent(ctx, data)
+	}
+	return nil
+}
+
+func (s *Server) ack(ctx context.Context, client *socketmode.Client, envelopeID string, payload any) {
+	ctx, cancel := context.WithTimeout(ctx, ackTimeout)
+	defer cancel()
+	if err := client.AckCtx(ctx, envelopeID, payload); err != nil && !errors.Is(err, context.Canceled) {
+		s.log.Warn("socket mode ack", "envelope", envelopeID, "err", err)
+	}
+}
