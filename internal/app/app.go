@@ -24,15 +24,19 @@ import (
 	"github.com/credbot/credbot/internal/policy"
 	"github.com/credbot/credbot/internal/store"
 	"github.com/redis/go-redis/v9"
-	"github.com/slack-go/slack"
 )
 
 // Config is everything the bot reads from its environment.
 type Config struct {
-	ListenAddr      string
-	SlackBotToken   string
-	SigningSecret   string
-	SlackAPIURL     string
+	ListenAddr    string
+	SlackBotToken string
+	SigningSecret string
+	SlackAPIURL   string
+	// SlackAppToken (xapp-…) switches Slack ingress from HTTP to Socket Mode.
+	SlackAppToken string
+	// AllowedTeams are the workspaces (T…) or Enterprise Grid orgs (E…) whose
+	// members credbot serves; empty means the workspace it is installed in.
+	AllowedTeams    []string
 	ApprovalChannel string
 	// EscalationChannel is told about requests that waited through
 	// EscalateAfter reminders; empty disables escalation.
@@ -59,6 +63,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		SlackBotToken:     getenv("SLACK_BOT_TOKEN"),
 		SigningSecret:     getenv("SLACK_SIGNING_SECRET"),
 		SlackAPIURL:       or(getenv("SLACK_API_URL"), "https://slack.com/api/"),
+		SlackAppToken:     getenv("SLACK_APP_TOKEN"),
+		AllowedTeams:      splitList(getenv("CREDBOT_ALLOWED_TEAMS")),
 		ApprovalChannel:   getenv("CREDBOT_APPROVAL_CHANNEL"),
 		EscalationChannel: getenv("CREDBOT_ESCALATION_CHANNEL"),
 		EscalateAfter:     3,
@@ -110,7 +116,7 @@ func (c Config) Validate() error {
 		"CREDBOT_APPROVAL_CHANNEL": c.ApprovalChannel, "REDIS_URL": c.RedisURL, "CREDBOT_SECRET_KEY": c.SecretKey,
 	}
 	for _, k := range []string{"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "CREDBOT_APPROVAL_CHANNEL", "REDIS_URL", "CREDBOT_SECRET_KEY"} {
-		if need[k] == "" {
+		if need[k] == "" && (k != "SLACK_SIGNING_SECRET" || c.SlackAppToken == "") { // Socket Mode needs no signing secret
 			errs = append(errs, fmt.Errorf("%s is not set", k))
 		}
 	}
@@ -131,6 +137,7 @@ type App struct {
 	Policy   *policy.Engine
 	Service  *approval.Service
 	handlers *handlers.Server
+	slack    *slackSide
 	srv      *http.Server
 	ln       net.Listener
 	cancel   context.CancelFunc
@@ -214,7 +221,8 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	if a.Store, err = store.New(ctx, a.rdb, cfg.KeyPrefix); err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	if a.Policy, err = policy.Load(ctx, policy.Options{Dir: cfg.PolicyDir, Logger: log}); err != nil {
+	a.slack = newSlackSide(cfg, log)
+	if a.Policy, err = policy.Load(ctx, policy.Options{Dir: cfg.PolicyDir, Logger: log, Directory: a.slack.dir}); err != nil {
 		return nil, fmt.Errorf("policy in %s: %w", cfg.PolicyDir, err)
 	}
 	issuer := deps.Issuer
@@ -225,15 +233,12 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 			return nil, fmt.Errorf("btp: %w", err)
 		}
 	}
-	api := slack.New(cfg.SlackBotToken, slack.OptionAPIURL(cfg.SlackAPIURL))
-	notifier := handlers.NewNotifier(api, cfg.ApprovalChannel).WithEscalation(cfg.EscalationChannel)
+	notifier := a.slack.notifier(cfg, a.Policy, log)
 	a.Service = approval.NewService(a.Store, a.Policy, issuer, notifier, sealer, deps.Clock, log, approval.Config{
 		PendingTTL: cfg.PendingTTL, ClaimWindow: cfg.ClaimWindow, MaxLifetime: cfg.MaxLifetime,
 		RemindAfter: cfg.RemindAfter, EscalateAfter: cfg.EscalateAfter, Hooks: deps.Hooks,
 	})
-	a.handlers = handlers.NewServer(a.Service, handlers.Config{
-		SigningSecret: cfg.SigningSecret, ResponseHosts: cfg.ResponseHosts, Logger: log, Ready: a.ready,
-	})
+	a.handlers = handlers.NewServer(a.Service, a.slack.handlerConfig(cfg, log, a.ready, a.Policy))
 	return a, nil
 }
 
@@ -263,6 +268,9 @@ func (a *App) Start(ctx context.Context) error {
 		}
 	})
 	a.spawn(func() { a.Service.RunMinter(ctx, consumer, a.cfg.RescueAfter) })
+	if a.cfg.SlackAppToken != "" {
+		a.spawn(func() { a.slack.runSocketMode(ctx, a.handlers, a.log) })
+	}
 	a.spawn(func() { a.Policy.Run(ctx) })
 	a.spawn(func() {
 		t := time.NewTicker(a.cfg.SweepInterval)
