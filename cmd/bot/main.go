@@ -5,6 +5,8 @@
 //	bot local                run the whole loop on embedded defaults and print a transcript
 //	bot btp-emulator --listen 127.0.0.1:8081   serve the BTP CLI server emulator
 //	bot policy test [dir]    run the policy's decision table (default: policies/)
+//	bot audit verify         check the hash chain of the audit trail in REDIS_URL
+//	bot audit export         write the audit trail as JSON lines to stdout
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"github.com/credbot/credbot/internal/app"
 	"github.com/credbot/credbot/internal/btp/btptest"
 	"github.com/credbot/credbot/internal/policy"
+	"github.com/credbot/credbot/internal/store"
 )
 
 func main() {
@@ -67,8 +70,10 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("%d policy test(s) failed", failed)
 		}
 		return nil
+	case "audit":
+		return audit(ctx, args)
 	case "help", "-h", "--help":
-		fmt.Println("usage: bot [serve | local | btp-emulator --listen ADDR | policy test [DIR]]")
+		fmt.Println("usage: bot [serve | local | btp-emulator --listen ADDR | policy test [DIR] | audit verify|export]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: bot help)", cmd)
@@ -98,7 +103,7 @@ func local(ctx context.Context, log *slog.Logger) error {
 		quiet = log
 	}
 	fmt.Println("credbot local mode: fake Slack, BTP emulator and in-process Redis (override with REDIS_URL, BTP_CLI_SERVER_URL).")
-	l, err := app.StartLocal(ctx, os.Getenv, quiet)
+	l, err := app.StartLocal(ctx, os.Getenv, quiet, app.Deps{})
 	if err != nil {
 		return err
 	}
@@ -125,6 +130,44 @@ func emulator(ctx context.Context, args []string, log *slog.Logger) error {
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	return nil
+}
+
+func audit(ctx context.Context, args []string) error {
+	if len(args) != 1 || (args[0] != "verify" && args[0] != "export") {
+		return errors.New("usage: bot audit verify|export")
+	}
+	cfg, err := app.ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.RedisURL == "" {
+		return errors.New("REDIS_URL is not set")
+	}
+	rdb, err := app.NewRedis(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	st, err := store.New(ctx, rdb, cfg.KeyPrefix)
+	if err != nil {
+		return err
+	}
+	if args[0] == "export" {
+		_, err := st.ExportAudit(ctx, os.Stdout)
+		return err
+	}
+	rep, err := st.VerifyAudit(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range rep.Problems {
+		fmt.Println("BROKEN:", p)
+	}
+	if len(rep.Problems) > 0 {
+		return fmt.Errorf("audit chain broken in %d place(s) over %d entries", len(rep.Problems), rep.Entries)
+	}
+	fmt.Printf("audit chain verifies: %d entries, head %s\n", rep.Entries, rep.Head)
 	return nil
 }
 

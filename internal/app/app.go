@@ -52,6 +52,7 @@ type Config struct {
 	RemindAfter       time.Duration
 	EscalateAfter     int
 	RescueAfter       time.Duration
+	MintWorkers       int // mint queue consumers in this replica; 0 makes it serve Slack only
 	SweepInterval     time.Duration
 	BTP               btp.Config
 }
@@ -68,6 +69,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		ApprovalChannel:   getenv("CREDBOT_APPROVAL_CHANNEL"),
 		EscalationChannel: getenv("CREDBOT_ESCALATION_CHANNEL"),
 		EscalateAfter:     3,
+		MintWorkers:       1,
 		RedisURL:          getenv("REDIS_URL"),
 		KeyPrefix:         or(getenv("CREDBOT_KEY_PREFIX"), "credbot"),
 		PolicyDir:         or(getenv("CREDBOT_POLICY_DIR"), "policies"),
@@ -100,6 +102,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("CREDBOT_ESCALATE_AFTER"); v != "" {
 		if c.EscalateAfter, err = strconv.Atoi(v); err != nil || c.EscalateAfter < 1 {
 			return c, fmt.Errorf("CREDBOT_ESCALATE_AFTER: %q is not a positive number of reminders", v)
+		}
+	}
+	if v := getenv("CREDBOT_MINT_WORKERS"); v != "" {
+		if c.MintWorkers, err = strconv.Atoi(v); err != nil || c.MintWorkers < 0 || c.MintWorkers > 64 {
+			return c, fmt.Errorf("CREDBOT_MINT_WORKERS: %q is not a number from 0 to 64", v)
 		}
 	}
 	if !strings.HasSuffix(c.SlackAPIURL, "/") {
@@ -267,7 +274,9 @@ func (a *App) Start(ctx context.Context) error {
 			a.log.Error("http server", "err", err)
 		}
 	})
-	a.spawn(func() { a.Service.RunMinter(ctx, consumer, a.cfg.RescueAfter) })
+	for i := range a.cfg.MintWorkers {
+		a.spawn(func() { a.Service.RunMinter(ctx, fmt.Sprintf("%s-%d", consumer, i), a.cfg.RescueAfter) })
+	}
 	if a.cfg.SlackAppToken != "" {
 		a.spawn(func() { a.slack.runSocketMode(ctx, a.handlers, a.log) })
 	}

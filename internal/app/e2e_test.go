@@ -49,7 +49,17 @@ type harness struct {
 // Slack, all stopped when the test ends.
 func start(t *testing.T, env map[string]string) *harness {
 	t.Helper()
-	r := redistest.New(t)
+	return startWith(t, env, Deps{})
+}
+
+func startWith(t *testing.T, env map[string]string, deps Deps) *harness {
+	t.Helper()
+	var r *redistest.Redis
+	if u := env["REDIS_URL"]; u != "" {
+		r = redistest.Attach(t, u) // a test's own server (e.g. with AOF)
+	} else {
+		r = redistest.New(t)
+	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	vars := map[string]string{
@@ -59,12 +69,19 @@ func start(t *testing.T, env map[string]string) *harness {
 	for k, v := range env {
 		vars[k] = v
 	}
-	l, err := StartLocal(context.Background(), func(k string) string { return vars[k] }, log)
+	l, err := StartLocal(context.Background(), func(k string) string { return vars[k] }, log, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(l.Close)
-	return &harness{Local: l, redis: r, logs: logs}
+	h := &harness{Local: l, redis: r, logs: logs}
+	// After every test: no plaintext secret in any Redis key or value, or log line.
+	t.Cleanup(func() {
+		if l.BTP != nil && !t.Failed() {
+			h.assertSecretNowhere(t, l.BTP.Secrets()...)
+		}
+	})
+	return h
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -86,6 +103,10 @@ func (h *harness) request(t *testing.T, ctx context.Context) slackfake.Message {
 		return c.Method == "chat.postMessage" && c.Channel == localApprovals
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The requester's confirmation comes once the request is fully recorded.
+	if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool { return c.Method == "response_url" && c.URL == ack.ResponseURL }); err != nil {
 		t.Fatal(err)
 	}
 	m, _ := h.Slack.Message(post.Channel, post.TS)

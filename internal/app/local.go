@@ -18,7 +18,6 @@ import (
 	"github.com/credbot/credbot/internal/btp/btptest"
 	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
-	"github.com/redis/go-redis/v9"
 )
 
 // The people of the local demo; the shipped example policy knows them.
@@ -38,6 +37,9 @@ const (
 // is set). Tests build it with a real Redis URL.
 type Local struct {
 	App       *App
+	Config    Config // as the first replica was built
+	deps      Deps
+	log       *slog.Logger
 	Slack     *slackfake.Server
 	BTP       *btptest.Server // nil when BTP_CLI_SERVER_URL points elsewhere
 	Workspace *slackfake.Workspace
@@ -46,8 +48,8 @@ type Local struct {
 
 // StartLocal starts the local bot. getenv supplies overrides (REDIS_URL,
 // BTP_*, CREDBOT_POLICY_DIR, CREDBOT_CLAIM_WINDOW …).
-func StartLocal(ctx context.Context, getenv func(string) string, log *slog.Logger) (l *Local, err error) {
-	l = &Local{}
+func StartLocal(ctx context.Context, getenv func(string) string, log *slog.Logger, deps Deps) (l *Local, err error) {
+	l = &Local{deps: deps, log: log}
 	defer func() {
 		if err != nil {
 			l.Close()
@@ -87,24 +89,41 @@ func StartLocal(ctx context.Context, getenv func(string) string, log *slog.Logge
 		log.Warn("local mode: CREDBOT_SECRET_KEY not set, sealing secrets with a throw-away key")
 		cfg.SecretKey = approval.NewRandomKey()
 	}
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	l.Config = cfg
+	if l.App, err = l.StartReplica(ctx); err != nil {
+		return nil, err
+	}
+	l.Workspace = l.WorkspaceOf(l.App)
+	return l, nil
+}
+
+// StartReplica starts one more bot sharing the same Redis, BTP and Slack, as a
+// second pod of a deployment would; Close stops it with the rest.
+func (l *Local) StartReplica(ctx context.Context) (*App, error) {
+	rdb, err := NewRedis(l.Config.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
+		return nil, err
 	}
-	rdb := redis.NewClient(opts)
 	l.closers = append(l.closers, func() { _ = rdb.Close() })
-	if l.App, err = New(ctx, cfg, Deps{Redis: rdb}, log); err != nil {
+	deps := l.deps
+	deps.Redis = rdb
+	a, err := New(ctx, l.Config, deps, l.log)
+	if err != nil {
 		return nil, err
 	}
-	if err := l.App.Start(ctx); err != nil {
+	if err := a.Start(ctx); err != nil {
 		return nil, err
 	}
-	l.closers = append(l.closers, l.App.Close)
-	l.Workspace = &slackfake.Workspace{
-		Slack: l.Slack, BotURL: "http://" + l.App.Addr(), SigningSecret: cfg.SigningSecret,
+	l.closers = append(l.closers, a.Close)
+	return a, nil
+}
+
+// WorkspaceOf returns simulated people who talk to replica a.
+func (l *Local) WorkspaceOf(a *App) *slackfake.Workspace {
+	return &slackfake.Workspace{
+		Slack: l.Slack, BotURL: "http://" + a.Addr(), SigningSecret: l.Config.SigningSecret,
 		Team: "T0LOCAL", Command: "/credbot", Sign: handlers.Sign,
 	}
-	return l, nil
 }
 
 // Close stops everything StartLocal started, newest first.
