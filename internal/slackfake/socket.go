@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,7 +59,8 @@ func newSocketHub(s *Server) *socketHub {
 	return &socketHub{s: s, changed: make(chan struct{}), acks: map[string]chan json.RawMessage{}}
 }
 
-// EnableSocketMode lets apps.connections.open accept appToken (an xapp- token).
+// EnableSocketMode makes apps.connections.open accept only appToken; until it
+// is called, any app-level token (xapp-…) is accepted.
 func (s *Server) EnableSocketMode(appToken string) {
 	s.socket.mu.Lock()
 	defer s.socket.mu.Unlock()
@@ -173,7 +175,7 @@ func (h *socketHub) pick(ctx context.Context) (*socketConn, error) {
 // open answers apps.connections.open.
 func (h *socketHub) open(w http.ResponseWriter, r *http.Request, token string) {
 	h.mu.Lock()
-	ok := h.appToken != "" && token == h.appToken
+	ok := token == h.appToken || (h.appToken == "" && strings.HasPrefix(token, "xapp-"))
 	h.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	if !ok {
