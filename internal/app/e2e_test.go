@@ -54,12 +54,16 @@ func start(t *testing.T, env map[string]string) *harness {
 
 func startWith(t *testing.T, env map[string]string, deps Deps) *harness {
 	t.Helper()
-	var r *redistest.Redis
 	if u := env["REDIS_URL"]; u != "" {
-		r = redistest.Attach(t, u) // a test's own server (e.g. with AOF)
-	} else {
-		r = redistest.New(t)
+		return startOn(t, redistest.Attach(t, u), env, deps) // a test's own server (e.g. with AOF)
 	}
+	return startOn(t, redistest.New(t), env, deps)
+}
+
+// startOn runs the bot with its keys under r.Prefix; env["REDIS_URL"], when
+// set, is how the bot reaches that Redis (e.g. through a Sentinel).
+func startOn(t *testing.T, r *redistest.Redis, env map[string]string, deps Deps) *harness {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	vars := map[string]string{

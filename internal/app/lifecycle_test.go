@@ -529,3 +529,29 @@ func TestCancelAndAdminDelete(t *testing.T) {
 		t.Fatalf("state %s, want DELETED", r.State)
 	}
 }
+
+func TestLoopRunsThroughSentinel(t *testing.T) {
+	dir := t.TempDir()
+	primary, err := redistest.StartServer(dir, false)
+	if err != nil {
+		t.Skipf("no redis-server: %v", err)
+	}
+	t.Cleanup(primary.Stop)
+	sdir := t.TempDir()
+	sentinel, err := redistest.StartSentinel(sdir, primary.Addr(), "credbot-primary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sentinel.Stop)
+	url := "redis-sentinel://" + sentinel.Addr() + "/0?master_name=credbot-primary"
+	h := startOn(t, redistest.Attach(t, primary.URL()), map[string]string{"REDIS_URL": url}, Deps{})
+	ctx := ctxT(t)
+	msg := h.request(t, ctx)
+	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	dm := h.waitDM(t, ctx)
+	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	h.assertWorks(t, ctx, id, h.revealSecret(t, ctx, dm))
+	if n, _ := h.redis.Client.Exists(ctx, h.Config.KeyPrefix+":req:{"+id+"}").Result(); n != 1 {
+		t.Fatal("the request is not in the primary the Sentinel names")
+	}
+}

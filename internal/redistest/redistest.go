@@ -188,6 +188,49 @@ func (s *Server) Restart() error {
 	return s.start()
 }
 
+// StartSentinel runs a Sentinel on a free loopback port that monitors the
+// primary at primaryAddr under the name master. Stop it with Stop.
+func StartSentinel(dir, primaryAddr, master string) (*Server, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, err
+	}
+	host, pport, err := net.SplitHostPort(primaryAddr)
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "sentinel.conf")
+	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 5000\n",
+		port, dir, master, host, pport, master)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		return nil, err
+	}
+	s := &Server{port: port, dir: dir}
+	s.cmd = exec.Command(bin, conf, "--sentinel")
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		addr, err2 := c.GetMasterAddrByName(ctx, master).Result()
+		cancel()
+		if err2 == nil && len(addr) == 2 {
+			return s, nil
+		}
+		err = err2
+		time.Sleep(20 * time.Millisecond) // polling a starting process; not a timing assertion
+	}
+	s.Stop()
+	return nil, fmt.Errorf("sentinel on %s does not know %s: %v", s.Addr(), master, err)
+}
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
