@@ -99,11 +99,12 @@ func TestIndexAgreesWithCasbin(t *testing.T) {
 			if act == approval.ActionApprove {
 				owner = randUsers[r.IntN(len(randUsers))]
 			}
-			path := s.pathOf(scopes[r.IntN(len(scopes))])
+			rp := s.path(scopes[r.IntN(len(scopes))])
+			path := rp.segs
 			var v verdict
 			if !(act == approval.ActionApprove && owner == user) {
 				var buf [16]entry
-				v = s.decide(s.closure(names, path, buf[:0]), act, path, nil)
+				v = s.decide(s.closure(names, rp, buf[:0]), act, rp, nil)
 			}
 			ok, crule, err := ce.decide(names, act, path, user, owner)
 			if err != nil {

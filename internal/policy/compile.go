@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/casbin/casbin/v2/model"
@@ -76,6 +79,10 @@ type rule struct {
 	act   approval.Action
 	allow bool // p only
 	dom   scopePattern
+
+	// Interned by buildIndex, for the decision path.
+	roleID int32 // g: the role's name ID
+	segID  int32 // the segment ID of a one-literal-segment domain, else -1
 }
 
 // fields are the row as Casbin holds it, without the ptype.
@@ -94,19 +101,7 @@ func (r *rule) fields() []string {
 func (r *rule) text() string { return r.ptype + ", " + strings.Join(r.fields(), ", ") }
 
 // String is the row with where it was written, as decisions report it.
-func (r *rule) String() string { return fmt.Sprintf("%s (%s:%d)", r.text(), r.file, r.line) }
-
-type pkey struct {
-	sub string
-	act approval.Action
-}
-
-// ruleSet holds the p rows of one subject and action: rows on one literal scope
-// are found by map lookup per path segment, the few wildcard rows by scanning.
-type ruleSet struct {
-	byScope map[string][]*rule
-	wild    []*rule
-}
+func (r *rule) String() string { return r.text() + " (" + r.file + ":" + strconv.Itoa(r.line) + ")" }
 
 // snapshot is one loaded policy: immutable once built, swapped atomically on
 // reload, so every index and cache derived from it is invalidated with it.
@@ -116,7 +111,6 @@ type snapshot struct {
 	files    []string
 
 	rules  []*rule
-	p      map[pkey]*ruleSet
 	g      map[string][]*rule // member -> its g rows
 	gRev   map[string][]*rule // role -> g rows granting it
 	groups []string           // Slack groups the policy names, without "group:"
@@ -125,7 +119,34 @@ type snapshot struct {
 	paths  map[string][]string // scope string -> path segments, root first
 	quorum quorumPolicy
 
+	// The decision index: names and scope segments interned to small
+	// integers, so a decision indexes slices instead of hashing strings.
+	nameIDs  map[string]int32
+	segIDs   map[string]int32
+	pByName  [][numActions]*idRuleSet // name ID, action index -> p rows
+	gByName  [][]gLink                // member name ID -> g rows
+	reqPaths map[string]reqPath       // scope string -> interned path
+
 	warnings []string
+
+	// validScopes memoises approval.Scope.Validate (a regexp per call) for
+	// the scopes decisions see, up to a bound so hostile input cannot grow it.
+	validScopes sync.Map // approval.Scope -> struct{}
+	validCount  atomic.Int64
+}
+
+// validate is scope.Validate, remembered.
+func (s *snapshot) validate(scope approval.Scope) error {
+	if _, ok := s.validScopes.Load(scope); ok {
+		return nil
+	}
+	if err := scope.Validate(); err != nil {
+		return err
+	}
+	if s.validCount.Add(1) <= int64(4*len(s.paths)+1024) {
+		s.validScopes.Store(scope, struct{}{})
+	}
+	return nil
 }
 
 type errorList struct{ errs []error }
@@ -145,7 +166,6 @@ func (l *errorList) err() error { return errors.Join(l.errs...) }
 func compile(files map[string][]byte) (*snapshot, error) {
 	var errs errorList
 	s := &snapshot{
-		p:     map[pkey]*ruleSet{},
 		g:     map[string][]*rule{},
 		gRev:  map[string][]*rule{},
 		paths: map[string][]string{},
@@ -184,6 +204,7 @@ func compile(files map[string][]byte) (*snapshot, error) {
 		return nil, err
 	}
 	s.collectNames()
+	s.buildIndex()
 	s.warn()
 	return s, nil
 }
@@ -317,22 +338,128 @@ func (s *snapshot) add(r *rule) {
 	if r.ptype == "g" {
 		s.g[r.sub] = append(s.g[r.sub], r)
 		s.gRev[r.role] = append(s.gRev[r.role], r)
-		return
 	}
-	k := pkey{r.sub, r.act}
-	rs := s.p[k]
-	if rs == nil {
-		rs = &ruleSet{}
-		s.p[k] = rs
+}
+
+const numActions = 5
+
+// actIndex numbers the actions rows may name; -1 for any other.
+func actIndex(a approval.Action) int {
+	switch a {
+	case approval.ActionCreate:
+		return 0
+	case approval.ActionApprove:
+		return 1
+	case approval.ActionList:
+		return 2
+	case approval.ActionGet:
+		return 3
+	case approval.ActionDelete:
+		return 4
 	}
-	if r.dom.literal != "" {
-		if rs.byScope == nil {
-			rs.byScope = map[string][]*rule{}
+	return -1
+}
+
+// gLink is a g row packed for the decision path: a member's links sit in one
+// contiguous slice, and literal domains match without touching the row.
+type gLink struct {
+	role int32
+	seg  int32 // as rule.segID
+	rule *rule
+}
+
+// idRuleSet holds the p rows of one name and action: rows on one literal
+// scope are found by segment ID, the few wildcard rows by scanning.
+type idRuleSet struct {
+	byScope map[int32][]*rule
+	wild    []*rule
+}
+
+// reqPath is a scope path as decisions use it: its segments, and their IDs
+// (-1 for a segment no row or hierarchy entry mentions).
+type reqPath struct {
+	segs []string
+	ids  []int32
+}
+
+// buildIndex interns names and segments and files every row under them.
+func (s *snapshot) buildIndex() {
+	s.nameIDs = map[string]int32{}
+	s.segIDs = map[string]int32{}
+	nameID := func(n string) int32 {
+		id, ok := s.nameIDs[n]
+		if !ok {
+			id = int32(len(s.nameIDs))
+			s.nameIDs[n] = id
+			s.pByName = append(s.pByName, [numActions]*idRuleSet{})
+			s.gByName = append(s.gByName, nil)
 		}
-		rs.byScope[r.dom.literal] = append(rs.byScope[r.dom.literal], r)
-	} else {
-		rs.wild = append(rs.wild, r)
+		return id
 	}
+	segID := func(seg string) int32 {
+		id, ok := s.segIDs[seg]
+		if !ok {
+			id = int32(len(s.segIDs))
+			s.segIDs[seg] = id
+		}
+		return id
+	}
+	for _, path := range s.paths {
+		for _, seg := range path {
+			segID(seg)
+		}
+	}
+	for _, r := range s.rules {
+		r.segID = -1
+		if r.dom.literal != "" {
+			r.segID = segID(r.dom.literal)
+		}
+		sub := nameID(r.sub)
+		if r.ptype == "g" {
+			r.roleID = nameID(r.role)
+			s.gByName[sub] = append(s.gByName[sub], gLink{role: r.roleID, seg: r.segID, rule: r})
+			continue
+		}
+		ai := actIndex(r.act)
+		rs := s.pByName[sub][ai]
+		if rs == nil {
+			rs = &idRuleSet{}
+			s.pByName[sub][ai] = rs
+		}
+		if r.segID >= 0 {
+			if rs.byScope == nil {
+				rs.byScope = map[int32][]*rule{}
+			}
+			rs.byScope[r.segID] = append(rs.byScope[r.segID], r)
+		} else {
+			rs.wild = append(rs.wild, r)
+		}
+	}
+	s.reqPaths = make(map[string]reqPath, len(s.paths))
+	for key, path := range s.paths {
+		s.reqPaths[key] = s.intern(path)
+	}
+}
+
+func (s *snapshot) intern(path []string) reqPath {
+	p := reqPath{segs: path, ids: make([]int32, len(path))}
+	for i, seg := range path {
+		id, ok := s.segIDs[seg]
+		if !ok {
+			id = -1
+		}
+		p.ids[i] = id
+	}
+	return p
+}
+
+// path returns the interned path of a scope string: its ancestry from
+// hierarchy.yaml, or the scope alone when the hierarchy does not list it.
+func (s *snapshot) path(scope string) reqPath {
+	if p, ok := s.reqPaths[scope]; ok {
+		return p
+	}
+	return s.intern([]string{scope})
 }
 
 // checkRoles refuses cyclic or deep role inheritance: both make "who is what"
@@ -434,7 +561,7 @@ func (s *snapshot) warn() {
 		if q.scope.literal == "" {
 			continue
 		}
-		path := s.pathOf(q.scope.literal)
+		path := s.path(q.scope.literal)
 		for _, f := range q.from {
 			if !s.mayApprove(f, path) {
 				s.warnings = append(s.warnings, fmt.Sprintf("%s: rule %s requires an approval from %s, but no row lets %s approve in %s", quorumFile, q.label(), f, f, q.scope.literal))
@@ -445,7 +572,7 @@ func (s *snapshot) warn() {
 
 // mayApprove reports whether name itself (not through other names of a person)
 // is allowed to approve at path.
-func (s *snapshot) mayApprove(n string, path []string) bool {
+func (s *snapshot) mayApprove(n string, path reqPath) bool {
 	var buf [16]entry
 	cl := s.closure([]name{{name: n, trusted: true}}, path, buf[:0])
 	d := s.decide(cl, approval.ActionApprove, path, nil)

@@ -228,18 +228,7 @@ func short(hash string) string {
 // of the request acted on, for approve. Invalid input is denied, never an error.
 func (e *Engine) Authorize(ctx context.Context, user string, act approval.Action, scope approval.Scope, owner string) (approval.Decision, error) {
 	x, err := e.explain(ctx, user, act, scope, owner, false)
-	result := "deny"
-	switch {
-	case err != nil:
-		result = "error"
-	case x.Decision.Allowed:
-		result = "allow"
-	}
-	label := string(act)
-	if !policyActions[act] && act != approval.ActionBreakglass {
-		label = "invalid"
-	}
-	e.metrics.decisions.WithLabelValues(label, result).Inc()
+	e.metrics.decision(act, x.Decision.Allowed, err)
 	return x.Decision, err
 }
 
@@ -294,27 +283,27 @@ func (e *Engine) explain(ctx context.Context, user string, act approval.Action, 
 	switch {
 	case user == "":
 		return deny("denied: no user")
-	case !userIDRE.MatchString(user):
+	case !isUserID(user):
 		return deny(fmt.Sprintf("denied: %q is not a Slack user ID", user))
 	case act == approval.ActionBreakglass:
 		return deny("denied: breakglass is reserved and not available yet")
 	case !policyActions[act]:
 		return deny(fmt.Sprintf("denied: unknown action %q", act))
 	}
-	if err := scope.Validate(); err != nil {
+	if err := s.validate(scope); err != nil {
 		return deny("denied: " + err.Error())
 	}
 	if act == approval.ActionApprove && owner == user {
 		x.Decision = approval.Decision{Rule: SelfApprovalRule, Reason: "denied: " + user + " requested this and cannot approve it", PolicyHash: s.hash}
 		return x, nil
 	}
-	names, err := e.ids.names(ctx, user, s.groups)
+	names, err := e.ids.names(ctx, user, s)
 	if err != nil {
 		x.Decision = approval.Decision{Reason: "denied: could not resolve who " + user + " is", PolicyHash: s.hash}
 		return x, fmt.Errorf("policy: %w", err)
 	}
 	key := scope.String()
-	path := s.pathOf(key)
+	path := s.path(key)
 	_, x.InHierarchy = s.paths[key]
 	var buf [16]entry
 	cl := s.closure(names, path, buf[:0])
@@ -331,7 +320,7 @@ func (e *Engine) explain(ctx context.Context, user string, act approval.Action, 
 	}
 	x.Decision = s.decision(cl, v, user, act, key)
 	if full {
-		x.Path = strings.Join(path, "/")
+		x.Path = strings.Join(path.segs, "/")
 		for _, c := range cl {
 			es := ExplainedSubject{Name: c.name, Trusted: c.trusted, Via: c.source}
 			if c.via != nil {
@@ -358,13 +347,13 @@ func (s *snapshot) decision(cl []entry, v verdict, user string, act approval.Act
 	switch {
 	case v.deny != nil:
 		d.Rule = v.deny.String()
-		d.Reason = fmt.Sprintf("denied: %s may not %s in %s", describe(cl, v.denyEntry), act, v.deny.dom.src)
+		d.Reason = "denied: " + describe(cl, v.denyEntry) + " may not " + string(act) + " in " + v.deny.dom.src
 	case v.allow != nil:
 		d.Allowed = true
 		d.Rule = v.allow.String()
-		d.Reason = fmt.Sprintf("allowed: %s may %s in %s", describe(cl, v.allowEntry), act, v.allow.dom.src)
+		d.Reason = "allowed: " + describe(cl, v.allowEntry) + " may " + string(act) + " in " + v.allow.dom.src
 	default:
-		d.Reason = fmt.Sprintf("denied: no rule lets %s %s in %s", user, act, scope)
+		d.Reason = "denied: no rule lets " + user + " " + string(act) + " in " + scope
 	}
 	return d
 }
@@ -441,8 +430,8 @@ func (e *Engine) Quorum(ctx context.Context, scope approval.Scope, approvers []s
 		return approval.QuorumStatus{}, fmt.Errorf("policy: quorum: %w", err)
 	}
 	s := e.snap.Load()
-	path := s.pathOf(scope.String())
-	req := s.quorum.requirement(path)
+	path := s.path(scope.String())
+	req := s.quorum.requirement(path.segs)
 	st := approval.QuorumStatus{Need: req.need}
 
 	seen := map[string]bool{}
@@ -453,11 +442,11 @@ func (e *Engine) Quorum(ctx context.Context, scope approval.Scope, approvers []s
 			continue
 		}
 		seen[a] = true
-		if !userIDRE.MatchString(a) {
+		if !isUserID(a) {
 			ineligible = append(ineligible, a)
 			continue
 		}
-		names, err := e.ids.names(ctx, a, s.groups)
+		names, err := e.ids.names(ctx, a, s)
 		if err != nil {
 			return approval.QuorumStatus{}, fmt.Errorf("policy: quorum: %w", err)
 		}
@@ -503,16 +492,16 @@ func (e *Engine) Approvers(ctx context.Context, scope approval.Scope) ([]string,
 		return nil, err
 	}
 	s := e.snap.Load()
-	path := s.pathOf(scope.String())
+	path := s.path(scope.String())
 	var out []string
 	for _, n := range s.approverNames(path) {
-		if e.ids == nil || !userIDRE.MatchString(n) {
+		if e.ids == nil || !isUserID(n) {
 			if s.mayApprove(n, path) {
 				out = append(out, n)
 			}
 			continue
 		}
-		names, err := e.ids.names(ctx, n, s.groups)
+		names, err := e.ids.names(ctx, n, s)
 		if err != nil {
 			return nil, fmt.Errorf("policy: approvers: %w", err)
 		}
@@ -527,30 +516,32 @@ func (e *Engine) Approvers(ctx context.Context, scope approval.Scope) ([]string,
 
 // approverNames walks from the approve rows that allow at path back through
 // the g rows that hold there, to the names that are not roles.
-func (s *snapshot) approverNames(path []string) []string {
+func (s *snapshot) approverNames(path reqPath) []string {
 	seen := map[string]bool{}
 	var queue []string
-	for k, rs := range s.p {
-		if k.act != approval.ActionApprove {
+	approve := actIndex(approval.ActionApprove)
+	for n, id := range s.nameIDs {
+		rs := s.pByName[id][approve]
+		if rs == nil {
 			continue
 		}
 		hit := false
-		for _, seg := range path {
+		for _, seg := range path.ids {
 			for _, r := range rs.byScope[seg] {
 				hit = hit || r.allow
 			}
 		}
 		for _, r := range rs.wild {
-			hit = hit || (r.allow && r.dom.match(path))
+			hit = hit || (r.allow && r.dom.match(path.segs))
 		}
-		if hit && !seen[k.sub] {
-			seen[k.sub] = true
-			queue = append(queue, k.sub)
+		if hit && !seen[n] {
+			seen[n] = true
+			queue = append(queue, n)
 		}
 	}
 	for i := 0; i < len(queue); i++ {
 		for _, r := range s.gRev[queue[i]] {
-			if !seen[r.sub] && r.dom.match(path) {
+			if !seen[r.sub] && r.dom.match(path.segs) {
 				seen[r.sub] = true
 				queue = append(queue, r.sub)
 			}

@@ -8,6 +8,7 @@ import (
 // role reached from one through g rows whose scope covers the request.
 type entry struct {
 	name    string
+	id      int32 // name ID in the policy, -1 if no row names it
 	trusted bool
 	via     *rule // the g row that granted this role; nil for the person's own names
 	from    int   // index of the entry the role was granted to
@@ -17,19 +18,39 @@ type entry struct {
 // closure expands names with every role they hold at path, breadth first, as
 // Casbin's role manager does for g(r.sub, p.sub, r.dom). A role reached from a
 // trusted name is trusted. buf avoids allocation on the hot path.
-func (s *snapshot) closure(names []name, path []string, buf []entry) []entry {
+func (s *snapshot) closure(names []name, path reqPath, buf []entry) []entry {
 	cl := buf[:0]
 	for _, n := range names {
-		cl = appendEntry(cl, entry{name: n.name, trusted: n.trusted, from: -1, source: n.source})
+		id := n.id
+		if n.policy != s {
+			var ok bool
+			if id, ok = s.nameIDs[n.name]; !ok {
+				id = -1
+			}
+		}
+		cl = appendEntry(cl, entry{name: n.name, id: id, trusted: n.trusted, from: -1, source: n.source})
 	}
 	for i := 0; i < len(cl); i++ {
-		for _, r := range s.g[cl[i].name] {
-			if r.dom.match(path) {
-				cl = appendEntry(cl, entry{name: r.role, trusted: cl[i].trusted, via: r, from: i})
+		if cl[i].id < 0 {
+			continue
+		}
+		for _, l := range s.gByName[cl[i].id] {
+			if l.seg >= 0 && !containsID(path.ids, l.seg) || l.seg < 0 && !l.rule.dom.match(path.segs) {
+				continue
 			}
+			cl = appendEntry(cl, entry{name: l.rule.role, id: l.role, trusted: cl[i].trusted, via: l.rule, from: i})
 		}
 	}
 	return cl
+}
+
+func containsID(ids []int32, id int32) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
 }
 
 // appendEntry adds e unless its name is present; a present untrusted name is
@@ -72,7 +93,7 @@ func (v verdict) allowed() bool { return v.allow != nil && v.deny == nil }
 // closure, the p rows of that name and action whose scope pattern covers path.
 // Deny rows match any name; allow rows only trusted ones. each, if not nil,
 // sees every match, for explanations.
-func (s *snapshot) decide(cl []entry, act approval.Action, path []string, each func(match)) verdict {
+func (s *snapshot) decide(cl []entry, act approval.Action, path reqPath, each func(match)) verdict {
 	v := verdict{allowEntry: -1, denyEntry: -1}
 	consider := func(r *rule, i int) {
 		if each != nil {
@@ -86,20 +107,30 @@ func (s *snapshot) decide(cl []entry, act approval.Action, path []string, each f
 			v.deny, v.denyEntry = r, i
 		}
 	}
+	ai := actIndex(act)
+	if ai < 0 {
+		return v
+	}
 	for i := range cl {
-		rs := s.p[pkey{cl[i].name, act}]
+		if cl[i].id < 0 {
+			continue
+		}
+		rs := s.pByName[cl[i].id][ai]
 		if rs == nil {
 			continue
 		}
 		if rs.byScope != nil {
-			for _, seg := range path {
+			for _, seg := range path.ids {
+				if seg < 0 {
+					continue
+				}
 				for _, r := range rs.byScope[seg] {
 					consider(r, i)
 				}
 			}
 		}
 		for _, r := range rs.wild {
-			if r.dom.match(path) {
+			if r.dom.match(path.segs) {
 				consider(r, i)
 			}
 		}

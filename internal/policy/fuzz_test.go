@@ -49,7 +49,7 @@ func FuzzLoadPolicy(f *testing.F) {
 		}
 		users := []string{"U01", "U0LOCALAPR"}
 		for _, r := range s.rules {
-			if userIDRE.MatchString(r.sub) {
+			if isUserID(r.sub) {
 				users = append(users, r.sub)
 			}
 		}

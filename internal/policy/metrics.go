@@ -4,9 +4,15 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/credbot/credbot/internal/approval"
 )
 
 type metrics struct {
+	// byAction holds the decision counters, resolved once: looking labels up
+	// costs more than a decision.
+	byAction map[approval.Action]*[3]prometheus.Counter // allow, deny, error
+
 	reloads     *prometheus.CounterVec
 	healthy     prometheus.Gauge
 	lastSuccess prometheus.Gauge
@@ -37,6 +43,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Authorization decisions, by action and result (allow, deny, error).",
 		}, []string{"action", "result"}),
 	}
+	m.byAction = map[approval.Action]*[3]prometheus.Counter{}
+	for _, act := range []approval.Action{approval.ActionCreate, approval.ActionApprove, approval.ActionList, approval.ActionGet, approval.ActionDelete, approval.ActionBreakglass, "invalid"} {
+		m.byAction[act] = &[3]prometheus.Counter{
+			m.decisions.WithLabelValues(string(act), "allow"),
+			m.decisions.WithLabelValues(string(act), "deny"),
+			m.decisions.WithLabelValues(string(act), "error"),
+		}
+	}
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	if reg == nil {
@@ -47,4 +61,21 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		errs = append(errs, reg.Register(c))
 	}
 	return m, errors.Join(errs...)
+}
+
+// decision counts one Authorize outcome; unknown actions count as "invalid"
+// so that callers cannot create label values.
+func (m *metrics) decision(act approval.Action, allowed bool, err error) {
+	c, ok := m.byAction[act]
+	if !ok {
+		c = m.byAction["invalid"]
+	}
+	switch {
+	case err != nil:
+		c[2].Inc()
+	case allowed:
+		c[0].Inc()
+	default:
+		c[1].Inc()
+	}
 }

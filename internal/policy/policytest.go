@@ -187,10 +187,10 @@ func runTable(ctx context.Context, s *snapshot, ref *casbinEnforcer, path string
 			fail(line, c.Name, "%s: %s as expected, but decided by %s, want %s", desc, c.Want, rule, c.Rule)
 			continue
 		}
-		if !userIDRE.MatchString(c.User) || !policyActions[approval.Action(c.Act)] {
+		if !isUserID(c.User) || !policyActions[approval.Action(c.Act)] {
 			continue // refused before the model is asked
 		}
-		names, err := e.ids.names(ctx, c.User, s.groups)
+		names, err := e.ids.names(ctx, c.User, s)
 		if err != nil {
 			return total, failed, err
 		}

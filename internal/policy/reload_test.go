@@ -385,3 +385,25 @@ func counter(t *testing.T, reg *prometheus.Registry, name, result string) float6
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return metric(t, reg, name)[0].GetGauge().GetValue()
 }
+
+// TestReloadResolvesNewGroupsAtOnce: resolved names are cached per policy, so
+// a group that a new policy mentions counts at once, not after the TTL.
+func TestReloadResolvesNewGroupsAtOnce(t *testing.T) {
+	dir := copyPolicy(t, "testdata/golden")
+	d := goldenDirectory().group("newcomers", "U0NEW")
+	e, err := Load(context.Background(), Options{Dir: dir, Directory: d, DirectoryTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if dec, _ := e.Authorize(ctx, "U0NEW", "list", sub(gS1), ""); dec.Allowed {
+		t.Fatal("allowed before the change")
+	}
+	appendFile(t, dir, "policy.csv", "p, group:newcomers, **, list, allow\n")
+	if err := e.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if dec, _ := e.Authorize(ctx, "U0NEW", "list", sub(gS1), ""); !dec.Allowed {
+		t.Errorf("new group row not applied: %s", dec.Reason)
+	}
+}

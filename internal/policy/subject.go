@@ -17,7 +17,6 @@ import (
 //	group:platform-admins a Slack user group by handle, or group:S012ABCDEF by ID
 //	role:approver         a role, granted to other subjects by g rows
 var (
-	userIDRE      = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
 	groupIDRE     = regexp.MustCompile(`^S[A-Z0-9]{2,20}$`)
 	groupHandleRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,79}$`)
 	roleRE        = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,79}$`)
@@ -54,10 +53,24 @@ func parseSubject(s string) (string, error) {
 			return "", fmt.Errorf("subject %q: role names are lowercase letters, digits, '.', '_' and '-'", s)
 		}
 		return s, nil
-	case userIDRE.MatchString(s):
+	case isUserID(s):
 		return s, nil
 	}
 	return "", fmt.Errorf("subject %q: want a Slack user ID (U…/W…), email:<address>, group:<handle or ID> or role:<name>", s)
+}
+
+// isUserID reports whether s looks like a Slack user ID: U or W, then 2 to 20
+// upper-case letters or digits. Hand-written: it runs on every decision.
+func isUserID(s string) bool {
+	if len(s) < 3 || len(s) > 21 || (s[0] != 'U' && s[0] != 'W') {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func isRole(name string) bool { return strings.HasPrefix(name, prefixRole) }
@@ -90,6 +103,8 @@ func (id Identity) trusted() bool { return id.Active && !id.Bot && !id.Guest }
 // name is one subject name a person carries in a decision.
 type name struct {
 	name    string
+	policy  *snapshot // the policy id belongs to, if resolved for one
+	id      int32
 	trusted bool   // may match allow rows; every name matches deny rows
 	source  string // how we know: "Slack user ID", "users.info email", …
 }
@@ -102,9 +117,19 @@ type identityCache struct {
 	ttl   time.Duration
 	clock func() time.Time
 
-	mu     sync.Mutex
-	users  map[string]cachedUser
-	groups map[string]cachedGroup
+	mu       sync.Mutex
+	users    map[string]cachedUser
+	groups   map[string]cachedGroup
+	resolved map[string]cachedNames // user -> every name, per policy
+}
+
+// cachedNames are a user's resolved names under one policy (whose set of
+// groups they were checked against), valid until the earliest expiry of the
+// answers they came from.
+type cachedNames struct {
+	policy *snapshot
+	names  []name
+	exp    time.Time
 }
 
 type cachedUser struct {
@@ -118,62 +143,87 @@ type cachedGroup struct {
 }
 
 func newIdentityCache(dir Directory, ttl time.Duration, clock func() time.Time) *identityCache {
-	return &identityCache{dir: dir, ttl: ttl, clock: clock, users: map[string]cachedUser{}, groups: map[string]cachedGroup{}}
+	return &identityCache{dir: dir, ttl: ttl, clock: clock, users: map[string]cachedUser{}, groups: map[string]cachedGroup{}, resolved: map[string]cachedNames{}}
 }
 
-func (c *identityCache) user(ctx context.Context, id string) (Identity, error) {
-	now := c.clock()
+func (c *identityCache) user(ctx context.Context, now time.Time, id string) (Identity, time.Time, error) {
 	c.mu.Lock()
 	u, ok := c.users[id]
 	c.mu.Unlock()
 	if ok && now.Before(u.exp) {
-		return u.id, nil
+		return u.id, u.exp, nil
 	}
 	ident, err := c.dir.User(ctx, id)
 	if err != nil {
-		return Identity{}, fmt.Errorf("look up Slack user %s: %w", id, err)
+		return Identity{}, time.Time{}, fmt.Errorf("look up Slack user %s: %w", id, err)
 	}
 	if ident.ID != id {
-		return Identity{}, fmt.Errorf("look up Slack user %s: directory answered for %q", id, ident.ID)
+		return Identity{}, time.Time{}, fmt.Errorf("look up Slack user %s: directory answered for %q", id, ident.ID)
 	}
+	u = cachedUser{id: ident, exp: now.Add(c.ttl)}
 	c.mu.Lock()
-	c.users[id] = cachedUser{id: ident, exp: now.Add(c.ttl)}
+	c.users[id] = u
 	c.mu.Unlock()
-	return ident, nil
+	return ident, u.exp, nil
 }
 
-func (c *identityCache) inGroup(ctx context.Context, group, user string) (bool, error) {
-	now := c.clock()
+func (c *identityCache) inGroup(ctx context.Context, now time.Time, group, user string) (bool, time.Time, error) {
 	c.mu.Lock()
 	g, ok := c.groups[group]
 	c.mu.Unlock()
 	if ok && now.Before(g.exp) {
-		return g.members[user], nil
+		return g.members[user], g.exp, nil
 	}
 	members, err := c.dir.GroupMembers(ctx, group)
 	if err != nil {
-		return false, fmt.Errorf("list members of Slack group %s: %w", group, err)
+		return false, time.Time{}, fmt.Errorf("list members of Slack group %s: %w", group, err)
 	}
-	set := make(map[string]bool, len(members))
+	g = cachedGroup{members: make(map[string]bool, len(members)), exp: now.Add(c.ttl)}
 	for _, m := range members {
-		set[m] = true
+		g.members[m] = true
 	}
 	c.mu.Lock()
-	c.groups[group] = cachedGroup{members: set, exp: now.Add(c.ttl)}
+	c.groups[group] = g
 	c.mu.Unlock()
-	return set[user], nil
+	return g.members[user], g.exp, nil
 }
 
-// names resolves every subject name user carries. groups are the group
-// handles or IDs the policy mentions; only those are asked about.
-func (c *identityCache) names(ctx context.Context, user string, groups []string) ([]name, error) {
-	out := []name{{name: user, trusted: true, source: "Slack user ID"}}
+// names resolves every subject name user carries under policy s: only the
+// groups s mentions are asked about. The result is shared: do not modify it.
+func (c *identityCache) names(ctx context.Context, user string, s *snapshot) ([]name, error) {
 	if c == nil {
-		return out, nil
+		return []name{{name: user, trusted: true, source: "Slack user ID"}}, nil
 	}
-	ident, err := c.user(ctx, user)
+	now := c.clock()
+	c.mu.Lock()
+	cn, ok := c.resolved[user]
+	c.mu.Unlock()
+	if ok && cn.policy == s && now.Before(cn.exp) {
+		return cn.names, nil
+	}
+	out, exp, err := c.resolve(ctx, now, user, s.groups)
 	if err != nil {
 		return nil, err
+	}
+	for i := range out {
+		out[i].policy = s
+		if id, ok := s.nameIDs[out[i].name]; ok {
+			out[i].id = id
+		} else {
+			out[i].id = -1
+		}
+	}
+	c.mu.Lock()
+	c.resolved[user] = cachedNames{policy: s, names: out, exp: exp}
+	c.mu.Unlock()
+	return out, nil
+}
+
+func (c *identityCache) resolve(ctx context.Context, now time.Time, user string, groups []string) ([]name, time.Time, error) {
+	out := []name{{name: user, trusted: true, source: "Slack user ID"}}
+	ident, exp, err := c.user(ctx, now, user)
+	if err != nil {
+		return nil, exp, err
 	}
 	trusted := ident.trusted()
 	src := ""
@@ -184,15 +234,18 @@ func (c *identityCache) names(ctx context.Context, user string, groups []string)
 		out = append(out, name{name: prefixEmail + strings.ToLower(ident.Email), trusted: trusted, source: "users.info email" + src})
 	}
 	for _, g := range groups {
-		in, err := c.inGroup(ctx, g, user)
+		in, gexp, err := c.inGroup(ctx, now, g, user)
 		if err != nil {
-			return nil, err
+			return nil, exp, err
+		}
+		if gexp.Before(exp) {
+			exp = gexp
 		}
 		if in {
 			out = append(out, name{name: prefixGroup + g, trusted: trusted, source: "usergroups.users.list" + src})
 		}
 	}
-	return out, nil
+	return out, exp, nil
 }
 
 func untrustedWhy(id Identity) string {
