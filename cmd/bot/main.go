@@ -12,10 +12,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -53,7 +51,7 @@ func run(ctx context.Context, args []string) error {
 	case "local":
 		return local(ctx, log)
 	case "btp-emulator":
-		return emulator(ctx, args, log)
+		return btptest.Serve(ctx, args, os.Stderr, os.Getenv, nil)
 	case "policy":
 		if len(args) == 0 || args[0] != "test" {
 			return errors.New("usage: bot policy test [dir]")
@@ -111,26 +109,6 @@ func local(ctx context.Context, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	return l.Demo(ctx, os.Stdout)
-}
-
-func emulator(ctx context.Context, args []string, log *slog.Logger) error {
-	fs := flag.NewFlagSet("btp-emulator", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:8081", "address to serve on")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	h := btptest.NewHandler(btptest.Options{Logger: log})
-	srv := &http.Server{Addr: *listen, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	log.Info("btp emulator", "listen", *listen, "globalaccount", btptest.DefaultGlobalAccount,
-		"user", btptest.DefaultUser, "password", btptest.DefaultPassword, "subaccount", btptest.DefaultSubaccount)
-	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }
 
 func audit(ctx context.Context, args []string) error {
