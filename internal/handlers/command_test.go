@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/credbot/credbot/internal/approval"
 )
@@ -64,6 +65,9 @@ func FuzzParseCommand(f *testing.F) {
 	f.Add(`create --subaccount 11111111-2222-4333-8444-555555555555 --name ci --reason "x"`)
 	f.Add("create --global-account=acme-ga --read-only --name=a --reason='b c'")
 	f.Add("\u2014\u2014\u201c")
+	f.Add("create")
+	f.Add("delete security/api-credential --subaccount 11111111-2222-4333-8444-555555555555 --name x")
+	f.Add("help create")
 	f.Fuzz(func(t *testing.T, text string) {
 		c, err := ParseCommand(text)
 		if err != nil {
@@ -76,4 +80,95 @@ func FuzzParseCommand(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseCommandMirrorsTheBTPCLI(t *testing.T) {
+	sa := approval.Scope{Kind: approval.ScopeSubaccount, ID: "11111111-2222-4333-8444-555555555555"}
+	ga := approval.Scope{Kind: approval.ScopeGlobalAccount, ID: "acme-ga"}
+	ok := []struct {
+		text string
+		want Command
+	}{
+		{"create", Command{Verb: "create", Modal: true}},
+		{"create security/api-credential", Command{Verb: "create", Modal: true}},
+		{`create security/api-credential --subaccount ` + sa.ID + ` --name ci --reason "x" --expires-in 30d`,
+			Command{Verb: "create", Scope: sa, HasScope: true, Name: "ci", Reason: "x", ExpiresIn: 30 * 24 * time.Hour}},
+		{`create --global-account acme-ga --name ci --reason x --expires-in=72h`,
+			Command{Verb: "create", Scope: ga, HasScope: true, Name: "ci", Reason: "x", ExpiresIn: 72 * time.Hour}},
+		{"list --subaccount " + sa.ID, Command{Verb: "list", Scope: sa, HasScope: true}},
+		{"LIST security/api-credential --global-account=acme-ga", Command{Verb: "list", Scope: ga, HasScope: true}},
+		{"get --subaccount " + sa.ID + " --name ci", Command{Verb: "get", Scope: sa, HasScope: true, Name: "ci"}},
+		{"delete --name ci --subaccount " + sa.ID, Command{Verb: "delete", Scope: sa, HasScope: true, Name: "ci"}},
+		{"status", Command{Verb: "status"}},
+		{"cancel r0123456789ab", Command{Verb: "cancel", Args: []string{"r0123456789ab"}}},
+		{"why r0123456789ab", Command{Verb: "why", Args: []string{"r0123456789ab"}}},
+		{"approvers --global-account acme-ga", Command{Verb: "approvers", Scope: ga, HasScope: true}},
+		{"help Create", Command{Verb: "help", Args: []string{"create"}}},
+	}
+	for _, c := range ok {
+		got, err := ParseCommand(c.text)
+		if err != nil {
+			t.Errorf("ParseCommand(%q): %v", c.text, err)
+			continue
+		}
+		if got.Verb != c.want.Verb || got.Scope != c.want.Scope || got.HasScope != c.want.HasScope || got.Name != c.want.Name ||
+			got.Reason != c.want.Reason || got.ExpiresIn != c.want.ExpiresIn || got.Modal != c.want.Modal || strings.Join(got.Args, ",") != strings.Join(c.want.Args, ",") {
+			t.Errorf("ParseCommand(%q) = %+v, want %+v", c.text, got, c.want)
+		}
+	}
+	bad := map[string]struct{ verb, msg string }{
+		"list": {"list", "needs one of"},
+		"list --subaccount " + sa.ID + " --name x":     {"list", "does not take --name"},
+		"get --subaccount " + sa.ID:                    {"get", "needs --name"},
+		"delete --name x":                              {"delete", "needs one of"},
+		"delete --subaccount " + sa.ID + " --name n x": {"delete", "unexpected"},
+		"cancel":                          {"cancel", "one request id"},
+		"cancel r1":                       {"cancel", "one request id"},
+		"why r0123456789ab r0123456789ac": {"why", "one request id"},
+		"status nope":                     {"status", "one request id"},
+		"approvers":                       {"approvers", "needs one of"},
+		"help frobnicate":                 {"help", "no command"},
+		"create --name x":                 {"create", "needs one of"},
+		"create --subaccount " + sa.ID + " --name x --reason y --expires-in 30y": {"create", "--expires-in"},
+		"create --subaccount " + sa.ID + " --name x --reason y --expires-in 0d":  {"create", "--expires-in"},
+		"create --subaccount " + sa.ID + " --name x --reason ''":                 {"create", "must not be empty"},
+	}
+	for text, want := range bad {
+		_, err := ParseCommand(text)
+		var ue *UsageError
+		if !errors.As(err, &ue) || ue.Verb != want.verb || !strings.Contains(ue.Msg, want.msg) {
+			t.Errorf("ParseCommand(%q) = %v, want a usage error of %s mentioning %q", text, err, want.verb, want.msg)
+		}
+	}
+}
+
+func TestHelpExplainsEveryVerb(t *testing.T) {
+	all := Help("")
+	for _, v := range verbs {
+		if !strings.Contains(all, v.name) {
+			t.Errorf("help lacks %s", v.name)
+		}
+		one := Help(v.name)
+		for _, u := range v.usage {
+			if v.name != "help" && !strings.Contains(one, u) {
+				t.Errorf("help %s lacks its usage %q", v.name, u)
+			}
+		}
+	}
+	if !strings.Contains(Help("create"), "--expires-in") || !strings.Contains(Help("delete"), "confirm") {
+		t.Error("help create/delete lack their details")
+	}
+}
+
+func TestParseLifetime(t *testing.T) {
+	for in, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "2w": 14 * 24 * time.Hour, "72h": 72 * time.Hour, "90m": 90 * time.Minute, "1h30m": 90 * time.Minute, " 7D ": 7 * 24 * time.Hour} {
+		if got, err := ParseLifetime(in); err != nil || got != want {
+			t.Errorf("ParseLifetime(%q) = %v %v, want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "d", "-1d", "0h", "forever", "3651d", "1e9h", "30 d"} {
+		if _, err := ParseLifetime(in); err == nil {
+			t.Errorf("ParseLifetime(%q) accepted", in)
+		}
+	}
 }
