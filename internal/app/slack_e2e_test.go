@@ -786,3 +786,57 @@ func TestStatusWhyApproversAndCancelFromSlack(t *testing.T) {
 		}
 	})
 }
+
+// Several replicas each hold one Socket Mode connection; Slack hands each
+// envelope to one of them. Every request is served exactly once, and a replica
+// going away loses nothing: what it had not acked is redelivered to another.
+func TestSocketModeReplicasShareTheLoad(t *testing.T) {
+	h := startSocket(t, nil)
+	ctx := ctxT(t)
+	second, err := h.StartReplica(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.StartReplica(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Slack.WaitSocketConnections(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	const n = 30
+	send := func(from, to int) {
+		var wg sync.WaitGroup
+		for i := from; i < to; i++ {
+			wg.Go(func() {
+				ack, err := h.Workspace.Slash(ctx, Requester, fmt.Sprintf(`create %s --name rep-%02d --reason "replicas"`, subacct, i))
+				if err != nil || !strings.Contains(ack.Body, "Submitting") {
+					t.Errorf("request %d: %q %v", i, ack.Body, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	send(0, n/2)
+	second.Close()
+	send(n/2, n)
+	if got := h.Slack.SocketConnections(); got != 2 {
+		t.Errorf("%d connections after closing a replica, want 2", got)
+	}
+	posted, err := h.Slack.WaitCount(ctx, n, func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Channel == localApprovals && c.ThreadTS == ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		seen := 0
+		for _, c := range posted {
+			if strings.Contains(c.Params.Get("blocks"), fmt.Sprintf(`"Name: rep-%02d"`, i)) {
+				seen++
+			}
+		}
+		if seen != 1 {
+			t.Errorf("rep-%02d has %d approval messages, want 1", i, seen)
+		}
+	}
+}

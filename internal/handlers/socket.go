@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -42,6 +43,8 @@ func (s *Server) RunSocketMode(ctx context.Context, client *socketmode.Client) e
 	s.socket.Store(socketConnecting)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var inflight sync.WaitGroup // envelopes being handled and acked
+	defer inflight.Wait()       // before cancel: let them ack
 	runErr := make(chan error, 1)
 	go func() { runErr <- client.RunContext(ctx) }()
 	for {
@@ -54,12 +57,15 @@ func (s *Server) RunSocketMode(ctx context.Context, client *socketmode.Client) e
 			// Refused: stay "connecting" so that /readyz keeps failing.
 			return fmt.Errorf("socket mode: %w", err)
 		case <-s.closing:
+			// Ack what was taken before hanging up; anything not taken yet
+			// Slack gives to another connection.
+			inflight.Wait()
 			cancel()
 			<-runErr
 			s.socket.Store(socketUnused)
 			return ErrClosed
 		case evt := <-client.Events:
-			s.socketEvent(ctx, client, evt)
+			s.socketEvent(ctx, client, evt, &inflight)
 		}
 	}
 }
@@ -67,7 +73,7 @@ func (s *Server) RunSocketMode(ctx context.Context, client *socketmode.Client) e
 // ErrClosed is returned by RunSocketMode once Close has begun.
 var ErrClosed = errors.New("handlers: closed")
 
-func (s *Server) socketEvent(ctx context.Context, client *socketmode.Client, evt socketmode.Event) {
+func (s *Server) socketEvent(ctx context.Context, client *socketmode.Client, evt socketmode.Event, inflight *sync.WaitGroup) {
 	switch evt.Type {
 	case socketmode.EventTypeConnecting:
 		s.socket.Store(socketConnecting)
@@ -104,11 +110,7 @@ func (s *Server) socketEvent(ctx context.Context, client *socketmode.Client, evt
 		// Each envelope in its own goroutine: one slow views.open must not hold
 		// back the acks of the others.
 		id := evt.Request.EnvelopeID
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.ack(ctx, client, id, s.handleEnvelope(ctx, evt))
-		}()
+		inflight.Go(func() { s.ack(ctx, client, id, s.handleEnvelope(ctx, evt)) })
 	}
 }
 
