@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/credbot/credbot/internal/approval"
@@ -169,8 +170,8 @@ func (s *Server) blockAction(cb slack.InteractionCallback, act *slack.BlockActio
 	case ActionMore:
 		scope, off, ok := strings.Cut(act.Value, "|")
 		sc, err := approval.ParseScope(scope)
-		var offset int
-		if _, perr := fmt.Sscanf(off, "%d", &offset); !ok || err != nil || perr != nil || offset < 0 {
+		offset, perr := strconv.Atoi(off)
+		if !ok || err != nil || perr != nil || offset < 0 || offset > 100_000 {
 			return
 		}
 		run(func(ctx context.Context) { s.list(ctx, o, sc, offset) })

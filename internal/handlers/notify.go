@@ -173,9 +173,8 @@ func (n *Notifier) Remind(ctx context.Context, r *approval.Request, q approval.Q
 	if r.ApprovalChannel == "" || r.ApprovalTS == "" {
 		return nil
 	}
-	waited := time.Since(r.CreatedAt).Round(time.Minute)
-	text := fmt.Sprintf(":bell: Request `%s` from <@%s> has waited %s for approval (%d of %d); it expires %s.",
-		r.ID, r.Requester, waited, q.Have, max(q.Need, 1), when(r.PendingUntil))
+	text := fmt.Sprintf(":bell: Request `%s` from <@%s> has waited since %s for approval (%d of %d); it expires %s.",
+		r.ID, r.Requester, when(r.CreatedAt), q.Have, max(q.Need, 1), when(r.PendingUntil))
 	if m := n.mentions(ctx, r); m != "" {
 		text += " " + m
 	}
