@@ -225,7 +225,9 @@ func short(hash string) string {
 }
 
 // Authorize decides whether user may do act in scope. owner is the requester
-// of the request acted on, for approve. Invalid input is denied, never an error.
+// of the request acted on; approve without one is denied, as is approving
+// one's own request. Invalid input is denied, never an error; an error means
+// the user's identity could not be resolved (and the decision is a deny).
 func (e *Engine) Authorize(ctx context.Context, user string, act approval.Action, scope approval.Scope, owner string) (approval.Decision, error) {
 	x, err := e.explain(ctx, user, act, scope, owner, false)
 	e.metrics.decision(act, x.Decision.Allowed, err)
@@ -292,6 +294,11 @@ func (e *Engine) explain(ctx context.Context, user string, act approval.Action, 
 	}
 	if err := s.validate(scope); err != nil {
 		return deny("denied: " + err.Error())
+	}
+	if act == approval.ActionApprove && owner == "" {
+		// Every approval is of someone's request; without the requester the
+		// self-approval check could not run, so refuse rather than guess.
+		return deny("denied: approve needs the requester of the request (owner)")
 	}
 	if act == approval.ActionApprove && owner == user {
 		x.Decision = approval.Decision{Rule: SelfApprovalRule, Reason: "denied: " + user + " requested this and cannot approve it", PolicyHash: s.hash}

@@ -64,7 +64,7 @@ func FuzzLoadPolicy(f *testing.F) {
 						t.Fatal("self-approval allowed")
 					}
 				}
-				if _, err := e.Explain(ctx, u, approval.ActionApprove, sc, ""); err != nil {
+				if _, err := e.Explain(ctx, u, approval.ActionApprove, sc, "U02"); err != nil {
 					t.Fatal(err)
 				}
 			}

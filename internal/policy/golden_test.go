@@ -90,7 +90,7 @@ func TestGoldenDecisions(t *testing.T) {
 		// Approvals, roles scoped by domain, role inheritance.
 		{"approver approves another's request", "U0APR", "approve", sub(gS1), "U0READER", true, "role:approver"},
 		{"approver cannot approve own request", "U0APR", "approve", sub(gS1), "U0APR", false, SelfApprovalRule},
-		{"approver may approve when there is no owner", "U0APR", "approve", sub(gS3), "", true, "role:approver"},
+		{"approve without the requester is refused", "U0APR", "approve", sub(gS3), "", false, ""},
 		{"role held in a directory applies below it", "U0APRFIN", "approve", sub(gS1), "U0READER", true, "role:approver"},
 		{"role held in a directory does not apply beside it", "U0APRFIN", "approve", sub(gS3), "U0READER", false, ""},
 		{"inherited role applies where the membership holds", "U0LEAD", "approve", sub(gS2), "U0READER", true, "role:approver"},
@@ -142,7 +142,7 @@ func TestGoldenDecisions(t *testing.T) {
 			}
 			// The same question to Casbin, skipping what code refuses before
 			// the model is asked (invalid input).
-			if tt.user == "" || !isUserID(tt.user) || tt.scope.Validate() != nil || !policyActions[tt.act] {
+			if refusedBeforeModel(tt.user, tt.act, tt.scope, tt.owner) {
 				return
 			}
 			s := e.snap.Load()
