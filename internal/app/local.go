@@ -123,6 +123,7 @@ func (l *Local) WorkspaceOf(a *App) *slackfake.Workspace {
 	return &slackfake.Workspace{
 		Slack: l.Slack, BotURL: "http://" + a.Addr(), SigningSecret: l.Config.SigningSecret,
 		Team: "T0LOCAL", Command: "/credbot", Sign: handlers.Sign,
+		Socket: l.Config.SlackAppToken != "", // then the bot takes Slack over the fake's Socket Mode
 	}
 }
 

@@ -840,3 +840,15 @@ func TestSocketModeReplicasShareTheLoad(t *testing.T) {
 		}
 	}
 }
+
+// SLACK_APP_TOKEN=xapp-… go run ./cmd/bot local plays the demo over Socket Mode.
+func TestLocalDemoCompletesOverSocketMode(t *testing.T) {
+	h := start(t, map[string]string{"SLACK_APP_TOKEN": "xapp-local"})
+	if !h.Workspace.Socket {
+		t.Fatal("local mode with an app token does not talk Socket Mode")
+	}
+	var out strings.Builder
+	if err := h.Demo(ctxT(t), &out); err != nil {
+		t.Fatalf("demo failed: %v\n%s", err, out.String())
+	}
+}
