@@ -542,10 +542,11 @@ func (s *Service) Status(ctx context.Context, id string) (*Request, error) {
 }
 
 // RunMinter consumes the mint queue until ctx is done. Jobs idle longer than
-// rescueAfter (their worker died) are claimed again.
+// rescueAfter (their worker died) are claimed again. It blocks on the queue a
+// quarter second at a time, so that it notices ctx promptly.
 func (s *Service) RunMinter(ctx context.Context, consumer string, rescueAfter time.Duration) {
 	for ctx.Err() == nil {
-		jobs, err := s.store.ClaimMintJobs(ctx, consumer, time.Second, rescueAfter)
+		jobs, err := s.store.ClaimMintJobs(ctx, consumer, 250*time.Millisecond, rescueAfter)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.Warn("claim mint jobs", "err", err)
