@@ -1,0 +1,121 @@
+{{/*
+Names and labels, as `helm create` scaffolds them.
+*/}}
+{{- define "credbot.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name, cut to 63 characters (DNS label limit). If the
+release name already contains the chart name it is used as is.
+*/}}
+{{- define "credbot.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "credbot.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "credbot.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "credbot.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "credbot.labels" -}}
+helm.sh/chart: {{ include "credbot.chart" . }}
+{{ include "credbot.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "credbot.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/component: slack-bot
+app.kubernetes.io/part-of: credbot
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "credbot.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "credbot.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "credbot.imageTag" -}}
+{{- default .Chart.AppVersion .Values.image.tag }}
+{{- end }}
+
+{{/*
+registry/repository:tag, or registry/repository@digest when a digest is set.
+*/}}
+{{- define "credbot.image" -}}
+{{- $repo := .Values.image.repository }}
+{{- if .Values.image.registry }}
+{{- $repo = printf "%s/%s" .Values.image.registry .Values.image.repository }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repo .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repo (include "credbot.imageTag" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret the chart renders for every group given inline.
+*/}}
+{{- define "credbot.secretName" -}}
+{{- include "credbot.fullname" . }}
+{{- end }}
+
+{{- define "credbot.slackSecret" -}}
+{{- default (include "credbot.secretName" .) .Values.slack.existingSecret }}
+{{- end }}
+
+{{- define "credbot.btpSecret" -}}
+{{- default (include "credbot.secretName" .) .Values.btp.existingSecret }}
+{{- end }}
+
+{{- define "credbot.secretKeySecret" -}}
+{{- default (include "credbot.secretName" .) .Values.secretKey.existingSecret }}
+{{- end }}
+
+{{- define "credbot.redisSecret" -}}
+{{- default (include "credbot.secretName" .) .Values.redis.existingSecret }}
+{{- end }}
+
+{{/*
+"true" when at least one secret group is given inline, so the chart's Secret
+is needed.
+*/}}
+{{- define "credbot.needsSecret" -}}
+{{- if or (not .Values.slack.existingSecret) (not .Values.btp.existingSecret) (not .Values.secretKey.existingSecret) (not .Values.redis.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{/*
+The ConfigMap mounted as the policy directory, or nothing.
+*/}}
+{{- define "credbot.policyConfigMap" -}}
+{{- if .Values.policies.existingConfigMap }}
+{{- .Values.policies.existingConfigMap }}
+{{- else if .Values.policies.files }}
+{{- printf "%s-policies" (include "credbot.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "credbot.policyDir" -}}/etc/credbot/policies{{- end }}
+{{- define "credbot.btpSecretDir" -}}/var/run/secrets/credbot/btp{{- end }}
+
+{{- define "credbot.probeTiming" -}}
+initialDelaySeconds: {{ .initialDelaySeconds }}
+periodSeconds: {{ .periodSeconds }}
+timeoutSeconds: {{ .timeoutSeconds }}
+failureThreshold: {{ .failureThreshold }}
+successThreshold: {{ .successThreshold }}
+{{- end }}
