@@ -74,14 +74,14 @@ func (s *Server) SocketConnections() int {
 	return len(s.socket.conns)
 }
 
-// WaitSocketConnections blocks until n connections are open.
+// WaitSocketConnections blocks until exactly n connections are open.
 func (s *Server) WaitSocketConnections(ctx context.Context, n int) error {
 	h := s.socket
 	for {
 		h.mu.Lock()
 		have, wake := len(h.conns), h.changed
 		h.mu.Unlock()
-		if have >= n {
+		if have == n {
 			return nil
 		}
 		select {
