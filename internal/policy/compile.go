@@ -47,7 +47,7 @@ g = _, _, _
 e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
 
 [matchers]
-m = g(r.sub, p.sub, r.dom) && scopeMatch(r.dom, p.dom) && r.act == p.act && !(r.act == "approve" && r.user == r.owner)
+m = r.act == p.act && scopeMatch(r.dom, p.dom) && g(r.sub, p.sub, r.dom) && !(r.act == "approve" && r.user == r.owner)
 `
 
 // Limits that keep a hostile or mistaken file from exhausting the process.
@@ -106,6 +106,7 @@ func (r *rule) String() string { return r.text() + " (" + r.file + ":" + strconv
 // snapshot is one loaded policy: immutable once built, swapped atomically on
 // reload, so every index and cache derived from it is invalidated with it.
 type snapshot struct {
+	gen      uint64 // set by Engine.install: names cached with IDs carry it
 	hash     string
 	loadedAt time.Time
 	files    []string

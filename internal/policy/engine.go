@@ -56,6 +56,7 @@ type Engine struct {
 	metrics  *metrics
 
 	snap atomic.Pointer[snapshot]
+	gen  atomic.Uint64 // generations of installed snapshots
 
 	reloadMu   sync.Mutex // one reload at a time
 	healthMu   sync.Mutex
@@ -152,7 +153,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	if e.ids == nil && (s.emails || len(s.groups) > 0) {
 		s.warnings = append(s.warnings, "email and group rows never match: no Slack directory is configured")
 	}
-	e.snap.Store(s)
+	e.install(s)
 	e.recovered()
 	e.metrics.reloads.WithLabelValues("success").Inc()
 	e.metrics.lastSuccess.Set(float64(s.loadedAt.Unix()))
@@ -162,6 +163,13 @@ func (e *Engine) Reload(ctx context.Context) error {
 		e.log.WarnContext(ctx, "policy warning", "hash", hash, "warning", w)
 	}
 	return nil
+}
+
+// install puts s in force. Its generation tells cached names, which carry
+// name IDs of the snapshot they were resolved under, that they are stale.
+func (e *Engine) install(s *snapshot) {
+	s.gen = e.gen.Add(1)
+	e.snap.Store(s)
 }
 
 func (e *Engine) failed(hash string, err error) error {

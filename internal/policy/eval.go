@@ -22,7 +22,7 @@ func (s *snapshot) closure(names []name, path reqPath, buf []entry) []entry {
 	cl := buf[:0]
 	for _, n := range names {
 		id := n.id
-		if n.policy != s {
+		if n.gen != s.gen || s.gen == 0 {
 			var ok bool
 			if id, ok = s.nameIDs[n.name]; !ok {
 				id = -1

@@ -39,7 +39,7 @@ func FuzzLoadPolicy(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.snap.Store(s)
+		e.install(s)
 		ctx := context.Background()
 		scopes := []approval.Scope{ga("acme-ga"), sub(localSub), dir(localDir)}
 		for p := range s.paths {

@@ -147,7 +147,7 @@ func runTable(ctx context.Context, s *snapshot, ref *casbinEnforcer, path string
 	if err != nil {
 		return 0, 0, err
 	}
-	e.snap.Store(s)
+	e.install(s)
 
 	fail := func(line int, name, format string, args ...any) {
 		failed++

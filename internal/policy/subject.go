@@ -103,7 +103,7 @@ func (id Identity) trusted() bool { return id.Active && !id.Bot && !id.Guest }
 // name is one subject name a person carries in a decision.
 type name struct {
 	name    string
-	policy  *snapshot // the policy id belongs to, if resolved for one
+	gen     uint64 // the snapshot generation id belongs to; 0 if none
 	id      int32
 	trusted bool   // may match allow rows; every name matches deny rows
 	source  string // how we know: "Slack user ID", "users.info email", …
@@ -127,9 +127,9 @@ type identityCache struct {
 // groups they were checked against), valid until the earliest expiry of the
 // answers they came from.
 type cachedNames struct {
-	policy *snapshot
-	names  []name
-	exp    time.Time
+	gen   uint64 // of the snapshot they were resolved under
+	names []name
+	exp   time.Time
 }
 
 type cachedUser struct {
@@ -198,7 +198,7 @@ func (c *identityCache) names(ctx context.Context, user string, s *snapshot) ([]
 	c.mu.Lock()
 	cn, ok := c.resolved[user]
 	c.mu.Unlock()
-	if ok && cn.policy == s && now.Before(cn.exp) {
+	if ok && cn.gen == s.gen && s.gen != 0 && now.Before(cn.exp) {
 		return cn.names, nil
 	}
 	out, exp, err := c.resolve(ctx, now, user, s.groups)
@@ -206,7 +206,7 @@ func (c *identityCache) names(ctx context.Context, user string, s *snapshot) ([]
 		return nil, err
 	}
 	for i := range out {
-		out[i].policy = s
+		out[i].gen = s.gen
 		if id, ok := s.nameIDs[out[i].name]; ok {
 			out[i].id = id
 		} else {
@@ -214,7 +214,7 @@ func (c *identityCache) names(ctx context.Context, user string, s *snapshot) ([]
 		}
 	}
 	c.mu.Lock()
-	c.resolved[user] = cachedNames{policy: s, names: out, exp: exp}
+	c.resolved[user] = cachedNames{gen: s.gen, names: out, exp: exp}
 	c.mu.Unlock()
 	return out, nil
 }
