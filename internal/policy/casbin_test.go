@@ -68,8 +68,12 @@ func randPolicy(r *rand.Rand) string {
 // single name the same deciding row.
 func TestIndexAgreesWithCasbin(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
+	want := 300
+	if testing.Short() {
+		want = 30
+	}
 	policies, requests := 0, 0
-	for policies < 300 {
+	for policies < want {
 		files := map[string][]byte{
 			modelFile:     []byte(Model),
 			"policy.csv":  []byte(randPolicy(r)),
