@@ -41,20 +41,22 @@ type Config struct {
 	// EscalationChannel is told about requests that waited through
 	// EscalateAfter reminders; empty disables escalation.
 	EscalationChannel string
-	ResponseHosts     []string
-	RedisURL          string
-	KeyPrefix         string
-	PolicyDir         string
-	SecretKey         string
-	PendingTTL        time.Duration
-	ClaimWindow       time.Duration
-	MaxLifetime       time.Duration
-	RemindAfter       time.Duration
-	EscalateAfter     int
-	RescueAfter       time.Duration
-	MintWorkers       int // mint queue consumers in this replica; 0 makes it serve Slack only
-	SweepInterval     time.Duration
-	BTP               btp.Config
+	// AuditChannel, when set, gets a copy of every audit entry.
+	AuditChannel  string
+	ResponseHosts []string
+	RedisURL      string
+	KeyPrefix     string
+	PolicyDir     string
+	SecretKey     string
+	PendingTTL    time.Duration
+	ClaimWindow   time.Duration
+	MaxLifetime   time.Duration
+	RemindAfter   time.Duration
+	EscalateAfter int
+	RescueAfter   time.Duration
+	MintWorkers   int // mint queue consumers in this replica; 0 makes it serve Slack only
+	SweepInterval time.Duration
+	BTP           btp.Config
 }
 
 // ConfigFromEnv reads the documented variables (see README).
@@ -68,6 +70,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		AllowedTeams:      splitList(getenv("CREDBOT_ALLOWED_TEAMS")),
 		ApprovalChannel:   getenv("CREDBOT_APPROVAL_CHANNEL"),
 		EscalationChannel: getenv("CREDBOT_ESCALATION_CHANNEL"),
+		AuditChannel:      getenv("CREDBOT_AUDIT_CHANNEL"),
 		EscalateAfter:     3,
 		MintWorkers:       1,
 		RedisURL:          getenv("REDIS_URL"),
@@ -145,6 +148,7 @@ type App struct {
 	Service  *approval.Service
 	handlers *handlers.Server
 	slack    *slackSide
+	audit    *auditMirror // nil without CREDBOT_AUDIT_CHANNEL
 	srv      *http.Server
 	ln       net.Listener
 	cancel   context.CancelFunc
@@ -241,10 +245,15 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		}
 	}
 	notifier := a.slack.notifier(cfg, a.Policy, log)
-	a.Service = approval.NewService(a.Store, a.Policy, issuer, notifier, sealer, deps.Clock, log, approval.Config{
+	lc := approval.Config{
 		PendingTTL: cfg.PendingTTL, ClaimWindow: cfg.ClaimWindow, MaxLifetime: cfg.MaxLifetime,
 		RemindAfter: cfg.RemindAfter, EscalateAfter: cfg.EscalateAfter, Hooks: deps.Hooks,
-	})
+	}
+	if cfg.AuditChannel != "" {
+		a.audit = newAuditMirror(a.slack.api, cfg.AuditChannel, log)
+		lc.AuditMirror = a.audit.add
+	}
+	a.Service = approval.NewService(a.Store, a.Policy, issuer, notifier, sealer, deps.Clock, log, lc)
 	a.handlers = handlers.NewServer(a.Service, a.slack.handlerConfig(cfg, log, a.ready, a.Policy))
 	return a, nil
 }
@@ -281,6 +290,9 @@ func (a *App) Start(ctx context.Context) error {
 		a.spawn(func() { a.slack.runSocketMode(ctx, a.handlers, a.log) })
 	}
 	a.spawn(func() { a.Policy.Run(ctx) })
+	if a.audit != nil {
+		a.spawn(func() { a.audit.run(ctx) })
+	}
 	a.spawn(func() {
 		t := time.NewTicker(a.cfg.SweepInterval)
 		defer t.Stop()

@@ -555,3 +555,22 @@ func TestLoopRunsThroughSentinel(t *testing.T) {
 		t.Fatal("the request is not in the primary the Sentinel names")
 	}
 }
+
+func TestAuditEntriesAreMirroredToTheAuditChannel(t *testing.T) {
+	h := start(t, nil)
+	ctx := ctxT(t)
+	msg := h.request(t, ctx)
+	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	secret := h.revealSecret(t, ctx, h.waitDM(t, ctx))
+	for _, step := range []string{"new → PENDING by <@U0LOCALREQ>", "PENDING → APPROVED by <@U0LOCALAPR>", "APPROVED → MINTING", "MINTING → ISSUED", "ISSUED → DELIVERED by <@U0LOCALREQ>"} {
+		c, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
+			return c.Method == "chat.postMessage" && c.Channel == localAudit && strings.Contains(c.Params.Get("text"), step)
+		})
+		if err != nil {
+			t.Fatalf("audit mirror lacks %q: %v", step, err)
+		}
+		if strings.Contains(c.Params.Encode(), secret) {
+			t.Fatal("secret in the audit mirror")
+		}
+	}
+}

@@ -29,6 +29,7 @@ var (
 
 const (
 	localApprovals = "C0APPROVALS"
+	localAudit     = "C0AUDIT"
 	localToken     = "xoxb-local-fake"
 )
 
@@ -84,6 +85,9 @@ func StartLocal(ctx context.Context, getenv func(string) string, log *slog.Logge
 	cfg.SlackBotToken, cfg.SlackAPIURL = localToken, l.Slack.APIURL()
 	cfg.SigningSecret = randomHex(16)
 	cfg.ApprovalChannel = localApprovals
+	if cfg.AuditChannel == "" {
+		cfg.AuditChannel = localAudit
+	}
 	cfg.ResponseHosts = append(cfg.ResponseHosts, l.Slack.Host())
 	if cfg.SecretKey == "" {
 		log.Warn("local mode: CREDBOT_SECRET_KEY not set, sealing secrets with a throw-away key")

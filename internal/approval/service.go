@@ -74,6 +74,10 @@ type Config struct {
 	// Hooks run at the steps of minting where a crash hurts most; tests use them
 	// to kill a worker there.
 	Hooks Hooks
+	// AuditMirror, when set, is handed every audit entry after it was written
+	// (e.g. to post it to a Slack audit channel). It must not block: the Redis
+	// stream is the record; the mirror is a convenience.
+	AuditMirror func(AuditEntry)
 }
 
 // Hooks are called, when set, at the named steps of Mint.
@@ -213,6 +217,7 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 	if err := s.store.Create(ctx, r, a, s.nextDeadline(r)); err != nil {
 		return nil, fmt.Errorf("store request: %w", err)
 	}
+	s.mirror(a)
 	q, err := s.auth.Quorum(ctx, r.Scope, nil)
 	if err != nil {
 		return r, fmt.Errorf("quorum: %w", err)
@@ -479,6 +484,7 @@ func (s *Service) Reveal(ctx context.Context, id, user string) (Revelation, erro
 		if err != nil {
 			return Revelation{}, err
 		}
+		s.mirror(a)
 		sec, err := s.sealer.Open(id, sealed)
 		if err != nil {
 			return Revelation{}, err
@@ -758,10 +764,17 @@ func (s *Service) transition(ctx context.Context, id, actor string, change func(
 		if err != nil {
 			return nil, err
 		}
+		s.mirror(*a)
 		cur.Version = fromVersion + 1
 		return cur, nil
 	}
 	return nil, fmt.Errorf("request %s: %w (gave up after %d tries)", id, ErrConflict, s.maxRetry)
+}
+
+func (s *Service) mirror(a AuditEntry) {
+	if s.cfg.AuditMirror != nil {
+		s.cfg.AuditMirror(a)
+	}
 }
 
 func (s *Service) tell(ctx context.Context, r *Request, text string) {
