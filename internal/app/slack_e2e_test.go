@@ -597,6 +597,12 @@ func TestBurstOf200RequestsLosesNoMessage(t *testing.T) {
 			return c.Method == "chat.postMessage" && c.Channel == localApprovals && c.ThreadTS == ""
 		})
 		if err != nil {
+			for _, c := range h.Slack.Calls() {
+				if c.Method == "response_url" && strings.Contains(c.Body, "warning") {
+					t.Log(c.Body)
+				}
+			}
+			t.Log(h.logs.String()[max(0, len(h.logs.String())-5000):])
 			t.Fatal(err)
 		}
 		names := map[string]bool{}

@@ -67,7 +67,7 @@ func NewWebAPI(c *slack.Client, log *slog.Logger) *WebAPI {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &WebAPI{c: c, log: log, maxAttempts: 10, maxWait: 2 * time.Minute, until: map[string]time.Time{}, dms: map[string]string{}}
+	return &WebAPI{c: c, log: log, maxAttempts: 20, maxWait: 2 * time.Minute, until: map[string]time.Time{}, dms: map[string]string{}}
 }
 
 // call runs f for method, waiting out and retrying 429s, at most maxAttempts
