@@ -190,6 +190,9 @@ func NewRedis(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL (sentinel): %w", err)
 		}
+		if opts.PoolTimeout == 0 {
+			opts.PoolTimeout = poolTimeout
+		}
 		if opts.MasterName == "" {
 			return nil, errors.New("REDIS_URL (sentinel): master_name=… is required")
 		}
@@ -199,8 +202,18 @@ func NewRedis(rawURL string) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
+	if opts.PoolTimeout == 0 {
+		opts.PoolTimeout = poolTimeout
+	}
 	return redis.NewClient(opts), nil
 }
+
+// poolTimeout is how long work waits for a Redis connection when a burst has
+// them all busy. go-redis's default (read timeout + 1 s) turned a burst of 200
+// requests on two cores into failed submissions; all of this work runs after
+// Slack's ack, so waiting is better than failing. A pool_timeout in REDIS_URL
+// overrides it.
+const poolTimeout = 30 * time.Second
 
 // ParseDuration accepts Go durations and whole days ("90d").
 func ParseDuration(v string) (time.Duration, error) {
