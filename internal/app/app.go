@@ -267,7 +267,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		lc.AuditMirror = a.audit.add
 	}
 	a.Service = approval.NewService(a.Store, a.Policy, issuer, notifier, sealer, deps.Clock, log, lc)
-	a.handlers = handlers.NewServer(a.Service, a.slack.handlerConfig(cfg, log, a.ready, a.Policy))
+	a.handlers = handlers.NewServer(a.Service, a.slack.handlerConfig(cfg, log, a.ready, a.Policy, a.Store.Once))
 	return a, nil
 }
 

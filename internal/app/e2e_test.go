@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -389,5 +390,79 @@ func TestLocalDemoCompletes(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "The whole loop worked.") {
 		t.Fatal(out.String())
+	}
+}
+
+// replay posts the very same signed request twice, as an attacker who captured
+// it (or a retrying proxy) would, and returns both acks' bodies.
+func (h *harness) replay(t *testing.T, ctx context.Context, path string, body []byte) [2]string {
+	t.Helper()
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	sig := handlers.Sign(h.Workspace.SigningSecret, ts, body)
+	var out [2]string
+	for i := range out {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.Workspace.BotURL+path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Slack-Request-Timestamp", ts)
+		req.Header.Set("X-Slack-Signature", sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("replay %d: status %d", i, resp.StatusCode)
+		}
+		out[i] = string(b)
+	}
+	return out
+}
+
+func TestReplayedSignedRequestsDoNothingTwice(t *testing.T) {
+	h := start(t, nil)
+	ctx := ctxT(t)
+	ru := h.Slack.NewResponseURL()
+	form := url.Values{"user_id": {Requester.ID}, "team_id": {"T0LOCAL"}, "command": {"/credbot"},
+		"text": {createText}, "response_url": {ru}, "trigger_id": {"77.88.replayed"}}
+	acks := h.replay(t, ctx, "/slack/commands", []byte(form.Encode()))
+	if !strings.Contains(acks[0], "Submitting") || acks[1] != "" {
+		t.Fatalf("acks %q", acks)
+	}
+	if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool { return c.Method == "response_url" && c.URL == ru }); err != nil {
+		t.Fatal(err)
+	}
+	post, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool { return c.Method == "chat.postMessage" && c.Channel == localApprovals })
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := h.Slack.Message(post.Channel, post.TS)
+	id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+
+	clickURL := h.Slack.NewResponseURL()
+	payload, _ := json.Marshal(map[string]any{
+		"type": "block_actions", "user": map[string]any{"id": Approver.ID, "team_id": "T0LOCAL"}, "team": map[string]any{"id": "T0LOCAL"},
+		"trigger_id": "77.99.replayed", "response_url": clickURL,
+		"container": map[string]any{"type": "message", "message_ts": msg.TS, "channel_id": msg.Channel},
+		"actions":   []map[string]any{{"type": "button", "block_id": "decide", "action_id": handlers.ActionApprove, "value": id}},
+	})
+	acks = h.replay(t, ctx, "/slack/interactivity", []byte(url.Values{"payload": {string(payload)}}.Encode()))
+	if acks[0] != "" || acks[1] != "" {
+		t.Fatalf("click acks %q", acks)
+	}
+	if c, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool { return c.Method == "response_url" && c.URL == clickURL }); err != nil || !strings.Contains(c.Body, "Approved") {
+		t.Fatalf("approver told %q (%v)", c.Body, err)
+	}
+	h.waitDM(t, ctx)
+	h.Local.App.handlers.Close()
+	replies := countCalls(h.Slack, func(c slackfake.Call) bool { return c.Method == "response_url" && c.URL == clickURL })
+	if replies != 1 {
+		t.Fatalf("the replayed click was handled %d times", replies)
+	}
+	requests := countCalls(h.Slack, func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Channel == localApprovals && c.Params.Get("thread_ts") == ""
+	})
+	if requests != 1 || h.BTP.Count("create") != 1 {
+		t.Fatalf("%d approval messages and %d creates from one replayed command and click", requests, h.BTP.Count("create"))
 	}
 }

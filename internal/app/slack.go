@@ -41,7 +41,7 @@ func (s *slackSide) notifier(cfg Config, pol *policy.Engine, log *slog.Logger) *
 	})
 }
 
-func (s *slackSide) handlerConfig(cfg Config, log *slog.Logger, ready func(context.Context) error, pol *policy.Engine) handlers.Config {
+func (s *slackSide) handlerConfig(cfg Config, log *slog.Logger, ready func(context.Context) error, pol *policy.Engine, once func(context.Context, string, time.Duration) (bool, error)) handlers.Config {
 	secret := cfg.SigningSecret
 	if cfg.SlackAppToken != "" {
 		// Socket Mode: nothing arrives over HTTP, so serve no Request URLs at all.
@@ -49,7 +49,7 @@ func (s *slackSide) handlerConfig(cfg Config, log *slog.Logger, ready func(conte
 	}
 	return handlers.Config{
 		SigningSecret: secret, ResponseHosts: cfg.ResponseHosts, Logger: log, Ready: ready,
-		API: s.api, Directory: s.dir, Policy: pol,
+		API: s.api, Directory: s.dir, Policy: pol, Once: once,
 	}
 }
 

@@ -26,6 +26,9 @@ func (s *Server) HandleCommand(ctx context.Context, sc slack.SlashCommand) any {
 	if !userIDRE.MatchString(sc.UserID) {
 		return ackText(":warning: credbot could not tell who you are.")
 	}
+	if !s.first(ctx, "command", sc.TriggerID) {
+		return nil
+	}
 	cmd, err := ParseCommand(sc.Text)
 	if err != nil {
 		var ue *UsageError
@@ -84,7 +87,7 @@ func (s *Server) HandleCommand(ctx context.Context, sc slack.SlashCommand) any {
 // is always cb.User.ID, as Slack vouches for it; button values only name what
 // to look up.
 func (s *Server) HandleInteraction(ctx context.Context, cb slack.InteractionCallback) any {
-	if !userIDRE.MatchString(cb.User.ID) {
+	if !userIDRE.MatchString(cb.User.ID) || !s.first(ctx, "interaction", cb.TriggerID) {
 		return nil
 	}
 	switch cb.Type {
@@ -101,8 +104,11 @@ func (s *Server) HandleInteraction(ctx context.Context, cb slack.InteractionCall
 }
 
 // HandleEvent handles an Events API event; its ack is always empty.
-func (s *Server) HandleEvent(_ context.Context, ev slackevents.EventsAPIEvent) {
+func (s *Server) HandleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) {
 	if ev.Type != slackevents.CallbackEvent {
+		return
+	}
+	if cb, ok := ev.Data.(*slackevents.EventsAPICallbackEvent); ok && !s.first(ctx, "event", cb.EventID) {
 		return
 	}
 	switch e := ev.InnerEvent.Data.(type) {

@@ -75,6 +75,32 @@ type Config struct {
 	Directory *Directory
 	// Policy answers why and approvers; without it those verbs are unavailable.
 	Policy Policy
+	// Once records a delivery key (a trigger_id or event_id) and reports
+	// whether it is new, so that a signed request replayed within its window,
+	// a Socket Mode redelivery or an Events API retry does nothing twice.
+	// Without it every delivery is handled.
+	Once func(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+// dedupeTTL outlives Slack's 5-minute signature window and its event retries.
+const dedupeTTL = 10 * time.Minute
+
+// first reports whether this delivery is new. If the record cannot be made it
+// says yes: the lifecycle's compare-and-set still makes a repeated click
+// harmless, and refusing every request while Redis hiccups would be worse.
+func (s *Server) first(ctx context.Context, kind, key string) bool {
+	if s.cfg.Once == nil || key == "" {
+		return true
+	}
+	ok, err := s.cfg.Once(ctx, "slack:"+kind+":"+key, dedupeTTL)
+	if err != nil {
+		s.log.Warn("dedupe", "kind", kind, "err", err)
+		return true
+	}
+	if !ok {
+		s.log.Info("ignored a repeated delivery", "kind", kind)
+	}
+	return ok
 }
 
 // Server holds the transport-neutral handlers and both transports.
