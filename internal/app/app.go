@@ -271,14 +271,18 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	return a, nil
 }
 
-func (a *App) ready(ctx context.Context) error {
+// ready fails only when this replica cannot serve. A broken policy file does
+// not fail it: the last good policy stays in force, and failing readiness would
+// take every replica out of service at once over one bad ConfigMap. It shows
+// in the details (and the credbot_policy_* metrics) instead.
+func (a *App) ready(ctx context.Context) (string, error) {
 	if err := a.Store.Ping(ctx); err != nil {
-		return fmt.Errorf("redis: %w", err)
+		return "", fmt.Errorf("redis: %w", err)
 	}
 	if ok, detail := a.Policy.Health(); !ok {
-		return fmt.Errorf("policy: %s", detail)
+		return "policy: " + detail + "\n", nil
 	}
-	return nil
+	return "policy: " + a.Policy.Hash() + "\n", nil
 }
 
 // Start listens and runs the background loops until Close.

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -465,4 +467,51 @@ func TestReplayedSignedRequestsDoNothingTwice(t *testing.T) {
 	if requests != 1 || h.BTP.Count("create") != 1 {
 		t.Fatalf("%d approval messages and %d creates from one replayed command and click", requests, h.BTP.Count("create"))
 	}
+}
+
+func TestBrokenPolicyFileShowsInReadinessButKeepsServing(t *testing.T) {
+	dir := t.TempDir()
+	entries, err := os.ReadDir("../../policies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("../../policies", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := start(t, map[string]string{"CREDBOT_POLICY_DIR": dir})
+	ctx := ctxT(t)
+	readyz := func() (int, string) {
+		resp, err := http.Get(h.Workspace.BotURL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := readyz()
+	if code != 200 || !strings.Contains(body, "policy: "+h.App.Policy.Hash()) {
+		t.Fatalf("readyz %d %q", code, body)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policy.csv"), []byte("p, U1, subaccount:*, create\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.App.Policy.Reload(ctx); err == nil {
+		t.Fatal("a broken policy loaded")
+	}
+	code, body = readyz()
+	if code != 200 || !strings.Contains(body, "broken") || !strings.Contains(body, "policy.csv:1") {
+		t.Fatalf("readyz with a broken file: %d %q", code, body)
+	}
+	t.Logf("readyz: %q", body)
+	// The last good policy still decides: the loop works.
+	msg := h.request(t, ctx)
+	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.waitDM(t, ctx)
 }

@@ -31,15 +31,17 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready: Socket Mode is not connected", http.StatusServiceUnavailable)
 		return
 	}
+	detail := ""
 	if s.cfg.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := s.cfg.Ready(ctx); err != nil {
+		var err error
+		if detail, err = s.cfg.Ready(ctx); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 	}
-	_, _ = w.Write([]byte("ready\n"))
+	_, _ = w.Write([]byte("ready\n" + detail))
 }
 
 // signed verifies Slack's signature over the raw body before anything parses it.

@@ -59,8 +59,10 @@ type Config struct {
 	HTTPClient    *http.Client
 	Logger        *slog.Logger
 	Now           func() time.Time
-	// Ready reports whether the bot can serve (Redis answers, policy loaded).
-	Ready func(ctx context.Context) error
+	// Ready reports whether the bot can serve (Redis answers), with details
+	// worth an operator's eye that do not stop it serving (a broken policy file
+	// while the last good policy stays in force).
+	Ready func(ctx context.Context) (detail string, err error)
 	// WorkTimeout bounds the work done after an ack.
 	WorkTimeout time.Duration
 	// AckBudget bounds the Web API work done before an ack (views.open).
