@@ -434,7 +434,7 @@ func TestCredentialIsWarnedThenDeletedAtEndOfLifetime(t *testing.T) {
 	clock.Advance(84 * 24 * time.Hour) // the warning is due 7 days before the 90-day end
 	sweepAll(t, ctx, []*App{h.App})
 	if n := countCalls(h.Slack, func(c slackfake.Call) bool {
-		return c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("text"), "will be deleted at")
+		return c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("text"), "will be deleted at BTP")
 	}); n != 1 {
 		t.Fatalf("owner warned %d times, want 1", n)
 	}
@@ -572,5 +572,38 @@ func TestAuditEntriesAreMirroredToTheAuditChannel(t *testing.T) {
 		if strings.Contains(c.Params.Encode(), secret) {
 			t.Fatal("secret in the audit mirror")
 		}
+	}
+}
+
+func TestOwnerDeletesFromTheExpiryWarning(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	h := startWith(t, map[string]string{"CREDBOT_SWEEP_INTERVAL": "1h"}, Deps{Clock: clock})
+	ctx := ctxT(t)
+	msg := h.request(t, ctx)
+	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.revealSecret(t, ctx, h.waitDM(t, ctx))
+	clock.Advance(84 * 24 * time.Hour)
+	sweepAll(t, ctx, []*App{h.App})
+	warn, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), handlers.ActionDeleteOwn)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := h.Slack.Message(warn.Channel, warn.TS)
+	if got := h.click(t, ctx, Approver, m, handlers.ActionDeleteOwn); !strings.Contains(got.Body, ":warning:") {
+		t.Fatalf("someone else deleted the owner's credential: %s", got.Body)
+	}
+	if live := h.BTP.Live(defaultScope); len(live) != 1 {
+		t.Fatalf("live %v", live)
+	}
+	if got := h.click(t, ctx, Requester, m, handlers.ActionDeleteOwn); !strings.Contains(got.Body, "deleted at BTP") {
+		t.Fatalf("owner's delete: %s", got.Body)
+	}
+	if live := h.BTP.Live(defaultScope); len(live) != 0 {
+		t.Fatalf("still live: %v", live)
+	}
+	if again := h.click(t, ctx, Requester, m, handlers.ActionDeleteOwn); !strings.Contains(again.Body, "not a live credential") {
+		t.Fatalf("second delete: %s", again.Body)
 	}
 }

@@ -50,6 +50,9 @@ type Notifier interface {
 	// Remind nudges the approvers of a pending request; escalate also tells the
 	// escalation target.
 	Remind(ctx context.Context, r *Request, q QuorumStatus, escalate bool) error
+	// WarnExpiry tells the owner their credential will be deleted at
+	// r.ExpiresAt, offering to delete it now.
+	WarnExpiry(ctx context.Context, r *Request) error
 }
 
 // Config holds the lifecycle's knobs.
@@ -513,6 +516,25 @@ func (s *Service) Undeliverable(ctx context.Context, id string, cause error) err
 	return nil
 }
 
+// DeleteOwn lets the owner delete their credential before its lifetime ends
+// (e.g. from the expiry warning, once they have switched to a new one).
+func (s *Service) DeleteOwn(ctx context.Context, id, user string) (*Request, error) {
+	r, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, s.notFound(err, id)
+	}
+	if r.Requester != user {
+		return nil, userErr(ErrForbidden, "only the owner can delete this credential this way")
+	}
+	r, err = s.retire(ctx, id, user, StateDeleted, "deleted by its owner", func(cur *Request) bool {
+		return cur.State == StateDelivered
+	})
+	if errors.Is(err, errNoop) {
+		return r, userErr(ErrConflict, "%q is not a live credential any more (%s)", r.Name, strings.ToLower(string(r.State)))
+	}
+	return r, err
+}
+
 // Cancel withdraws a pending request; only its requester may.
 func (s *Service) Cancel(ctx context.Context, id, user string) (*Request, error) {
 	r, err := s.store.Get(ctx, id)
@@ -648,8 +670,9 @@ func (s *Service) due(ctx context.Context, d Due) error {
 		if err != nil {
 			return err
 		}
-		s.tell(ctx, r, fmt.Sprintf("Your API credential %q in %s will be deleted at %s. To keep access, request a new one (it needs a new approval) and switch over; or delete this one now.",
-			r.Name, r.Scope, r.ExpiresAt.Format(time.RFC1123)))
+		if err := s.notify.WarnExpiry(ctx, r); err != nil {
+			s.log.Warn("warn owner of expiry", "request", id, "err", err)
+		}
 	case s.nextDeadline(r).IsZero():
 		// Nothing is ever due in this state: the entry outlived a transition.
 		return s.store.DropDeadline(ctx, d.ID, d.At)

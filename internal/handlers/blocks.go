@@ -33,6 +33,8 @@ const (
 	ActionDelete  = "credbot_delete"  // value: scope|name; behind a confirm dialog
 	ActionMore    = "credbot_more"    // value: scope|offset of the next page of a list
 	ActionHome    = "credbot_home"    // value: unused; refreshes the Home tab
+	// ActionDeleteOwn deletes the clicker's own credential; value: request id.
+	ActionDeleteOwn = "credbot_delete_own"
 
 	CallbackCreate = "credbot_create"
 )

@@ -160,6 +160,19 @@ func (s *Server) blockAction(cb slack.InteractionCallback, act *slack.BlockActio
 		}
 		id := act.Value
 		run(func(ctx context.Context) { s.cancelRequest(ctx, o, id) })
+	case ActionDeleteOwn:
+		if !requestIDRE.MatchString(act.Value) {
+			return
+		}
+		id := act.Value
+		run(func(ctx context.Context) {
+			r, err := s.life.DeleteOwn(ctx, id, user)
+			if err != nil {
+				s.warn(ctx, o, err, "delete own")
+				return
+			}
+			s.reply(ctx, o, fmt.Sprintf("*%s* in %s was deleted at BTP.", escape(r.Name), escape(scopeLabel(r.Scope))))
+		})
 	case ActionReveal:
 		if !requestIDRE.MatchString(act.Value) || o.responseURL == "" {
 			return // the secret goes only to the ephemeral reply of this click

@@ -31,6 +31,9 @@ func (refuser) Status(context.Context, string) (*approval.Request, error) {
 func (refuser) Cancel(context.Context, string, string) (*approval.Request, error) {
 	return nil, errRefused
 }
+func (refuser) DeleteOwn(context.Context, string, string) (*approval.Request, error) {
+	return nil, errRefused
+}
 func (refuser) Requests(context.Context, string) ([]*approval.Request, []*approval.Request, error) {
 	return nil, nil, errors.New("down")
 }

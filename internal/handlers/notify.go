@@ -205,6 +205,25 @@ func (n *Notifier) Tell(ctx context.Context, r *approval.Request, text string) e
 	return err
 }
 
+// WarnExpiry implements approval.Notifier: a DM with a Delete-now button.
+func (n *Notifier) WarnExpiry(ctx context.Context, r *approval.Request) error {
+	ch, err := n.api.DM(ctx, r.Requester)
+	if err != nil {
+		return err
+	}
+	text := fmt.Sprintf("Your API credential %s in %s will be deleted at BTP %s. To keep access, request a new one (it needs a new approval) and switch over; then delete this one, or let it expire.",
+		r.Name, scopeLabel(r.Scope), when(r.ExpiresAt))
+	del := button(ActionDeleteOwn, r.ID, "Delete it now").WithStyle(slack.StyleDanger)
+	del.Confirm = slack.NewConfirmationBlockObject(plain("Delete "+truncate(r.Name, 60)+"?"),
+		plain("It is deleted at BTP at once; whatever uses it stops working."), plain("Delete"), plain("Keep it"))
+	blocks := []slack.Block{
+		slack.NewSectionBlock(plain(text), nil, nil),
+		slack.NewActionBlock("expiry:"+r.ID, del),
+	}
+	_, _, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(blocks...))
+	return err
+}
+
 // OfferReveal implements approval.Notifier: a DM notice without the secret.
 func (n *Notifier) OfferReveal(ctx context.Context, r *approval.Request, window time.Duration) (string, string, error) {
 	ch, err := n.api.DM(ctx, r.Requester)

@@ -32,6 +32,7 @@ type Lifecycle interface {
 	Undeliverable(ctx context.Context, id string, cause error) error
 	Status(ctx context.Context, id string) (*approval.Request, error)
 	Cancel(ctx context.Context, id, user string) (*approval.Request, error)
+	DeleteOwn(ctx context.Context, id, user string) (*approval.Request, error)
 	Requests(ctx context.Context, user string) (mine, awaiting []*approval.Request, err error)
 	ListCredentials(ctx context.Context, user string, scope approval.Scope) ([]approval.CredentialView, error)
 	GetCredential(ctx context.Context, user string, scope approval.Scope, name string) (approval.CredentialView, error)
