@@ -149,6 +149,7 @@ type App struct {
 	handlers *handlers.Server
 	slack    *slackSide
 	audit    *auditMirror // nil without CREDBOT_AUDIT_CHANNEL
+	metrics  *metrics
 	srv      *http.Server
 	ln       net.Listener
 	cancel   context.CancelFunc
@@ -246,7 +247,8 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		return nil, fmt.Errorf("redis: %w", err)
 	}
 	a.slack = newSlackSide(cfg, log)
-	if a.Policy, err = policy.Load(ctx, policy.Options{Dir: cfg.PolicyDir, Logger: log, Directory: a.slack.dir}); err != nil {
+	a.metrics = newMetrics()
+	if a.Policy, err = policy.Load(ctx, policy.Options{Dir: cfg.PolicyDir, Logger: log, Directory: a.slack.dir, Registerer: a.metrics.reg}); err != nil {
 		return nil, fmt.Errorf("policy in %s: %w", cfg.PolicyDir, err)
 	}
 	issuer := deps.Issuer
@@ -262,9 +264,10 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		PendingTTL: cfg.PendingTTL, ClaimWindow: cfg.ClaimWindow, MaxLifetime: cfg.MaxLifetime,
 		RemindAfter: cfg.RemindAfter, EscalateAfter: cfg.EscalateAfter, Hooks: deps.Hooks,
 	}
+	lc.AuditMirror = a.metrics.transition
 	if cfg.AuditChannel != "" {
 		a.audit = newAuditMirror(a.slack.api, cfg.AuditChannel, log)
-		lc.AuditMirror = a.audit.add
+		lc.AuditMirror = func(e approval.AuditEntry) { a.metrics.transition(e); a.audit.add(e) }
 	}
 	a.Service = approval.NewService(a.Store, a.Policy, issuer, notifier, sealer, deps.Clock, log, lc)
 	a.handlers = handlers.NewServer(a.Service, a.slack.handlerConfig(cfg, log, a.ready, a.Policy, a.Store.Once))
@@ -293,7 +296,10 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.ln = ln
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.srv = &http.Server{Handler: a.handlers.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/", a.handlers.Handler())
+	mux.Handle("GET /metrics", a.metrics.handler())
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	consumer := consumerName()
 	a.spawn(func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

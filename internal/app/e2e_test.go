@@ -515,3 +515,22 @@ func TestBrokenPolicyFileShowsInReadinessButKeepsServing(t *testing.T) {
 	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
 	h.waitDM(t, ctx)
 }
+
+func TestMetricsCountTransitionsAndPolicyHealth(t *testing.T) {
+	h := start(t, nil)
+	ctx := ctxT(t)
+	msg := h.request(t, ctx)
+	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.waitDM(t, ctx)
+	resp, err := http.Get(h.Workspace.BotURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`credbot_transitions_total{to="APPROVED"} 1`, `credbot_transitions_total{to="ISSUED"} 1`, "credbot_policy_"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
