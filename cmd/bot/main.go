@@ -1,7 +1,8 @@
 // Command bot runs credbot.
 //
 //	bot                      serve Slack if SLACK_BOT_TOKEN is set, else run the local demo
-//	bot serve                serve Slack (HTTP mode) with the configuration from the environment
+//	bot serve                serve Slack with the configuration from the environment
+//	                         (Socket Mode when SLACK_APP_TOKEN is set, else HTTP)
 //	bot local                run the whole loop on embedded defaults and print a transcript
 //	bot btp-emulator --listen 127.0.0.1:8081   serve the BTP CLI server emulator
 //	bot policy test [dir]    run the policy's decision table (default: policies/)
