@@ -86,14 +86,26 @@ func NewDirectory(api *WebAPI, cfg DirectoryConfig) *Directory {
 	}
 }
 
+// fresh returns the cached value of key in m if it has not expired at now.
+func fresh[T any](d *Directory, m map[string]cached[T], key string, now time.Time) (T, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := m[key]
+	return c.v, ok && now.Before(c.exp)
+}
+
+// keep caches v under key in m for the directory's TTL.
+func keep[T any](d *Directory, m map[string]cached[T], key string, v T, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m[key] = cached[T]{v: v, exp: now.Add(d.ttl)}
+}
+
 // Profile returns the user's profile, from the cache when it is fresh.
 func (d *Directory) Profile(ctx context.Context, id string) (Profile, error) {
 	now := d.now()
-	d.mu.Lock()
-	c, ok := d.users[id]
-	d.mu.Unlock()
-	if ok && now.Before(c.exp) {
-		return c.v, nil
+	if v, ok := fresh(d, d.users, id, now); ok {
+		return v, nil
 	}
 	u, err := d.api.UserInfo(ctx, id)
 	if err != nil {
@@ -112,9 +124,7 @@ func (d *Directory) Profile(ctx context.Context, id string) (Profile, error) {
 	if p.ID != id {
 		return Profile{}, fmt.Errorf("users.info %s: answered for %q", id, p.ID)
 	}
-	d.mu.Lock()
-	d.users[id] = cached[Profile]{v: p, exp: now.Add(d.ttl)}
-	d.mu.Unlock()
+	keep(d, d.users, id, p, now)
 	return p, nil
 }
 
@@ -197,11 +207,8 @@ func (d *Directory) GroupMembers(ctx context.Context, group string) ([]string, e
 		}
 	}
 	now := d.now()
-	d.mu.Lock()
-	c, ok := d.groups[id]
-	d.mu.Unlock()
-	if ok && now.Before(c.exp) {
-		return c.v, nil
+	if v, ok := fresh(d, d.groups, id, now); ok {
+		return v, nil
 	}
 	members, err := d.api.UserGroupMembers(ctx, id)
 	if err != nil {
@@ -212,9 +219,7 @@ func (d *Directory) GroupMembers(ctx context.Context, group string) ([]string, e
 			return nil, fmt.Errorf("usergroups.users.list %s: %w", id, err)
 		}
 	}
-	d.mu.Lock()
-	d.groups[id] = cached[[]string]{v: members, exp: now.Add(d.ttl)}
-	d.mu.Unlock()
+	keep(d, d.groups, id, members, now)
 	return members, nil
 }
 
@@ -271,11 +276,8 @@ func (d *Directory) Mention(ctx context.Context, subject string) string {
 
 func (d *Directory) userByEmail(ctx context.Context, email string) (string, error) {
 	now := d.now()
-	d.mu.Lock()
-	c, ok := d.emails[email]
-	d.mu.Unlock()
-	if ok && now.Before(c.exp) {
-		return c.v, nil
+	if v, ok := fresh(d, d.emails, email, now); ok {
+		return v, nil
 	}
 	u, err := d.api.UserByEmail(ctx, email)
 	if err != nil {
@@ -286,9 +288,7 @@ func (d *Directory) userByEmail(ctx context.Context, email string) (string, erro
 	if u.Deleted || u.IsBot || u.IsRestricted || u.IsUltraRestricted {
 		return "", fmt.Errorf("%w: %s is not a full member", ErrRefused, email)
 	}
-	d.mu.Lock()
-	d.emails[email] = cached[string]{v: u.ID, exp: now.Add(d.ttl)}
-	d.mu.Unlock()
+	keep(d, d.emails, email, u.ID, now)
 	return u.ID, nil
 }
 
