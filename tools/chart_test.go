@@ -401,6 +401,9 @@ func checkRelease(t *testing.T, r *rendered, withMonitor bool) {
 		}
 	} else {
 		cm := get[*corev1.ConfigMap](t, r, "ConfigMap/"+policyVol.ConfigMap.Name)
+		if cm.Immutable == nil || !*cm.Immutable {
+			t.Error("the inline policy ConfigMap is not immutable")
+		}
 		want, _ := lookup(v, "policies", "files").(map[string]any)
 		if len(cm.Data) != len(want) {
 			t.Errorf("ConfigMap has %v, want %v", keys(cm.Data), keys(want))
@@ -626,4 +629,30 @@ func lookupPointer(schema map[string]any, ptr string) any {
 		cur = m[part]
 	}
 	return cur
+}
+
+// TestNotesTellWhatToDoNext: NOTES.txt gives HTTP mode the Request URLs to
+// configure in Slack, and Socket Mode none.
+func TestNotesTellWhatToDoNext(t *testing.T) {
+	httpRel, err := render(t, "1.31.0", nil, []string{filepath.Join(chartDir, "ci", "http-values.yaml")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	socketRel, err := render(t, "1.31.0", nil, []string{filepath.Join(chartDir, "ci", "socket-values.yaml")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("HTTP mode NOTES:\n%s\nSocket Mode NOTES:\n%s", httpRel.notes, socketRel.notes)
+	for _, want := range []string{"https://credbot.acme.example/slack/commands", "https://credbot.acme.example/slack/interactivity", "https://credbot.acme.example/slack/events", "/credbot audit verify"} {
+		if !strings.Contains(httpRel.notes, want) {
+			t.Errorf("HTTP mode NOTES lack %q", want)
+		}
+	}
+	if strings.Contains(socketRel.notes, "/slack/commands") || !strings.Contains(socketRel.notes, "Socket Mode") {
+		t.Errorf("Socket Mode NOTES:\n%s", socketRel.notes)
+	}
+	// Prometheus is asked for but not installed (no CRD in this render).
+	if !strings.Contains(socketRel.notes, "WARNING: metrics.serviceMonitor.enabled") {
+		t.Error("no warning that the ServiceMonitor was skipped")
+	}
 }

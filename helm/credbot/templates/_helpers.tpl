@@ -99,14 +99,22 @@ is needed.
 {{- end }}
 
 {{/*
-The ConfigMap mounted as the policy directory, or nothing.
+The ConfigMap mounted as the policy directory, or nothing. An inline policy
+gets an immutable ConfigMap named after its content: running pods keep the
+files they started with, and only new pods see a new policy. With one shared
+name a broken policy would reach every replica within a minute and make all
+of them unready (/readyz reports broken policy files).
 */}}
 {{- define "credbot.policyConfigMap" -}}
 {{- if .Values.policies.existingConfigMap }}
 {{- .Values.policies.existingConfigMap }}
 {{- else if .Values.policies.files }}
-{{- printf "%s-policies" (include "credbot.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-policies-%s" (include "credbot.fullname" .) (include "credbot.policyChecksum" . | trunc 10) }}
 {{- end }}
+{{- end }}
+
+{{- define "credbot.policyChecksum" -}}
+{{- toJson .Values.policies.files | sha256sum }}
 {{- end }}
 
 {{- define "credbot.policyDir" -}}/etc/credbot/policies{{- end }}
