@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -654,5 +655,37 @@ func TestNotesTellWhatToDoNext(t *testing.T) {
 	// Prometheus is asked for but not installed (no CRD in this render).
 	if !strings.Contains(socketRel.notes, "WARNING: metrics.serviceMonitor.enabled") {
 		t.Error("no warning that the ServiceMonitor was skipped")
+	}
+}
+
+// TestChartCoversEveryDocumentedVariable: every variable in the README's
+// configuration is one the chart sets from its values (and so refuses in
+// extraEnv). A new variable in the bot shows up here until the chart has a
+// value for it.
+func TestChartCoversEveryDocumentedVariable(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate, err := os.ReadFile(filepath.Join(chartDir, "templates", "_validate.tpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	managedLine := regexp.MustCompile(`\$managed := list ([^\n]+)`).FindSubmatch(validate)
+	if managedLine == nil {
+		t.Fatal("no $managed list in _validate.tpl")
+	}
+	managed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`"([A-Z_]+)"`).FindAllSubmatch(managedLine[1], -1) {
+		managed[string(m[1])] = true
+	}
+	documented := regexp.MustCompile("`((?:BTP|CREDBOT|SLACK|REDIS)_[A-Z_]+)`").FindAllSubmatch(readme, -1)
+	if len(documented) < 20 {
+		t.Fatalf("found only %d variables in README.md", len(documented))
+	}
+	for _, m := range documented {
+		if name := string(m[1]); !managed[name] {
+			t.Errorf("README documents %s, but the chart has no value for it", name)
+		}
 	}
 }

@@ -100,10 +100,10 @@ is needed.
 
 {{/*
 The ConfigMap mounted as the policy directory, or nothing. An inline policy
-gets an immutable ConfigMap named after its content: running pods keep the
-files they started with, and only new pods see a new policy. With one shared
-name a broken policy would reach every replica within a minute and make all
-of them unready (/readyz reports broken policy files).
+gets an immutable ConfigMap named after its content: serving pods keep the
+files they started with and only the rollout's new pods see a new policy, so
+a policy that does not load stops the rollout (the bot refuses to start on
+it) without reaching the serving replicas.
 */}}
 {{- define "credbot.policyConfigMap" -}}
 {{- if .Values.policies.existingConfigMap }}
