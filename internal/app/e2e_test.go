@@ -534,3 +534,24 @@ func TestMetricsCountTransitionsAndPolicyHealth(t *testing.T) {
 		}
 	}
 }
+
+func TestRevealToAnUntrustedResponseURLTakesNothing(t *testing.T) {
+	h := start(t, nil)
+	ctx := ctxT(t)
+	msg := h.request(t, ctx)
+	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	dm := h.waitDM(t, ctx)
+	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	payload, _ := json.Marshal(map[string]any{
+		"type": "block_actions", "user": map[string]any{"id": Requester.ID, "team_id": "T0LOCAL"}, "team": map[string]any{"id": "T0LOCAL"},
+		"trigger_id": "12.34.untrusted", "response_url": "https://attacker.example/hook",
+		"container": map[string]any{"type": "message", "message_ts": dm.TS, "channel_id": dm.Channel},
+		"actions":   []map[string]any{{"type": "button", "block_id": "reveal", "action_id": handlers.ActionReveal, "value": id}},
+	})
+	h.replay(t, ctx, "/slack/interactivity", []byte(url.Values{"payload": {string(payload)}}.Encode()))
+	h.Local.App.handlers.Close()
+	r, err := h.App.Store.Get(ctx, id)
+	if err != nil || r.State != approval.StateIssued {
+		t.Fatalf("state %v %v: the secret was taken for a URL it could never be sent to", r.State, err)
+	}
+}

@@ -174,8 +174,10 @@ func (s *Server) blockAction(cb slack.InteractionCallback, act *slack.BlockActio
 			s.reply(ctx, o, fmt.Sprintf("*%s* in %s was deleted at BTP.", escape(r.Name), escape(scopeLabel(r.Scope))))
 		})
 	case ActionReveal:
-		if !requestIDRE.MatchString(act.Value) || o.responseURL == "" {
-			return // the secret goes only to the ephemeral reply of this click
+		if !requestIDRE.MatchString(act.Value) || !s.trustedResponseURL(o.responseURL) {
+			// The secret goes only to the ephemeral reply of this click, on
+			// Slack's host: checked before the secret is taken, not after.
+			return
 		}
 		id := act.Value
 		run(func(ctx context.Context) { s.reveal(ctx, o, id) })

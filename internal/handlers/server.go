@@ -232,11 +232,15 @@ func (s *Server) warn(ctx context.Context, o origin, err error, op string) {
 
 // post sends an ephemeral reply to a response_url, but only to a trusted host.
 func (s *Server) post(ctx context.Context, responseURL string, msg *slack.WebhookMessage) error {
-	u, err := url.Parse(responseURL)
-	if err != nil || !s.trustedResponseHost(u) {
+	if !s.trustedResponseURL(responseURL) {
 		return fmt.Errorf("refusing response_url on untrusted host")
 	}
 	return slack.PostWebhookCustomHTTPContext(ctx, responseURL, s.cfg.HTTPClient, msg)
+}
+
+func (s *Server) trustedResponseURL(responseURL string) bool {
+	u, err := url.Parse(responseURL)
+	return err == nil && responseURL != "" && s.trustedResponseHost(u)
 }
 
 func (s *Server) trustedResponseHost(u *url.URL) bool {
