@@ -6,6 +6,7 @@
 //	bot local                run the whole loop on embedded defaults and print a transcript
 //	bot btp-emulator --listen 127.0.0.1:8081   serve the BTP CLI server emulator
 //	bot policy test [dir]    run the policy's decision table (default: policies/)
+//	bot load [-n 200] [-c 20] run n whole loops through the local bot, c at a time, and print latency percentiles
 //	bot audit verify         check the hash chain of the audit trail in REDIS_URL
 //	bot audit export         write the audit trail as JSON lines to stdout
 package main
@@ -13,6 +14,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -71,8 +73,10 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "audit":
 		return audit(ctx, args)
+	case "load":
+		return load(ctx, args)
 	case "help", "-h", "--help":
-		fmt.Println("usage: bot [serve | local | btp-emulator --listen ADDR | policy test [DIR] | audit verify|export]")
+		fmt.Println("usage: bot [serve | local | load [-n N] [-c C] | btp-emulator --listen ADDR | policy test [DIR] | audit verify|export]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: bot help)", cmd)
@@ -110,6 +114,27 @@ func local(ctx context.Context, log *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	return l.Demo(ctx, os.Stdout)
+}
+
+func load(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	n := fs.Int("n", 200, "loops to run")
+	c := fs.Int("c", 20, "loops at a time")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n < 1 || *n > 100_000 || *c < 1 || *c > 1000 {
+		return errors.New("load: -n 1..100000, -c 1..1000")
+	}
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	l, err := app.StartLocal(ctx, os.Getenv, quiet, app.Deps{})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	return l.Load(ctx, *n, *c, os.Stdout)
 }
 
 func audit(ctx context.Context, args []string) error {

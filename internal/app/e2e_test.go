@@ -555,3 +555,14 @@ func TestRevealToAnUntrustedResponseURLTakesNothing(t *testing.T) {
 		t.Fatalf("state %v %v: the secret was taken for a URL it could never be sent to", r.State, err)
 	}
 }
+
+func TestLoadCommandRunsWholeLoops(t *testing.T) {
+	h := start(t, nil)
+	var out bytes.Buffer
+	if err := h.Load(ctxT(t), 8, 4, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "whole loop") || !strings.Contains(out.String(), "BTP: 8 creates, 8 live credentials") {
+		t.Fatal(out.String())
+	}
+}
