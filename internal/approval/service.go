@@ -583,7 +583,15 @@ func (s *Service) RunMinter(ctx context.Context, consumer string, rescueAfter ti
 			continue
 		}
 		for _, j := range jobs {
-			done, err := s.Mint(ctx, j)
+			// A job must end well before another worker may rescue it: a slow
+			// worker and its rescuer minting the same name at once could each
+			// delete what the other created.
+			jctx, cancel := ctx, context.CancelFunc(func() {})
+			if rescueAfter > 0 {
+				jctx, cancel = context.WithTimeout(ctx, rescueAfter/2)
+			}
+			done, err := s.Mint(jctx, j)
+			cancel()
 			if err != nil {
 				s.log.Warn("mint", "request", j.RequestID, "delivery", j.Deliveries, "err", errMessage(err))
 			}
