@@ -28,8 +28,12 @@ func newMetrics() *metrics {
 	return &metrics{reg: reg, transitions: t}
 }
 
+// transition counts changes of state; audit entries that only annotate a
+// request (its message posted, its DM recorded) are not transitions.
 func (m *metrics) transition(e approval.AuditEntry) {
-	m.transitions.WithLabelValues(string(e.To)).Inc()
+	if e.From != e.To {
+		m.transitions.WithLabelValues(string(e.To)).Inc()
+	}
 }
 
 func (m *metrics) handler() http.Handler {
