@@ -51,10 +51,9 @@ type call struct {
 }
 
 type response struct {
-	status  int
-	backend int
-	header  http.Header
-	body    []byte
+	status int
+	header http.Header
+	body   []byte
 }
 
 func (c *Client) newError(cl *call) *Error {

@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -127,5 +126,3 @@ func writeAck(w http.ResponseWriter, payload any) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(b)
 }
-
-var errNoAPI = errors.New("the Slack Web API is not configured")
