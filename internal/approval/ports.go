@@ -45,6 +45,3 @@ type Clock interface{ Now() time.Time }
 type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
-
-// SystemClock is the real clock.
-var SystemClock Clock = systemClock{}

@@ -137,7 +137,7 @@ func NewService(store Store, auth Authorizer, issuer Issuer, notify Notifier, se
 		cfg.RevokeLease = 2 * time.Minute
 	}
 	if clock == nil {
-		clock = SystemClock
+		clock = systemClock{}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
