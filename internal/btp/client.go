@@ -93,7 +93,7 @@ type Config struct {
 	TLSIdPURL            string // BTP_TLS_IDP_URL, e.g. https://tenant.accounts.ondemand.com
 
 	ProtocolVersion string       // BTP_PROTOCOL_VERSION, default DefaultProtocolVersion
-	HTTPClient      *http.Client // default: a client with a 2-minute timeout
+	HTTPClient      *http.Client // copied to never follow redirects; default: a client with a 2-minute timeout
 	UserAgent       string
 	Logger          *slog.Logger // default: discard
 
@@ -216,14 +216,11 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		cfg:   cfg,
 		base:  base,
-		httpc: cfg.HTTPClient,
+		httpc: withoutRedirects(cfg.HTTPClient),
 		log:   cfg.Logger,
 		now:   time.Now,
 		sleep: sleepCtx,
 		rand:  rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-	}
-	if c.httpc == nil {
-		c.httpc = &http.Client{Timeout: 2 * time.Minute}
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -290,8 +287,41 @@ func loadKeyPair(cert, key string) (tls.Certificate, error) {
 	return pair, nil
 }
 
+// withoutRedirects returns a copy of hc (or of a default client with a 2-minute
+// timeout) that hands a 3xx back instead of following it. Go's client follows a
+// 307/308 with the body and with every header but Authorization and cookies,
+// whatever the host: the password or assertion of a login, the session id of a
+// command, the new secret of a token request would go wherever the answer
+// points. A redirect is reported instead (redirectMessage); the caller's client
+// is left untouched.
+func withoutRedirects(hc *http.Client) *http.Client {
+	if hc == nil {
+		hc = &http.Client{Timeout: 2 * time.Minute}
+	}
+	c := *hc
+	c.CheckRedirect = refuseRedirect
+	return &c
+}
+
+func refuseRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+// redirectMessage names where a refused redirect pointed, resolved against the
+// URL that answered, and says what to do about it.
+func redirectMessage(from *url.URL, location, fix string) string {
+	host := "a location it did not name"
+	if from == nil {
+		from = &url.URL{}
+	}
+	if u, err := from.Parse(location); location != "" && err == nil && u.Host != "" {
+		host = clean(u.Host)
+	}
+	return "BTP answered with a redirect to " + host + "; credbot does not follow redirects, " + fix
+}
+
 // mtlsClient derives a client that presents pair, keeping base's timeout and,
-// when it is an *http.Transport, its settings (proxy, root CAs).
+// when it is an *http.Transport, its settings (proxy, root CAs). Like every
+// client here it never follows a redirect: the next host would get the
+// client certificate's handshake and the request.
 func mtlsClient(base *http.Client, pair tls.Certificate) *http.Client {
 	var tr *http.Transport
 	if t, ok := base.Transport.(*http.Transport); ok {
@@ -303,7 +333,7 @@ func mtlsClient(base *http.Client, pair tls.Certificate) *http.Client {
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	tr.TLSClientConfig.Certificates = []tls.Certificate{pair}
-	return &http.Client{Transport: tr, Timeout: base.Timeout}
+	return &http.Client{Transport: tr, Timeout: base.Timeout, CheckRedirect: refuseRedirect}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

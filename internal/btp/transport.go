@@ -214,6 +214,13 @@ func (c *Client) classify(cl *call, r *response) *Error {
 	if ra := r.header.Get("Retry-After"); ra != "" {
 		e.RetryAfter = parseRetryAfter(ra, c.now())
 	}
+	if r.status >= 300 && r.status < 400 {
+		// Never followed (withoutRedirects), and never retried: the answer
+		// will not change, and it means the configured URL is not the server.
+		e.Message = redirectMessage(c.base, r.header.Get("Location"),
+			"so set BTP_CLI_SERVER_URL to the server itself if that host is it")
+		return e
+	}
 	if r.status != http.StatusOK {
 		e.Message = errorMessage(r)
 		switch r.status {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -42,6 +43,10 @@ func (c *Client) verify(ctx context.Context, is approval.Issued, corr string) er
 	cc := clientcredentials.Config{ClientID: cred.ClientID, TokenURL: cred.TokenURL}
 	switch {
 	case secret != "":
+		if !safeForSecrets(cred.TokenURL) {
+			return fail("token URL "+clean(cred.TokenURL)+" is not https: credbot sends a client secret only over https "+
+				"(plain http only to a loopback host)", false)
+		}
 		cc.ClientSecret = secret
 		cc.AuthStyle = oauth2.AuthStyleAutoDetect
 	case cert != "" && key != "" && strings.HasPrefix(cred.TokenURL, "https://"):
@@ -73,7 +78,12 @@ func (c *Client) verify(ctx context.Context, is approval.Issued, corr string) er
 	// Build the message ourselves: the secret must not leak through whatever
 	// the oauth2 package or the token endpoint chose to say.
 	msg := "token endpoint " + cred.TokenURL + " refused a client_credentials grant"
-	if re != nil && re.Response != nil {
+	if re != nil && re.Response != nil && re.Response.StatusCode >= 300 && re.Response.StatusCode < 400 {
+		// Not followed (withoutRedirects): the next host would get the secret.
+		from, _ := url.Parse(cred.TokenURL)
+		msg = "token endpoint " + cred.TokenURL + ": " + redirectMessage(from, re.Response.Header.Get("Location"),
+			"so the new credential cannot be proved")
+	} else if re != nil && re.Response != nil {
 		msg += ": status " + re.Response.Status
 		if re.ErrorCode != "" {
 			msg += " " + scrub(re.ErrorCode, secret, key)
@@ -82,6 +92,28 @@ func (c *Client) verify(ctx context.Context, is approval.Issued, corr string) er
 		msg = "token endpoint " + cred.TokenURL + " unreachable: " + scrub(err.Error(), secret, key)
 	}
 	return fail(msg, transient)
+}
+
+// safeForSecrets says whether a client secret may be posted to rawURL: over
+// https, or over plain http to this machine only (the emulator, local mode). A
+// tokenurl comes from BTP's answer; a plain-http one elsewhere would put the
+// secret on the wire in the clear.
+func safeForSecrets(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	switch {
+	case err != nil || u.Host == "":
+		return false
+	case u.Scheme == "https":
+		return true
+	case u.Scheme != "http":
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // scrub removes secret material, plain or URL-encoded, from text.
