@@ -57,7 +57,7 @@ type Config struct {
 	// (hooks.slack.com) is always allowed. Anything else is refused, so that no
 	// secret is ever posted to a URL we do not trust.
 	ResponseHosts []string
-	HTTPClient    *http.Client
+	HTTPClient    *http.Client // posts to response_urls; NewServer uses a copy that never follows redirects
 	Logger        *slog.Logger
 	Now           func() time.Time
 	// Ready reports whether the bot can serve (Redis answers), with details
@@ -130,9 +130,7 @@ func NewServer(life Lifecycle, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
-	}
+	cfg.HTTPClient = withoutRedirects(cfg.HTTPClient)
 	if cfg.WorkTimeout <= 0 {
 		cfg.WorkTimeout = 2 * time.Minute
 	}
@@ -230,7 +228,22 @@ func (s *Server) warn(ctx context.Context, o origin, err error, op string) {
 	s.reply(ctx, o, ":warning: "+s.userMessage(err, op))
 }
 
-// post sends an ephemeral reply to a response_url, but only to a trusted host.
+// withoutRedirects returns a copy of hc (or of a default client with a
+// 10-second timeout) that hands a 3xx back instead of following it. The
+// response_url check trusts one host; a redirect from it would carry the
+// message, a revealed secret among them, to a host nobody checked. The
+// caller's client is left untouched.
+func withoutRedirects(hc *http.Client) *http.Client {
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+// post sends an ephemeral reply to a response_url, but only to a trusted host,
+// and never on to wherever that host redirects (withoutRedirects).
 func (s *Server) post(ctx context.Context, responseURL string, msg *slack.WebhookMessage) error {
 	if !s.trustedResponseURL(responseURL) {
 		return fmt.Errorf("refusing response_url on untrusted host")
