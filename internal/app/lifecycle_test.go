@@ -164,6 +164,57 @@ func TestMintChild(t *testing.T) {
 	select {}
 }
 
+// killWorkerAt starts a mint worker in another process, lets it take the
+// queued mint job, and SIGKILLs it when it reaches step (claim, create, seal).
+func (h *harness) killWorkerAt(t *testing.T, ctx context.Context, key, step string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestMintChild$", "-test.v")
+	cmd.Env = append(os.Environ(),
+		"CREDBOT_TEST_KILL_AT="+step,
+		"REDIS_URL="+h.Config.RedisURL, "CREDBOT_KEY_PREFIX="+h.Config.KeyPrefix,
+		"CREDBOT_SECRET_KEY="+key, "CREDBOT_POLICY_DIR="+h.Config.PolicyDir,
+		"SLACK_BOT_TOKEN="+h.Config.SlackBotToken, "SLACK_API_URL="+h.Config.SlackAPIURL,
+		"SLACK_SIGNING_SECRET="+h.Config.SigningSecret, "CREDBOT_APPROVAL_CHANNEL="+h.Config.ApprovalChannel,
+		"BTP_CLI_SERVER_URL="+h.BTP.URL(), "BTP_GLOBALACCOUNT="+btptest.DefaultGlobalAccount,
+		"BTP_USERNAME="+btptest.DefaultUser, "BTP_PASSWORD="+btptest.DefaultPassword,
+		"CREDBOT_MINT_WORKERS=1",
+	)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	reached := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "AT-STEP") {
+				reached <- true
+				return
+			}
+		}
+		reached <- false
+	}()
+	select {
+	case ok := <-reached:
+		if !ok {
+			_ = cmd.Wait()
+			t.Fatalf("the child worker exited before the step:\n%s", stderr.String())
+		}
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		t.Fatal("the child worker never reached the step")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+}
+
 func TestWorkerKilledMidMint(t *testing.T) {
 	for _, step := range []string{"claim", "create", "seal"} {
 		t.Run("after "+step, func(t *testing.T) {
@@ -172,53 +223,7 @@ func TestWorkerKilledMidMint(t *testing.T) {
 			ctx := ctxT(t)
 			msg := h.request(t, ctx)
 			h.click(t, ctx, Approver, msg, handlers.ActionApprove)
-
-			// A worker in another process takes the mint job and dies at step.
-			cmd := exec.Command(os.Args[0], "-test.run", "^TestMintChild$", "-test.v")
-			cmd.Env = append(os.Environ(),
-				"CREDBOT_TEST_KILL_AT="+step,
-				"REDIS_URL="+h.Config.RedisURL, "CREDBOT_KEY_PREFIX="+h.Config.KeyPrefix,
-				"CREDBOT_SECRET_KEY="+key, "CREDBOT_POLICY_DIR="+h.Config.PolicyDir,
-				"SLACK_BOT_TOKEN="+h.Config.SlackBotToken, "SLACK_API_URL="+h.Config.SlackAPIURL,
-				"SLACK_SIGNING_SECRET="+h.Config.SigningSecret, "CREDBOT_APPROVAL_CHANNEL="+h.Config.ApprovalChannel,
-				"BTP_CLI_SERVER_URL="+h.BTP.URL(), "BTP_GLOBALACCOUNT="+btptest.DefaultGlobalAccount,
-				"BTP_USERNAME="+btptest.DefaultUser, "BTP_PASSWORD="+btptest.DefaultPassword,
-				"CREDBOT_MINT_WORKERS=1",
-			)
-			var stderr syncBuffer
-			cmd.Stderr = &stderr
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			reached := make(chan bool, 1)
-			go func() {
-				sc := bufio.NewScanner(out)
-				for sc.Scan() {
-					if strings.HasPrefix(sc.Text(), "AT-STEP") {
-						reached <- true
-						return
-					}
-				}
-				reached <- false
-			}()
-			select {
-			case ok := <-reached:
-				if !ok {
-					_ = cmd.Wait()
-					t.Fatalf("the child worker exited before the step:\n%s", stderr.String())
-				}
-			case <-ctx.Done():
-				_ = cmd.Process.Kill()
-				t.Fatal("the child worker never reached the step")
-			}
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			_ = cmd.Wait()
+			h.killWorkerAt(t, ctx, key, step)
 
 			// A surviving worker rescues the job.
 			rctx, cancel := context.WithCancel(ctx)

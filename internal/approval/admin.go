@@ -81,7 +81,7 @@ func (s *Service) DeleteCredential(ctx context.Context, user string, scope Scope
 	if err := s.allow(ctx, user, ActionDelete, scope); err != nil {
 		return err
 	}
-	id, err := s.store.CredentialRequest(ctx, scope, name)
+	id, err := s.store.NameHolder(ctx, scope, name)
 	if err == nil {
 		r, err := s.retire(ctx, id, user, StateDeleted, "deleted by an admin", func(cur *Request) bool {
 			return cur.State == StateIssued || cur.State == StateDelivered
@@ -122,7 +122,7 @@ func (s *Service) allow(ctx context.Context, user string, act Action, scope Scop
 
 func (s *Service) view(ctx context.Context, scope Scope, c Credential) (CredentialView, error) {
 	v := CredentialView{Credential: c}
-	id, err := s.store.CredentialRequest(ctx, scope, c.Name)
+	id, err := s.store.NameHolder(ctx, scope, c.Name)
 	if errors.Is(err, ErrNotFound) {
 		return v, nil
 	}
@@ -135,6 +135,11 @@ func (s *Service) view(ctx context.Context, scope Scope, c Credential) (Credenti
 	}
 	if err != nil {
 		return v, err
+	}
+	if r.Credential == nil {
+		// The name is reserved by a request that has not issued anything:
+		// what BTP holds under it is not credbot's.
+		return v, nil
 	}
 	v.Managed, v.Request, v.Owner, v.ExpiresAt = true, r, r.Requester, r.ExpiresAt
 	return v, nil

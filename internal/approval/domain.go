@@ -130,6 +130,13 @@ type Request struct {
 
 	Credential *Credential `json:"credential,omitempty"` // metadata once ISSUED; never the secret
 
+	// NameFreeAt is when this request, holding the reservation of its name,
+	// saw at BTP that no credential had that name, right before its first
+	// create. From then on a credential of that name in the scope can only be
+	// this request's own (a create whose answer was lost), and only then may
+	// an automatic path delete by name.
+	NameFreeAt time.Time `json:"name_free_at,omitempty"`
+
 	// Deadlines. The request's single entry in the store's deadline set is the
 	// earliest of the ones that apply to its state.
 	Lifetime     time.Duration `json:"lifetime,omitempty"`      // how long the credential may live
@@ -180,6 +187,11 @@ type CredentialSpec struct {
 	Name        string
 	ReadOnly    bool
 	Certificate string // optional PEM: makes it a certificate credential
+	// OwnsName says the caller saw the name free at BTP and holds it reserved,
+	// so whatever an ambiguous create leaves under this name is the caller's
+	// own and may be deleted and created again. Without it an ambiguous create
+	// that left a credential behind is an error, and nothing is deleted.
+	OwnsName bool
 }
 
 // Issued is the result of a create: metadata plus the one-time secret.
@@ -275,4 +287,6 @@ var (
 	ErrConflict     = errors.New("state changed concurrently")
 	ErrForbidden    = errors.New("not allowed")
 	ErrAlreadyTaken = errors.New("secret already revealed or expired")
+	// ErrNameHeld: another request holds the reservation of this name.
+	ErrNameHeld = errors.New("name reserved by another request")
 )

@@ -18,13 +18,20 @@ import (
 //	PENDING ──deny──▶ DENIED      PENDING ──cancel──▶ CANCELLED      PENDING ──deadline──▶ EXPIRED
 //	PENDING ──approvals reach quorum──▶ APPROVED (+ mint job queued, same step)
 //	APPROVED ──claimed by one worker──▶ MINTING
+//	MINTING ──name seen free at BTP──▶ MINTING (NameFreeAt recorded: the name is ours now)
+//	MINTING ──a credential of that name exists──▶ FAILED (it is someone else's; nothing deleted)
 //	MINTING ──BTP create ok──▶ ISSUED (secret sealed with the claim-window TTL)
 //	MINTING ──BTP refused──▶ FAILED (requester told why)
-//	MINTING ──worker died──▶ (job rescued) delete by name at BTP, create again
+//	MINTING ──worker died──▶ (job rescued) if NameFreeAt: delete by name at BTP; create again
 //	ISSUED ──requester clicks Reveal──▶ DELIVERED (secret taken and deleted atomically)
 //	ISSUED ──claim window over──▶ REVOKED (deleted at BTP under a lease, requester told)
 //	DELIVERED ──reply to Slack failed──▶ REVOKED (deleted at BTP, requester told)
 //	DELIVERED ──lifetime over / admin delete──▶ DELETED (deleted at BTP under a lease)
+//
+// A request holds the reservation of its scope and name from Submit until it
+// ends (Effects.ReleaseName), so no two requests ever act on one name, and no
+// automatic path deletes by name unless NameFreeAt says the name was free at
+// BTP when this request took it.
 //
 // Pending requests remind their approvers with backoff and escalate; delivered
 // credentials warn their owner before they expire. Every deadline lives in the
@@ -209,6 +216,9 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 	if !d.Allowed {
 		return nil, userErr(ErrForbidden, "you may not request credentials in %s%s", in.Scope, because(d))
 	}
+	if err := s.checkName(ctx, in.Scope, in.Name); err != nil {
+		return nil, err
+	}
 	now := s.clock.Now().UTC()
 	r := &Request{
 		ID: id, Requester: in.User, Team: in.Team, Scope: in.Scope, Name: in.Name,
@@ -218,6 +228,9 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 	}
 	a := AuditEntry{RequestID: id, To: StatePending, Actor: in.User, At: now, Rule: d.Rule, PolicyHash: d.PolicyHash}
 	if err := s.store.Create(ctx, r, a, s.nextDeadline(r)); err != nil {
+		if errors.Is(err, ErrNameHeld) {
+			return nil, userErr(ErrNameHeld, "another request has just reserved the name %q in %s; choose another --name", in.Name, in.Scope)
+		}
 		return nil, fmt.Errorf("store request: %w", err)
 	}
 	s.mirror(a)
@@ -233,7 +246,7 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 				return nil, Effects{}, errNoop
 			}
 			cur.State, cur.Failure = StateFailed, "the approval message could not be posted"
-			return &AuditEntry{Note: cur.Failure}, Effects{ClearDeadline: true}, nil
+			return &AuditEntry{Note: cur.Failure}, Effects{ClearDeadline: true, ReleaseName: true}, nil
 		})
 		return nil, fmt.Errorf("post approval message: %w", err)
 	}
@@ -241,6 +254,30 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 		cur.ApprovalChannel, cur.ApprovalTS = ch, ts
 		return &AuditEntry{Note: "approval message posted"}, Effects{}, nil
 	})
+}
+
+// checkName refuses, at submit, a name that another request holds or that a
+// credential at BTP already has: credbot never takes over, replaces or deletes
+// a credential it did not create. When BTP cannot tell, the request goes on;
+// the worker checks again right before it creates.
+func (s *Service) checkName(ctx context.Context, scope Scope, name string) error {
+	holder, err := s.store.NameHolder(ctx, scope, name)
+	switch {
+	case err == nil:
+		return userErr(ErrNameHeld, "the name %q in %s is reserved by request %s; choose another --name", name, scope, holder)
+	case !errors.Is(err, ErrNotFound):
+		return fmt.Errorf("look up the reservation of %q: %w", name, err)
+	}
+	_, err = s.issuer.Get(ctx, scope, name)
+	switch {
+	case err == nil:
+		return userErr(ErrConflict, "an API credential named %q already exists in %s and credbot did not create it; choose another --name (credbot never takes over or replaces a credential it does not own)", name, scope)
+	case errors.Is(err, ErrNotFound):
+		return nil
+	}
+	s.log.Warn("could not check the name at BTP; the worker checks it again before it creates",
+		"scope", scope.String(), "name", name, "err", errMessage(err))
+	return nil
 }
 
 // Outcome says what a click did, for the clicker.
@@ -275,7 +312,7 @@ func (s *Service) Decide(ctx context.Context, id, user string, approve bool) (Ou
 		a := &AuditEntry{Rule: d.Rule, PolicyHash: d.PolicyHash}
 		if !approve {
 			cur.State, cur.DecidedBy = StateDenied, user
-			return a, Effects{ClearDeadline: true}, nil
+			return a, Effects{ClearDeadline: true, ReleaseName: true}, nil
 		}
 		if slices.ContainsFunc(cur.Approvals, func(ap Approval) bool { return ap.User == user }) {
 			already = true
@@ -342,10 +379,14 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 		}
 		call(s.cfg.Hooks.AfterClaim, r.ID)
 	case StateMinting:
-		// A worker died between claiming and finishing. Whatever it may have created
-		// at BTP holds a secret nobody has: remove it before creating afresh.
-		if err := s.issuer.Delete(ctx, r.Scope, r.Name); err != nil && !errors.Is(err, ErrNotFound) {
-			return false, s.retryOrFail(ctx, r, job, err)
+		// A worker died (or gave up) between claiming and finishing. If it had
+		// seen the name free, whatever is under the name now is what it created,
+		// with a secret nobody has: remove it before creating afresh. If it had
+		// not, nothing under the name is ours, and the check below decides.
+		if !r.NameFreeAt.IsZero() {
+			if err := s.issuer.Delete(ctx, r.Scope, r.Name); err != nil && !errors.Is(err, ErrNotFound) {
+				return s.retryOrFail(ctx, r, job, err)
+			}
 		}
 	case StateIssued:
 		if r.DMTS == "" && !r.Revoking {
@@ -358,9 +399,16 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 	default:
 		return true, nil // already past minting
 	}
-	issued, err := s.issuer.Create(ctx, CredentialSpec{Scope: r.Scope, Name: r.Name, ReadOnly: r.ReadOnly})
+	if r.NameFreeAt.IsZero() {
+		if r, err = s.claimName(ctx, r); errors.Is(err, errNoop) {
+			return false, nil // another worker moved it on; the job comes back if anything is left to do
+		} else if err != nil {
+			return s.retryOrFail(ctx, r, job, err)
+		}
+	}
+	issued, err := s.issuer.Create(ctx, CredentialSpec{Scope: r.Scope, Name: r.Name, ReadOnly: r.ReadOnly, OwnsName: true})
 	if err != nil {
-		return false, s.retryOrFail(ctx, r, job, err)
+		return s.retryOrFail(ctx, r, job, err)
 	}
 	call(s.cfg.Hooks.AfterCreate, r.ID)
 	sealed, err := s.sealer.Seal(r.ID, issued.Secret)
@@ -377,7 +425,7 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 		cur.State, cur.Credential = StateIssued, &cred
 		cur.ClaimUntil, cur.ExpiresAt = now.Add(window), now.Add(cur.Lifetime)
 		return &AuditEntry{Note: "credential created at BTP"}, Effects{
-			SealedSecret: sealed, SecretTTL: window, Deadline: s.nextDeadline(cur), IndexCredential: true,
+			SealedSecret: sealed, SecretTTL: window, Deadline: s.nextDeadline(cur),
 		}, nil
 	})
 	if err != nil {
@@ -389,6 +437,30 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 		s.log.Warn("update approval message", "request", r.ID, "err", err)
 	}
 	return true, s.offer(ctx, r)
+}
+
+// errNameTaken fails a request whose name a credential at BTP has that this
+// request did not create.
+var errNameTaken = errors.New("name taken at BTP")
+
+// claimName looks the name up at BTP right before the first create and records
+// that it was free. A credential already there is someone else's: the request
+// fails and nothing is deleted.
+func (s *Service) claimName(ctx context.Context, r *Request) (*Request, error) {
+	_, err := s.issuer.Get(ctx, r.Scope, r.Name)
+	switch {
+	case err == nil:
+		return r, userErr(errNameTaken, "an API credential named %q already exists in %s and credbot did not create it; nothing was deleted. Ask again with another --name", r.Name, r.Scope)
+	case !errors.Is(err, ErrNotFound):
+		return r, fmt.Errorf("check the name at BTP: %w", err)
+	}
+	return s.transition(ctx, r.ID, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
+		if cur.State != StateMinting || !cur.NameFreeAt.IsZero() {
+			return nil, Effects{}, errNoop
+		}
+		cur.NameFreeAt = s.clock.Now().UTC()
+		return &AuditEntry{Note: "name seen free at BTP"}, Effects{}, nil
+	})
 }
 
 // offer DMs the requester the Reveal button and records where the DM lives.
@@ -418,27 +490,52 @@ func (s *Service) undo(ctx context.Context, r *Request, issued Issued, cause err
 	return cause
 }
 
-func (s *Service) retryOrFail(ctx context.Context, r *Request, job MintJob, cause error) error {
+// retryOrFail leaves a mint job queued after a temporary failure (done is
+// false), or fails the request for good and tells the requester.
+func (s *Service) retryOrFail(ctx context.Context, r *Request, job MintJob, cause error) (done bool, err error) {
 	var t Temporary
-	if errors.As(cause, &t) && t.Temporary() && job.Deliveries < s.cfg.MaxMintDeliveries {
-		return cause // stays queued; redelivered later
+	temporary := errors.As(cause, &t) && t.Temporary()
+	if temporary && job.Deliveries < s.cfg.MaxMintDeliveries && !errors.Is(cause, errNameTaken) {
+		return false, cause // stays queued; redelivered later
 	}
-	msg := "BTP refused to create the credential: " + errMessage(cause)
-	r, err := s.transition(ctx, r.ID, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
+	var msg string
+	switch {
+	case errors.Is(cause, errNameTaken):
+		msg = errMessage(cause)
+	case errors.Is(cause, ErrConflict):
+		msg = fmt.Sprintf("an API credential named %q appeared at BTP after credbot checked the name, so credbot did not create it; nothing was deleted. Ask again with another --name", r.Name)
+	case temporary:
+		msg = "BTP could not be reached to create the credential (" + errMessage(cause) + "); please ask again later"
+	default:
+		msg = "BTP refused to create the credential: " + errMessage(cause)
+	}
+	if temporary && !r.NameFreeAt.IsZero() {
+		// The outcome of our last create may be unknown: what is under the
+		// name is ours (we saw it free and hold it), and must not live on
+		// with a secret nobody has.
+		if err := s.issuer.Delete(ctx, r.Scope, r.Name); err != nil && !errors.Is(err, ErrNotFound) {
+			s.log.Error("could not delete what a failed create may have left at BTP; delete it by hand",
+				"request", r.ID, "scope", r.Scope.String(), "name", r.Name, "err", errMessage(err))
+		}
+	}
+	r, err = s.transition(ctx, r.ID, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
 		if cur.State != StateMinting && cur.State != StateApproved {
 			return nil, Effects{}, errNoop
 		}
 		cur.State, cur.Failure = StateFailed, msg
-		return &AuditEntry{Note: msg}, Effects{}, nil
+		return &AuditEntry{Note: msg}, Effects{ReleaseName: true}, nil
 	})
+	if errors.Is(err, errNoop) {
+		return true, nil
+	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
 		s.log.Warn("update approval message", "request", r.ID, "err", err)
 	}
 	s.tell(ctx, r, fmt.Sprintf("Your request %s for %q failed: %s", r.ID, r.Name, msg))
-	return nil
+	return true, nil
 }
 
 // Revelation is what the requester sees once.
@@ -549,7 +646,7 @@ func (s *Service) Cancel(ctx context.Context, id, user string) (*Request, error)
 			return nil, Effects{}, userErr(ErrConflict, "request %s is already %s", id, strings.ToLower(string(cur.State)))
 		}
 		cur.State, cur.DecidedBy = StateCancelled, user
-		return &AuditEntry{}, Effects{ClearDeadline: true}, nil
+		return &AuditEntry{}, Effects{ClearDeadline: true, ReleaseName: true}, nil
 	})
 	if err != nil {
 		return r, err
@@ -637,7 +734,7 @@ func (s *Service) due(ctx context.Context, d Due) error {
 				return nil, Effects{}, errNoop
 			}
 			cur.State = StateExpired
-			return &AuditEntry{Note: "no decision in time"}, Effects{ClearDeadline: true}, nil
+			return &AuditEntry{Note: "no decision in time"}, Effects{ClearDeadline: true, ReleaseName: true}, nil
 		})
 		if err != nil {
 			return err
@@ -738,7 +835,7 @@ func (s *Service) retire(ctx context.Context, id, actor string, to State, why st
 		if to == StateRevoked {
 			cur.Failure = why
 		}
-		return &AuditEntry{Note: why}, Effects{ClearDeadline: true, DropSecret: true, UnindexCredential: true}, nil
+		return &AuditEntry{Note: why}, Effects{ClearDeadline: true, DropSecret: true, ReleaseName: true}, nil
 	})
 }
 

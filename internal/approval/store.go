@@ -9,7 +9,9 @@ import (
 // request is one atomic compare-and-set that also appends the audit entry; if the
 // audit entry cannot be written, nothing changes. Implemented by internal/store.
 type Store interface {
-	// Create stores a new PENDING request; its id must be unused.
+	// Create stores a new PENDING request and reserves its scope and name for
+	// it, in one step; its id must be unused (ErrConflict) and the name not
+	// held by another request (ErrNameHeld).
 	Create(ctx context.Context, r *Request, a AuditEntry, deadline time.Time) error
 	// Get returns the request, or ErrNotFound.
 	Get(ctx context.Context, id string) (*Request, error)
@@ -25,9 +27,11 @@ type Store interface {
 	ListByRequester(ctx context.Context, user string, limit int64) ([]*Request, error)
 	// ListPending returns requests waiting for approval, oldest first.
 	ListPending(ctx context.Context, limit int64) ([]*Request, error)
-	// CredentialRequest returns the id of the request that issued a credential,
-	// or ErrNotFound when credbot did not issue it.
-	CredentialRequest(ctx context.Context, scope Scope, name string) (string, error)
+	// NameHolder returns the id of the request that holds the reservation of a
+	// credential name in a scope — from its submission until its end, and for
+	// an issued credential until BTP confirmed its deletion — or ErrNotFound
+	// when no request holds it.
+	NameHolder(ctx context.Context, scope Scope, name string) (string, error)
 
 	// Mint queue: a durable queue with at-least-once delivery.
 	ClaimMintJobs(ctx context.Context, consumer string, block, minIdle time.Duration) ([]MintJob, error)
@@ -47,9 +51,9 @@ type Effects struct {
 	DropSecret    bool          // delete any sealed secret
 	Deadline      time.Time     // set the request's next deadline (zero: leave as is)
 	ClearDeadline bool          // remove the request from the deadline set
-	// IndexCredential records that this request issued the credential (scope,
-	// name); UnindexCredential forgets it.
-	IndexCredential, UnindexCredential bool
+	// ReleaseName gives up the request's reservation of its scope and name
+	// (at its end: nothing of it lives at BTP any more).
+	ReleaseName bool
 }
 
 // Due is a request whose deadline has come.

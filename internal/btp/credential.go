@@ -82,8 +82,11 @@ func localError(op string, scope approval.Scope, name, corr string, err error) *
 // A create is never repeated blindly. When its outcome is unknown (the
 // connection dropped after the request was sent, or a 5xx other than the clean
 // "not sent to the backend" 504), Create looks the name up: absent, it creates
-// again; present, it deletes that credential, whose secret nobody holds, and
-// creates again. A nil error therefore means exactly one live credential whose
+// again; present, and only when spec.OwnsName says the caller saw the name
+// free and holds it, it deletes that credential, whose secret nobody holds,
+// and creates again. Without OwnsName a credential found there may be anyone's
+// (another user's, Terraform's), so nothing is deleted and the error matches
+// ErrAmbiguous. A nil error therefore means exactly one live credential whose
 // secret the caller holds. If the ambiguity cannot be resolved, the error
 // matches ErrAmbiguous: a credential of that name may exist.
 //
@@ -161,6 +164,11 @@ func (c *Client) resolve(ctx context.Context, spec approval.CredentialSpec, corr
 		return nil
 	case gerr != nil:
 		return ambiguousError(spec, corr, gerr)
+	}
+	if !spec.OwnsName {
+		// The caller did not see the name free: what is there may be anyone's.
+		log.LogAttrs(ctx, slog.LevelWarn, "btp create outcome unknown and a credential of this name exists; not deleting it, since the caller does not own the name")
+		return ambiguousError(spec, corr, errors.New("a credential of this name exists and may not be ours"))
 	}
 	log.LogAttrs(ctx, slog.LevelWarn, "btp create had happened but its secret is lost, deleting and creating again")
 	if derr := c.delete(ctx, spec.Scope, spec.Name, corr); derr != nil && !errors.Is(derr, approval.ErrNotFound) {

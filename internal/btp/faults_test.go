@@ -3,6 +3,7 @@ package btp_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -40,7 +41,7 @@ func TestCreateAfterDroppedConnectionLeavesOneLiveCredential(t *testing.T) {
 		t.Run(map[bool]string{false: "plain", true: "verified"}[verify], func(t *testing.T) {
 			f := newFixture(t, btptest.Options{}, func(c *btp.Config) { c.VerifyCredentials = verify })
 			f.srv.Inject(btptest.Fault{Action: "create", DropAfterCommit: true})
-			spec := approval.CredentialSpec{Scope: subaccount, Name: "req-42-alice"}
+			spec := approval.CredentialSpec{Scope: subaccount, Name: "req-42-alice", OwnsName: true}
 			is, err := f.client.Create(context.Background(), spec)
 			if err != nil {
 				t.Fatalf("Create: %v", err)
@@ -74,7 +75,7 @@ func TestCreateAfterServerErrorThatCommittedLeavesOneLiveCredential(t *testing.T
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			f := newFixture(t, btptest.Options{})
 			f.srv.Inject(btptest.Fault{Action: "create", Status: status, Commit: true})
-			is, err := f.client.Create(context.Background(), approval.CredentialSpec{Scope: directory, Name: "after-5xx"})
+			is, err := f.client.Create(context.Background(), approval.CredentialSpec{Scope: directory, Name: "after-5xx", OwnsName: true})
 			if err != nil {
 				t.Fatalf("Create: %v", err)
 			}
@@ -294,8 +295,37 @@ func TestGlobalAccountScopeMustBeTheLoggedInOne(t *testing.T) {
 func TestAmbiguousCreateIsResolvedEvenWithRetriesDisabled(t *testing.T) {
 	f := newFixture(t, btptest.Options{}, func(c *btp.Config) { c.MaxRetries = -1 })
 	f.srv.Inject(btptest.Fault{Action: "create", DropAfterCommit: true})
-	if _, err := f.client.Create(context.Background(), approval.CredentialSpec{Scope: subaccount, Name: "no-retries"}); err != nil {
+	if _, err := f.client.Create(context.Background(), approval.CredentialSpec{Scope: subaccount, Name: "no-retries", OwnsName: true}); err != nil {
 		t.Fatalf("Create: %v", err)
 	}
 	wantCounts(t, f.srv, 2, 1, 1)
+}
+
+// A name the caller does not own may hold someone else's credential: after an
+// ambiguous create the client must not delete what it finds there.
+func TestAmbiguousCreateNeverDeletesANameTheCallerDoesNotOwn(t *testing.T) {
+	for _, fault := range []btptest.Fault{
+		{Action: "create", Status: http.StatusBadGateway},
+		{Action: "create", Status: http.StatusBadGateway, Commit: true},
+		{Action: "create", DropAfterCommit: true},
+	} {
+		t.Run(fmt.Sprintf("status %d commit %v drop %v", fault.Status, fault.Commit, fault.DropAfterCommit), func(t *testing.T) {
+			f := newFixture(t, btptest.Options{}, func(*btp.Config) {})
+			victim, err := f.client.Create(context.Background(), approval.CredentialSpec{Scope: subaccount, Name: "prod-payments"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.srv.Inject(fault)
+			_, err = f.client.Create(context.Background(), approval.CredentialSpec{Scope: subaccount, Name: "prod-payments"})
+			if err == nil {
+				t.Fatal("Create succeeded over an existing credential")
+			}
+			if n := counts(f.srv)["delete"]; n != 0 {
+				t.Fatalf("%d deletes: the client deleted a credential it cannot know is its own", n)
+			}
+			if live := f.srv.Live(subaccount); len(live) != 1 || secretField(victim.Secret, "clientsecret") == "" {
+				t.Fatalf("live %v: want exactly the existing credential", live)
+			}
+		})
+	}
 }

@@ -67,7 +67,7 @@ func TestSecretNeverInErrorsLogsOrPrintedValues(t *testing.T) {
 	}
 	show(is)
 	f.srv.Inject(btptest.Fault{Action: "create", DropAfterCommit: true})
-	is, err = f.client.Create(ctx, approval.CredentialSpec{Scope: globalAcct, Name: "dropped"})
+	is, err = f.client.Create(ctx, approval.CredentialSpec{Scope: globalAcct, Name: "dropped", OwnsName: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestEveryLogLineAndErrorCarriesTheCorrelationID(t *testing.T) {
 	ctx := context.Background()
 	f.srv.Inject(btptest.Fault{Action: "create", DropAfterCommit: true})
 	f.srv.Inject(btptest.Fault{Action: "list", Times: 1, Status: http.StatusBadGateway})
-	if _, err := f.client.Create(ctx, approval.CredentialSpec{Scope: subaccount, Name: "x"}); err != nil {
+	if _, err := f.client.Create(ctx, approval.CredentialSpec{Scope: subaccount, Name: "x", OwnsName: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.client.List(ctx, subaccount); err != nil {

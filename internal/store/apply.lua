@@ -2,11 +2,11 @@
 -- in one atomic step. Fails with CONFLICT when state or version moved on. The
 -- audit entry is written first: if it cannot be, nothing else is (fail closed).
 -- KEYS: 1 request hash, 2 sealed secret, 3 audit stream, 4 audit head,
---       5 mint stream, 6 deadline zset, 7 pending zset, 8 credential index key
+--       5 mint stream, 6 deadline zset, 7 pending zset, 8 name reservation
 -- ARGV: 1 expected state, 2 expected version, 3 new state, 4 request json,
 --       5 audit json, 6 request id, 7 enqueue mint (0|1), 8 sealed secret ("" none),
 --       9 secret ttl ms, 10 drop secret (0|1), 11 deadline ms ("" keep),
---       12 clear deadline (0|1), 13 audit maxlen, 14 credential index (set|del|"")
+--       12 clear deadline (0|1), 13 audit maxlen, 14 release the name (0|1)
 local st = redis.call('HGET', KEYS[1], 'state')
 local ver = redis.call('HGET', KEYS[1], 'version')
 if st ~= ARGV[1] or ver ~= ARGV[2] then
@@ -35,9 +35,7 @@ end
 if ARGV[11] ~= '' then
   redis.call('ZADD', KEYS[6], ARGV[11], ARGV[6])
 end
-if ARGV[14] == 'set' then
-  redis.call('SET', KEYS[8], ARGV[6])
-elseif ARGV[14] == 'del' and redis.call('GET', KEYS[8]) == ARGV[6] then
+if ARGV[14] == '1' and redis.call('GET', KEYS[8]) == ARGV[6] then
   redis.call('DEL', KEYS[8])
 end
 return 'OK'

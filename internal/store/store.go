@@ -81,7 +81,11 @@ func (s *Store) mintKey() string            { return s.prefix + ":mint" }
 func (s *Store) deadlineKey() string        { return s.prefix + ":deadlines" }
 func (s *Store) pendingKey() string         { return s.prefix + ":pending" }
 func (s *Store) userKey(u string) string    { return s.prefix + ":user:" + u + ":reqs" }
-func (s *Store) credKey(sc approval.Scope, name string) string {
+
+// nameKey is the reservation of a credential name in a scope. (It keeps the
+// "cred:" key of the index of issued credentials it grew out of, so that the
+// credentials issued before it stay reserved.)
+func (s *Store) nameKey(sc approval.Scope, name string) string {
 	return s.prefix + ":cred:" + sc.String() + "/" + name
 }
 
@@ -95,10 +99,16 @@ func (s *Store) Create(ctx context.Context, r *approval.Request, a approval.Audi
 		return err
 	}
 	err = createScript.Run(ctx, s.rdb,
-		[]string{s.reqKey(r.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey(), s.pendingKey(), s.userKey(r.Requester)},
+		[]string{s.reqKey(r.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey(), s.pendingKey(), s.userKey(r.Requester),
+			s.nameKey(r.Scope, r.Name)},
 		string(r.State), data, audit, r.ID, deadline.UnixMilli(), auditMaxLen, r.CreatedAt.UnixMilli()).Err()
-	if err != nil && strings.HasPrefix(err.Error(), "EXISTS") {
+	switch {
+	case err == nil:
+		return nil
+	case strings.HasPrefix(err.Error(), "EXISTS"):
 		return fmt.Errorf("request %s: %w", r.ID, approval.ErrConflict)
+	case strings.HasPrefix(err.Error(), "HELD "):
+		return fmt.Errorf("%s in %s is held by request %s: %w", r.Name, r.Scope, strings.TrimPrefix(err.Error(), "HELD "), approval.ErrNameHeld)
 	}
 	return err
 }
@@ -135,19 +145,12 @@ func (s *Store) Apply(ctx context.Context, next *approval.Request, from approval
 	if !fx.Deadline.IsZero() {
 		deadline = strconv.FormatInt(fx.Deadline.UnixMilli(), 10)
 	}
-	index := ""
-	switch {
-	case fx.IndexCredential:
-		index = "set"
-	case fx.UnindexCredential:
-		index = "del"
-	}
 	err = applyScript.Run(ctx, s.rdb,
 		[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.mintKey(), s.deadlineKey(),
-			s.pendingKey(), s.credKey(next.Scope, next.Name)},
+			s.pendingKey(), s.nameKey(next.Scope, next.Name)},
 		string(from), strconv.FormatInt(fromVersion, 10), string(next.State), data, audit, next.ID,
 		flag(fx.EnqueueMint), string(fx.SealedSecret), fx.SecretTTL.Milliseconds(), flag(fx.DropSecret),
-		deadline, flag(fx.ClearDeadline), auditMaxLen, index).Err()
+		deadline, flag(fx.ClearDeadline), auditMaxLen, flag(fx.ReleaseName)).Err()
 	if err != nil && strings.HasPrefix(err.Error(), "CONFLICT") {
 		return fmt.Errorf("request %s: %w", next.ID, approval.ErrConflict)
 	}
@@ -276,9 +279,9 @@ func (s *Store) ListPending(ctx context.Context, limit int64) ([]*approval.Reque
 	return s.getAll(ctx, ids)
 }
 
-// CredentialRequest implements approval.Store.
-func (s *Store) CredentialRequest(ctx context.Context, scope approval.Scope, name string) (string, error) {
-	id, err := s.rdb.Get(ctx, s.credKey(scope, name)).Result()
+// NameHolder implements approval.Store.
+func (s *Store) NameHolder(ctx context.Context, scope approval.Scope, name string) (string, error) {
+	id, err := s.rdb.Get(ctx, s.nameKey(scope, name)).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("credential %s in %s: %w", name, scope, approval.ErrNotFound)
 	}

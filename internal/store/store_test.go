@@ -25,7 +25,52 @@ func newStore(t *testing.T) (*Store, *redistest.Redis) {
 
 func pending(id string) *approval.Request {
 	return &approval.Request{ID: id, Requester: "U1", State: approval.StatePending, Version: 1,
-		Scope: approval.Scope{Kind: approval.ScopeGlobalAccount, ID: "acme-ga"}, Name: "n"}
+		Scope: approval.Scope{Kind: approval.ScopeGlobalAccount, ID: "acme-ga"}, Name: "n-" + id}
+}
+
+func TestANameIsHeldByOneRequestUntilItIsReleased(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	first, second := pending("r0000000000c1"), pending("r0000000000c2")
+	second.Name = first.Name
+	if err := s.Create(ctx, first, approval.AuditEntry{}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, second, approval.AuditEntry{}, time.Now().Add(time.Hour)); !errors.Is(err, approval.ErrNameHeld) {
+		t.Fatalf("second request for the same name: %v, want ErrNameHeld", err)
+	}
+	if _, err := s.Get(ctx, second.ID); !errors.Is(err, approval.ErrNotFound) {
+		t.Fatalf("the refused request was stored: %v", err)
+	}
+	if id, err := s.NameHolder(ctx, first.Scope, first.Name); err != nil || id != first.ID {
+		t.Fatalf("holder = %q, %v; want %s", id, err, first.ID)
+	}
+	// A transition that does not release keeps it; one that does frees it.
+	next := *first
+	next.Reminders = 1
+	if err := s.Apply(ctx, &next, approval.StatePending, 1, approval.AuditEntry{}, approval.Effects{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NameHolder(ctx, first.Scope, first.Name); err != nil {
+		t.Fatalf("reservation lost on an ordinary transition: %v", err)
+	}
+	next.State = approval.StateDenied
+	if err := s.Apply(ctx, &next, approval.StatePending, 2, approval.AuditEntry{}, approval.Effects{ReleaseName: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NameHolder(ctx, first.Scope, first.Name); !errors.Is(err, approval.ErrNotFound) {
+		t.Fatalf("reservation kept after release: %v", err)
+	}
+	if err := s.Create(ctx, second, approval.AuditEntry{}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("the released name cannot be asked for again: %v", err)
+	}
+	// A stale release by the first request does not free the second's hold.
+	if err := s.Apply(ctx, &next, approval.StateDenied, 3, approval.AuditEntry{}, approval.Effects{ReleaseName: true}); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := s.NameHolder(ctx, second.Scope, second.Name); id != second.ID {
+		t.Fatalf("holder = %q after another request's release, want %s", id, second.ID)
+	}
 }
 
 func TestApplyIsCompareAndSetOnStateAndVersion(t *testing.T) {
