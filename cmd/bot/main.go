@@ -9,6 +9,7 @@
 //	bot load [-n 200] [-c 20] run n whole loops through the local bot, c at a time, and print latency percentiles
 //	bot audit verify         check the hash chain of the audit trail in REDIS_URL
 //	bot audit export         write the audit trail as JSON lines to stdout
+//	bot pause DURATION       wait, then exit 0: the chart's preStop hook (the image has no sleep)
 package main
 
 import (
@@ -75,8 +76,13 @@ func run(ctx context.Context, args []string) error {
 		return audit(ctx, args)
 	case "load":
 		return load(ctx, args)
+	case "pause":
+		if status := pause(ctx, args, os.Stdout, os.Stderr); status != 0 {
+			os.Exit(status)
+		}
+		return nil
 	case "help", "-h", "--help":
-		fmt.Println("usage: bot [serve | local | load [-n N] [-c C] | btp-emulator --listen ADDR | policy test [DIR] | audit verify|export]")
+		fmt.Println("usage: bot [serve | local | load [-n N] [-c C] | btp-emulator --listen ADDR | policy test [DIR] | audit verify|export | pause DURATION]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: bot help)", cmd)
