@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
@@ -208,6 +209,12 @@ func scenarios() []scenario {
 		override: func(t *testing.T) map[string]any {
 			return map[string]any{"policies": map[string]any{"files": shippedPolicy(t)}}
 		}})
+	// A slow drain: the grace period must add up compound durations and
+	// round milliseconds up.
+	out = append(out, scenario{name: "slow-drain", files: []string{filepath.Join(chartDir, "ci", "socket-values.yaml")},
+		override: func(t *testing.T) map[string]any {
+			return map[string]any{"drain": map[string]any{"preStopDelay": "1500ms", "timeout": "1m30s"}}
+		}})
 	return out
 }
 
@@ -378,6 +385,30 @@ func checkRelease(t *testing.T, r *rendered, withMonitor bool) {
 		}
 	}
 
+	// Shutdown: the preStop hook execs the image's binary (no shell, no
+	// sleep), and the grace period, counted from the deletion, outlasts the
+	// pause and the drain with time to exit.
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Exec == nil {
+		t.Fatal("no preStop exec hook")
+	}
+	hook := c.Lifecycle.PreStop.Exec.Command
+	if len(hook) != 3 || hook[0] != imageBinary(t) || hook[1] != "pause" {
+		t.Fatalf("preStop runs %q, want [%s pause DURATION]", hook, imageBinary(t))
+	}
+	pauseFor, err := time.ParseDuration(hook[2])
+	if err != nil || pauseFor != mustDuration(t, str(v, "drain", "preStopDelay")) {
+		t.Errorf("preStop pauses %q, want drain.preStopDelay %q", hook[2], str(v, "drain", "preStopDelay"))
+	}
+	drain := mustDuration(t, env["CREDBOT_DRAIN_TIMEOUT"].Value)
+	if env["CREDBOT_DRAIN_TIMEOUT"].Value != str(v, "drain", "timeout") {
+		t.Errorf("CREDBOT_DRAIN_TIMEOUT = %q, want drain.timeout %q", env["CREDBOT_DRAIN_TIMEOUT"].Value, str(v, "drain", "timeout"))
+	}
+	if pod.Spec.TerminationGracePeriodSeconds == nil {
+		t.Error("no terminationGracePeriodSeconds")
+	} else if grace := time.Duration(*pod.Spec.TerminationGracePeriodSeconds) * time.Second; grace < pauseFor+drain+10*time.Second {
+		t.Errorf("terminationGracePeriodSeconds %v does not cover the pause (%v), the drain (%v) and 10 s to exit", grace, pauseFor, drain)
+	}
+
 	mode := str(v, "mode")
 	_, app := env["SLACK_APP_TOKEN"]
 	_, signing := env["SLACK_SIGNING_SECRET"]
@@ -535,6 +566,8 @@ func TestChartRefusesImpossibleReleases(t *testing.T) {
 		{"eleven socket replicas", []string{socket}, map[string]any{"replicaCount": 11}, "at most 10 Socket Mode connections"},
 		{"unknown key", []string{http}, map[string]any{"replicas": 2}, "additional properties 'replicas' not allowed"},
 		{"wrong type", []string{http}, map[string]any{"replicaCount": "two"}, "/replicaCount"},
+		{"no time to drain", []string{http}, map[string]any{"drain": map[string]any{"timeout": "0s"}}, "drain.timeout (CREDBOT_DRAIN_TIMEOUT) must be longer than 0"},
+		{"drain without unit", []string{http}, map[string]any{"drain": map[string]any{"timeout": "20"}}, "/drain/timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, "1.31.0", nil, tc.files, tc.override)
@@ -543,6 +576,33 @@ func TestChartRefusesImpossibleReleases(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustDuration(t *testing.T, s string) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// imageBinary is the binary the Dockerfile's ENTRYPOINT runs: the path a
+// preStop exec hook must name.
+func imageBinary(t *testing.T) string {
+	t.Helper()
+	_, rest := finalStage(parseDockerfile(t))
+	for _, in := range rest {
+		if in.cmd == "ENTRYPOINT" {
+			var argv []string
+			if err := json.Unmarshal([]byte(in.args), &argv); err != nil || len(argv) == 0 {
+				t.Fatalf("ENTRYPOINT %s is not in exec form", in.args)
+			}
+			return argv[0]
+		}
+	}
+	t.Fatal("the Dockerfile has no ENTRYPOINT")
+	return ""
 }
 
 // TestChartRefusesOldKubernetes: Chart.yaml's kubeVersion is enforced.

@@ -127,3 +127,29 @@ timeoutSeconds: {{ .timeoutSeconds }}
 failureThreshold: {{ .failureThreshold }}
 successThreshold: {{ .successThreshold }}
 {{- end }}
+
+{{/*
+credbot.millis: a duration of the schema's drainDuration form (whole h, m, s,
+ms: 5s, 1m30s, 1500ms) in milliseconds.
+*/}}
+{{- define "credbot.millis" -}}
+{{- $unit := dict "h" 3600000 "m" 60000 "s" 1000 "ms" 1 }}
+{{- $ms := 0 }}
+{{- range regexFindAll "[0-9]+(ms|h|m|s)" . -1 }}
+{{- $n := regexFind "^[0-9]+" . }}
+{{- $ms = add $ms (mul (atoi $n) (index $unit (trimPrefix $n .))) }}
+{{- end }}
+{{- $ms }}
+{{- end }}
+
+{{/*
+The pod's terminationGracePeriodSeconds covers the whole shutdown, which
+Kubernetes counts from the pod's deletion: the preStop pause, the bot's drain
+after SIGTERM, and 10 s for the process to exit once the drain is over (close
+Redis, flush logs) before the kubelet kills it. Computed, not a value, so it
+cannot fall short of the other two.
+*/}}
+{{- define "credbot.terminationGracePeriodSeconds" -}}
+{{- $ms := add (include "credbot.millis" .Values.drain.preStopDelay | atoi) (include "credbot.millis" .Values.drain.timeout | atoi) }}
+{{- add (div (add $ms 999) 1000) 10 }}
+{{- end }}
