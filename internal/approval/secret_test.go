@@ -62,6 +62,39 @@ func TestSealerRoundTripBindsRequestID(t *testing.T) {
 	}
 }
 
+func TestSealerRotatesKeysAndNamesTheKeyThatSealed(t *testing.T) {
+	oldKey, newKey := NewRandomKey(), NewRandomKey()
+	before, _ := ParseSealerKey(oldKey)
+	sec := NewClientSecret("s3cr3t")
+	sealed, err := before.Seal("r1", sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rotated: the new key seals, the old one still opens what it sealed.
+	after, err := ParseSealerKey(newKey + ", " + oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := after.Open("r1", sealed); err != nil || got != sec {
+		t.Fatalf("Open after rotation = %v, %v", got, err)
+	}
+	fresh, _ := after.Seal("r2", sec)
+	if fresh[0] != sealVersion || string(fresh[1:5]) == string(sealed[1:5]) {
+		t.Fatal("new values do not name the new key")
+	}
+	if after.KeyID() == before.KeyID() || strings.Contains(after.KeyID(), newKey) {
+		t.Fatalf("key ids %s / %s", before.KeyID(), after.KeyID())
+	}
+	// The old key dropped too soon: Open says so, naming the key it lacks.
+	only, _ := ParseSealerKey(newKey)
+	if _, err := only.Open("r1", sealed); !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), before.KeyID()) {
+		t.Fatalf("Open without the sealing key = %v, want ErrUnknownKey naming %s", err, before.KeyID())
+	}
+	if _, err := ParseSealerKey(newKey + ",not base64!"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad previous key: %v", err)
+	}
+}
+
 func TestScopeValidation(t *testing.T) {
 	good := []Scope{{ScopeSubaccount, "11111111-2222-4333-8444-555555555555"}, {ScopeDirectory, "22222222-3333-4444-8555-666666666666"}, {ScopeGlobalAccount, "acme-ga"}}
 	for _, s := range good {

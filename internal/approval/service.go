@@ -587,7 +587,15 @@ func (s *Service) Reveal(ctx context.Context, id, user string) (Revelation, erro
 		s.mirror(a)
 		sec, err := s.sealer.Open(id, sealed)
 		if err != nil {
-			return Revelation{}, err
+			// The sealed copy is gone and nobody can read it: a credential
+			// whose secret nobody holds must not live on at BTP.
+			s.log.Error("a sealed secret does not open on this replica; deleting the credential at BTP. "+
+				"Check that every replica has the same CREDBOT_SECRET_KEY, listing previous keys after the current one",
+				"request", id, "err", err)
+			if uerr := s.Undeliverable(ctx, id, err); uerr != nil {
+				s.log.Error("revoke unopenable secret", "request", id, "err", uerr)
+			}
+			return Revelation{}, userErr(ErrAlreadyTaken, "credbot could not unseal this secret, so the credential was deleted at BTP; please ask again")
 		}
 		next.Version = r.Version + 1
 		if err := s.notify.Revealed(ctx, &next); err != nil {
@@ -602,7 +610,7 @@ func (s *Service) Reveal(ctx context.Context, id, user string) (Revelation, erro
 // Slack failed). The secret is gone from the store and unseen, so the credential
 // must not live on: it is deleted at BTP and the requester told to ask again.
 func (s *Service) Undeliverable(ctx context.Context, id string, cause error) error {
-	s.log.Warn("reveal reply failed", "request", id, "err", errMessage(cause))
+	s.log.Warn("a revealed secret could not be shown; deleting the credential", "request", id, "err", errMessage(cause))
 	r, err := s.retire(ctx, id, "system", StateRevoked, "the secret could not be shown to you", func(cur *Request) bool {
 		return cur.State == StateDelivered
 	})
