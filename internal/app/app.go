@@ -290,7 +290,7 @@ func (a *App) ready(ctx context.Context) (string, error) {
 
 // Start listens and runs the background loops until Close.
 func (a *App) Start(ctx context.Context) error {
-	ln, err := net.Listen("tcp", a.cfg.ListenAddr)
+	ln, err := listen(a.cfg.ListenAddr)
 	if err != nil {
 		return err
 	}
@@ -299,7 +299,7 @@ func (a *App) Start(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", a.handlers.Handler())
 	mux.Handle("GET /metrics", a.metrics.handler())
-	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	a.srv = newHTTPServer(mux)
 	consumer := consumerName()
 	a.spawn(func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
