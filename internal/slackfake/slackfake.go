@@ -16,6 +16,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -100,20 +102,31 @@ type Server struct {
 	// TriggerTTL is how long a trigger_id stays valid (Slack: 3 seconds).
 	TriggerTTL time.Duration
 
-	srv    *http.Server
-	ln     net.Listener
-	mu     sync.Mutex
-	cond   chan struct{} // closed and replaced on every new call
-	calls  []Call
-	msgs   map[string]*Message // channel/ts → message
-	faults []Fault
-	seq    int
-	users  map[string]User
-	groups []group
-	limits map[string]*window
-	trig   map[string]*trigger
-	homes  map[string]string // user → blocks JSON of their published Home tab
-	views  map[string]string // view id → view JSON (modals)
+	srv *http.Server
+	ln  net.Listener
+
+	// wmu orders recording against waiting: a call is appended and offered
+	// to every waiter under it, so a waiter sees each call once, in order, and
+	// no call slips between looking through the history and waiting for more.
+	// It is taken before mu, never after.
+	wmu     sync.Mutex
+	waiters []*waiter
+
+	mu       sync.Mutex
+	calls    []Call // the kept history; calls[0] is call number first
+	first    int
+	keep     int                 // KeepLast's bound; 0 keeps everything
+	msgs     map[string]*Message // channel/ts → message
+	msgOrder []string            // msgs keys, oldest first, when keep bounds them
+	faults   []Fault
+	seq      int
+	users    map[string]User
+	groups   []group
+	limits   map[string]*window
+	trig     map[string]*trigger
+	trigFIFO []string          // trig keys, oldest first, to drop expired ones
+	homes    map[string]string // user → blocks JSON of their published Home tab
+	views    map[string]string // view id → view JSON (modals)
 
 	socket *socketHub
 }
@@ -125,7 +138,7 @@ func Start(token string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		Token: token, TriggerTTL: 3 * time.Second, ln: ln, cond: make(chan struct{}), msgs: map[string]*Message{},
+		Token: token, TriggerTTL: 3 * time.Second, ln: ln, msgs: map[string]*Message{},
 		users: map[string]User{}, limits: map[string]*window{}, trig: map[string]*trigger{},
 		homes: map[string]string{}, views: map[string]string{},
 	}
@@ -135,8 +148,28 @@ func Start(token string) (*Server, error) {
 	mux.HandleFunc("/response/", s.response)
 	mux.HandleFunc("/socket", s.socket.serve)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
+	// Every goroutine that serves the fake carries this label, so that a CPU
+	// profile of a load run can tell the fake's work from the bot's.
+	go pprof.Do(context.Background(), pprof.Labels(ProfileLabel, ProfileLabelValue), func(context.Context) { _ = s.srv.Serve(ln) })
 	return s, nil
+}
+
+// ProfileLabel and ProfileLabelValue are the pprof label on every goroutine
+// that serves the fake Slack (its handlers and connections).
+const (
+	ProfileLabel      = "credbot.part"
+	ProfileLabelValue = "slackfake"
+)
+
+// KeepLast bounds what the fake remembers to about the last n calls and the
+// last n posted messages (0, the default, keeps everything), so that a long
+// load run measures the bot's memory rather than the fake's. Calls and
+// WaitFor then see only what is kept; chat.update of a forgotten message
+// fails with message_not_found.
+func (s *Server) KeepLast(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keep = max(n, 0)
 }
 
 // Close stops the server and drops every Socket Mode connection.
@@ -165,8 +198,16 @@ func (s *Server) NewTrigger() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
-	id := fmt.Sprintf("%d.%d.trigger", s.seq, time.Now().UnixNano())
-	s.trig[id] = &trigger{issued: time.Now()}
+	now := time.Now()
+	id := fmt.Sprintf("%d.%d.trigger", s.seq, now.UnixNano())
+	// An expired trigger fails views.open whether it is known or not, so it
+	// can be forgotten; without this a load run's triggers pile up.
+	for len(s.trigFIFO) > 0 && now.Sub(s.trig[s.trigFIFO[0]].issued) > s.TriggerTTL {
+		delete(s.trig, s.trigFIFO[0])
+		s.trigFIFO = s.trigFIFO[1:]
+	}
+	s.trig[id] = &trigger{issued: now}
+	s.trigFIFO = append(s.trigFIFO, id)
 	return id
 }
 
@@ -245,26 +286,33 @@ func (s *Server) Home(user string) (string, bool) {
 	return b, ok
 }
 
-// WaitFor blocks until match accepts a call (it sees each call once, in order),
-// or ctx ends. It returns the matching call.
+type waiter struct {
+	match func(Call) bool
+	hit   chan Call // gets the matching call; buffered, so record never blocks
+}
+
+// WaitFor blocks until match accepts a call (it sees each call once, in order,
+// from the oldest kept), or ctx ends. It returns the matching call. match runs
+// on the goroutine that records the call and must not call the Server.
+//
+// WaitFor looks through the whole history once; a loop that runs for long
+// should take a Mark before it acts and use WaitFrom, whose cost does not grow
+// with the history.
 func (s *Server) WaitFor(ctx context.Context, match func(Call) bool) (Call, error) {
-	next := 0
-	for {
-		s.mu.Lock()
-		calls, wake := s.calls[next:], s.cond
-		next = len(s.calls)
-		s.mu.Unlock()
-		for _, c := range calls {
-			if match(c) {
-				return c, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return Call{}, fmt.Errorf("slackfake: waited in vain: %w", ctx.Err())
-		case <-wake:
-		}
-	}
+	return s.wait(ctx, -1, match)
+}
+
+// Mark is the number of calls recorded so far, for WaitFrom.
+func (s *Server) Mark() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first + len(s.calls)
+}
+
+// WaitFrom is WaitFor over the calls from number mark on (see Mark). It fails
+// at once if KeepLast has already forgotten some of them.
+func (s *Server) WaitFrom(ctx context.Context, mark int, match func(Call) bool) (Call, error) {
+	return s.wait(ctx, max(mark, 0), match)
 }
 
 // WaitCount blocks until n calls match, and returns them.
@@ -282,13 +330,68 @@ func (s *Server) WaitCount(ctx context.Context, n int, match func(Call) bool) ([
 	return got, nil
 }
 
+// wait looks through the kept calls from number from (every kept one when
+// from < 0), then, holding wmu throughout so that none is missed, registers a
+// waiter that record offers each new call to: no wake-ups of waiters whose
+// call has not come, and no second look at old calls.
+func (s *Server) wait(ctx context.Context, from int, match func(Call) bool) (Call, error) {
+	s.wmu.Lock()
+	// Only record, under wmu, changes calls and first: no need for mu.
+	if from < 0 {
+		from = s.first
+	}
+	if from < s.first {
+		s.wmu.Unlock()
+		return Call{}, fmt.Errorf("slackfake: calls from %d on were forgotten (kept from %d)", from, s.first)
+	}
+	for _, c := range s.calls[min(from-s.first, len(s.calls)):] {
+		if match(c) {
+			s.wmu.Unlock()
+			return c, nil
+		}
+	}
+	w := &waiter{match: match, hit: make(chan Call, 1)}
+	s.waiters = append(s.waiters, w)
+	s.wmu.Unlock()
+	select {
+	case c := <-w.hit:
+		return c, nil
+	case <-ctx.Done():
+	}
+	s.wmu.Lock()
+	i := slices.Index(s.waiters, w)
+	if i >= 0 {
+		s.waiters = slices.Delete(s.waiters, i, i+1)
+	}
+	s.wmu.Unlock()
+	if i < 0 { // matched while ctx ended
+		return <-w.hit, nil
+	}
+	return Call{}, fmt.Errorf("slackfake: waited in vain: %w", ctx.Err())
+}
+
 func (s *Server) record(c Call) {
 	c.At = time.Now()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.calls = append(s.calls, c)
-	close(s.cond)
-	s.cond = make(chan struct{})
+	if s.keep > 0 && len(s.calls) >= 2*s.keep {
+		drop := len(s.calls) - s.keep
+		s.calls = append([]Call(nil), s.calls[drop:]...)
+		s.first += drop
+	}
+	s.mu.Unlock()
+	kept := s.waiters[:0]
+	for _, w := range s.waiters {
+		if w.match(c) {
+			w.hit <- c
+		} else {
+			kept = append(kept, w)
+		}
+	}
+	clear(s.waiters[len(kept):])
+	s.waiters = kept
 }
 
 func (s *Server) fault(method string) (Fault, bool) {
@@ -371,7 +474,15 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.seq++
 		c.TS = fmt.Sprintf("1700000000.%06d", s.seq)
-		s.msgs[c.Channel+"/"+c.TS] = &Message{Channel: c.Channel, TS: c.TS, ThreadTS: c.ThreadTS, Text: params.Get("text"), Blocks: params.Get("blocks")}
+		key := c.Channel + "/" + c.TS
+		s.msgs[key] = &Message{Channel: c.Channel, TS: c.TS, ThreadTS: c.ThreadTS, Text: params.Get("text"), Blocks: params.Get("blocks")}
+		if s.keep > 0 {
+			s.msgOrder = append(s.msgOrder, key)
+			for len(s.msgOrder) > s.keep {
+				delete(s.msgs, s.msgOrder[0])
+				s.msgOrder = s.msgOrder[1:]
+			}
+		}
 		s.mu.Unlock()
 		s.record(c)
 		reply(map[string]any{"ok": true, "channel": c.Channel, "ts": c.TS})
