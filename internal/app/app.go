@@ -55,8 +55,14 @@ type Config struct {
 	EscalateAfter int
 	RescueAfter   time.Duration
 	MintWorkers   int // mint queue consumers in this replica; 0 makes it serve Slack only
+	// Workers process the inbox of acknowledged Slack deliveries (0: this
+	// replica records and acks only).
+	Workers       int
 	SweepInterval time.Duration
-	BTP           btp.Config
+	// DrainTimeout bounds the graceful stop: finishing jobs in hand before
+	// handing the rest back.
+	DrainTimeout time.Duration
+	BTP          btp.Config
 }
 
 // ConfigFromEnv reads the documented variables (see README).
@@ -73,6 +79,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		AuditChannel:      getenv("CREDBOT_AUDIT_CHANNEL"),
 		EscalateAfter:     3,
 		MintWorkers:       1,
+		Workers:           8,
 		RedisURL:          getenv("REDIS_URL"),
 		KeyPrefix:         or(getenv("CREDBOT_KEY_PREFIX"), "credbot"),
 		PolicyDir:         or(getenv("CREDBOT_POLICY_DIR"), "policies"),
@@ -94,6 +101,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		{"CREDBOT_REMIND_AFTER", time.Hour, &c.RemindAfter},
 		{"CREDBOT_RESCUE_AFTER", 2 * time.Minute, &c.RescueAfter},
 		{"CREDBOT_SWEEP_INTERVAL", 5 * time.Second, &c.SweepInterval},
+		{"CREDBOT_DRAIN_TIMEOUT", 20 * time.Second, &c.DrainTimeout},
 	} {
 		*d.into = d.def
 		if v := getenv(d.env); v != "" {
@@ -110,6 +118,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("CREDBOT_MINT_WORKERS"); v != "" {
 		if c.MintWorkers, err = strconv.Atoi(v); err != nil || c.MintWorkers < 0 || c.MintWorkers > 64 {
 			return c, fmt.Errorf("CREDBOT_MINT_WORKERS: %q is not a number from 0 to 64", v)
+		}
+	}
+	if v := getenv("CREDBOT_WORKERS"); v != "" {
+		if c.Workers, err = strconv.Atoi(v); err != nil || c.Workers < 0 || c.Workers > 256 {
+			return c, fmt.Errorf("CREDBOT_WORKERS: %q is not a number from 0 to 256", v)
 		}
 	}
 	if !strings.HasSuffix(c.SlackAPIURL, "/") {
@@ -154,7 +167,17 @@ type App struct {
 	ln       net.Listener
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	// replica names this process in Redis: its liveness lease and the
+	// consumer names of its workers ("<replica>/inbox-0", "<replica>/mint-0").
+	replica    string
+	stopTaking context.CancelFunc // workers and minters take no new job
+	working    sync.WaitGroup     // workers and minters
 }
+
+// replicaLease is how long a replica's liveness lease lasts without a
+// heartbeat; its work is taken over within this plus the store's takeover
+// interval (2 s) after it dies. The heartbeat renews it five times as often.
+const replicaLease = 10 * time.Second
 
 // Deps lets tests and local mode supply parts; nil fields are built from Config.
 type Deps struct {
@@ -270,7 +293,10 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		lc.AuditMirror = func(e approval.AuditEntry) { a.metrics.transition(e); a.audit.add(e) }
 	}
 	a.Service = approval.NewService(a.Store, a.Policy, issuer, notifier, sealer, deps.Clock, log, lc)
-	a.handlers = handlers.NewServer(a.Service, a.slack.handlerConfig(cfg, log, a.ready, a.Policy, a.Store.Once))
+	hc := a.slack.handlerConfig(cfg, log, a.ready, a.Policy, a.Store.Once)
+	hc.Inbox = a.Store
+	a.handlers = handlers.NewServer(a.Service, hc)
+	a.replica = consumerName()
 	return a, nil
 }
 
@@ -300,15 +326,22 @@ func (a *App) Start(ctx context.Context) error {
 	mux.Handle("/", a.handlers.Handler())
 	mux.Handle("GET /metrics", a.metrics.handler())
 	a.srv = newHTTPServer(mux)
-	consumer := consumerName()
+	// The lease first: work this replica takes must never look abandoned.
+	if err := a.Store.Heartbeat(ctx, a.replica, replicaLease); err != nil {
+		return fmt.Errorf("redis: take the replica lease: %w", err)
+	}
+	a.spawn(func() { a.heartbeat(ctx) })
 	a.spawn(func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server", "err", err)
 		}
 	})
+	var take context.Context
+	take, a.stopTaking = context.WithCancel(ctx)
 	for i := range a.cfg.MintWorkers {
-		a.spawn(func() { a.Service.RunMinter(ctx, fmt.Sprintf("%s-%d", consumer, i), a.cfg.RescueAfter) })
+		a.working.Go(func() { a.Service.RunMinter(take, fmt.Sprintf("%s/mint-%d", a.replica, i), a.cfg.RescueAfter) })
 	}
+	a.working.Go(func() { a.handlers.RunWorkers(take, a.replica, a.cfg.Workers) })
 	if a.cfg.SlackAppToken != "" {
 		a.spawn(func() { a.slack.runSocketMode(ctx, a.handlers, a.log) })
 	}
@@ -330,8 +363,27 @@ func (a *App) Start(ctx context.Context) error {
 			}
 		}
 	})
-	a.log.Info("credbot listening", "addr", ln.Addr().String(), "consumer", consumer)
+	a.log.Info("credbot listening", "addr", ln.Addr().String(), "replica", a.replica,
+		"workers", a.cfg.Workers, "mint_workers", a.cfg.MintWorkers)
 	return nil
+}
+
+// heartbeat renews the replica's liveness lease until ctx ends. If it cannot
+// for a whole lease, other replicas take this one's work over: harmless, as
+// every job is idempotent, but worth an operator's eye.
+func (a *App) heartbeat(ctx context.Context) {
+	t := time.NewTicker(replicaLease / 5)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.Store.Heartbeat(ctx, a.replica, replicaLease); err != nil && ctx.Err() == nil {
+				a.log.Warn("could not renew this replica's lease in Redis; if this lasts, other replicas take over its work", "replica", a.replica, "err", err)
+			}
+		}
+	}
 }
 
 func (a *App) spawn(f func()) {
@@ -342,8 +394,31 @@ func (a *App) spawn(f func()) {
 // Addr is where the bot listens.
 func (a *App) Addr() string { return a.ln.Addr().String() }
 
-// Close stops serving, finishes acked work and stops the loops.
+// Drain fails readiness and lets this replica's workers and minters finish
+// the job in hand and take no new one, waiting for them up to DrainTimeout;
+// the replica keeps serving and recording.
+func (a *App) Drain() {
+	a.handlers.Drain()
+	if a.stopTaking == nil {
+		return
+	}
+	a.stopTaking()
+	done := make(chan struct{})
+	go func() { a.working.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(max(a.cfg.DrainTimeout, time.Second)):
+		a.log.Warn("drain timed out; handing the unfinished jobs back to the other replicas", "replica", a.replica, "after", a.cfg.DrainTimeout)
+	}
+}
+
+// Close drains and stops: readiness fails at once, workers and minters finish
+// the job in hand (for up to DrainTimeout) and take no new one, the server
+// stops, and the replica's lease is given up so that whatever is left is
+// taken over by another replica at once instead of when the lease lapses.
+// Requests acked meanwhile are in the inbox, for any replica.
 func (a *App) Close() {
+	a.Drain()
 	if a.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = a.srv.Shutdown(ctx)
@@ -354,6 +429,13 @@ func (a *App) Close() {
 		a.cancel()
 	}
 	a.wg.Wait()
+	if a.stopTaking != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := a.Store.Resign(ctx, a.replica); err != nil {
+			a.log.Warn("could not give up the replica lease; other replicas take over when it lapses", "replica", a.replica, "err", err)
+		}
+		cancel()
+	}
 }
 
 func consumerName() string {

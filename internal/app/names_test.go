@@ -73,7 +73,7 @@ func (h *harness) slashReply(t *testing.T, ctx context.Context, text string) str
 
 func approvalPosts(h *harness) int {
 	return countCalls(h.Slack, func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && c.Channel == localApprovals
+		return c.Method == "chat.postMessage" && c.Channel == localApprovals && c.Params.Get("thread_ts") == ""
 	})
 }
 

@@ -3,6 +3,7 @@ package approval
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -161,7 +162,10 @@ type Submission struct {
 	ReadOnly bool
 	Reason   string
 	// ExpiresIn is the credential's lifetime; zero means the maximum.
-	ExpiresIn time.Duration
+	ExpiresIn time.Duration `json:"expires_in,omitempty"`
+	// Key, when set, identifies the submission (a Slack trigger or view id):
+	// submitting it again returns the request it made instead of a new one.
+	Key string `json:"key,omitempty"`
 }
 
 // UserError is an error whose text is meant for the person who caused it.
@@ -193,6 +197,16 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 		return nil, userErr(ErrInvalid, "the reason is longer than %d characters", maxReason)
 	}
 	id := newID()
+	if in.Key != "" {
+		// Submitted before (its job ran again after a crash): carry on with
+		// the request it made rather than make a second one.
+		id = idFor(in.User, in.Key)
+		if r, err := s.store.Get(ctx, id); err == nil {
+			return s.resume(ctx, r)
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+	}
 	if in.Name == "" {
 		in.Name = "credbot-" + id
 	}
@@ -228,12 +242,33 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 	}
 	a := AuditEntry{RequestID: id, To: StatePending, Actor: in.User, At: now, Rule: d.Rule, PolicyHash: d.PolicyHash}
 	if err := s.store.Create(ctx, r, a, s.nextDeadline(r)); err != nil {
+		if errors.Is(err, ErrConflict) && in.Key != "" {
+			// The same submission, run twice at once.
+			if r, err := s.store.Get(ctx, id); err == nil {
+				return s.resume(ctx, r)
+			}
+		}
 		if errors.Is(err, ErrNameHeld) {
 			return nil, userErr(ErrNameHeld, "another request has just reserved the name %q in %s; choose another --name", in.Name, in.Scope)
 		}
 		return nil, fmt.Errorf("store request: %w", err)
 	}
 	s.mirror(a)
+	return s.post(ctx, r)
+}
+
+// resume finishes a submission that was made before: a request whose
+// approval message was not posted yet gets it now.
+func (s *Service) resume(ctx context.Context, r *Request) (*Request, error) {
+	if r.State != StatePending || r.ApprovalTS != "" {
+		return r, nil
+	}
+	return s.post(ctx, r)
+}
+
+// post shows a stored request to its approvers.
+func (s *Service) post(ctx context.Context, r *Request) (*Request, error) {
+	id := r.ID
 	q, err := s.auth.Quorum(ctx, r.Scope, nil)
 	if err != nil {
 		return r, fmt.Errorf("quorum: %w", err)
@@ -674,9 +709,11 @@ func (s *Service) Status(ctx context.Context, id string) (*Request, error) {
 	return r, nil
 }
 
-// RunMinter consumes the mint queue until ctx is done. Jobs idle longer than
-// rescueAfter (their worker died) are claimed again. It blocks on the queue a
-// quarter second at a time, so that it notices ctx promptly.
+// RunMinter consumes the mint queue until ctx is done. The jobs of a replica
+// whose liveness lease lapsed are taken over at once; jobs idle longer than
+// rescueAfter (a live worker that is stuck) are claimed again. It blocks on
+// the queue a quarter second at a time, so that it notices ctx promptly, and
+// finishes the job in hand when ctx ends.
 func (s *Service) RunMinter(ctx context.Context, consumer string, rescueAfter time.Duration) {
 	for ctx.Err() == nil {
 		jobs, err := s.store.ClaimMintJobs(ctx, consumer, 250*time.Millisecond, rescueAfter)
@@ -691,10 +728,13 @@ func (s *Service) RunMinter(ctx context.Context, consumer string, rescueAfter ti
 			// A job must end well before another worker may rescue it: a slow
 			// worker and its rescuer minting the same name at once could each
 			// delete what the other created.
-			jctx, cancel := ctx, context.CancelFunc(func() {})
+			// A job in hand runs to its end when ctx ends (a drain): cutting
+			// a create short would only make its outcome unknown.
+			jobTimeout := time.Minute
 			if rescueAfter > 0 {
-				jctx, cancel = context.WithTimeout(ctx, rescueAfter/2)
+				jobTimeout = rescueAfter / 2
 			}
+			jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobTimeout)
 			done, err := s.Mint(jctx, j)
 			cancel()
 			if err != nil {
@@ -948,6 +988,13 @@ func errMessage(err error) string {
 		return ue.Msg
 	}
 	return err.Error()
+}
+
+// idFor derives a request id from a submission's key, so that submitting it
+// twice finds the same request.
+func idFor(user, key string) string {
+	sum := sha256.Sum256([]byte("credbot submission\x00" + user + "\x00" + key))
+	return "r" + hex.EncodeToString(sum[:6])
 }
 
 func newID() string {

@@ -20,14 +20,11 @@ var (
 )
 
 // HandleCommand answers a slash command. It returns the ack payload (nil for
-// an empty ack) at once; anything slow runs after the ack, in a goroutine that
-// answers through the command's response_url.
+// an empty ack) at once; anything slow is recorded in the inbox before the ack
+// and done by a worker, which answers through the command's response_url.
 func (s *Server) HandleCommand(ctx context.Context, sc slack.SlashCommand) any {
 	if !userIDRE.MatchString(sc.UserID) {
 		return ackText(":warning: credbot could not tell who you are.")
-	}
-	if !s.first(ctx, "command", sc.TriggerID) {
-		return nil
 	}
 	cmd, err := ParseCommand(sc.Text)
 	if err != nil {
@@ -37,170 +34,187 @@ func (s *Server) HandleCommand(ctx context.Context, sc slack.SlashCommand) any {
 		}
 		return ackText(":warning: " + escape(err.Error()))
 	}
-	o := origin{user: sc.UserID, responseURL: sc.ResponseURL}
-	later := func(ack string, f func(ctx context.Context)) any {
-		s.async(func(ctx context.Context) {
-			if err := s.admit(ctx, o.user); err != nil {
-				s.warn(ctx, o, err, "admit")
-				return
-			}
-			f(ctx)
-		})
-		return ackText(ack)
-	}
-	switch cmd.Verb {
-	case "help":
+	switch {
+	case cmd.Verb == "help":
 		topic := ""
 		if len(cmd.Args) == 1 {
 			topic = cmd.Args[0]
 		}
 		return ackText(Help(topic))
+	case cmd.Verb == "create" && cmd.Modal:
+		if !s.first(ctx, "command", sc.TriggerID) {
+			return nil
+		}
+		return s.openCreateModal(ctx, sc.TriggerID)
+	}
+	j := job{Kind: jobCommand, User: sc.UserID, Team: sc.TeamID, Text: sc.Text, Trigger: sc.TriggerID, ResponseURL: sc.ResponseURL}
+	ack, f := s.commandWork(j)
+	if f == nil {
+		return ackText(Help(""))
+	}
+	return s.accept(ctx, sc.TriggerID, j, ackText(ack))
+}
+
+// commandWork is what a recorded command does after its ack, and the ack
+// that promises it. It only decides; nothing happens until f runs.
+func (s *Server) commandWork(j job) (ack string, f func(ctx context.Context)) {
+	cmd, err := ParseCommand(j.Text)
+	if err != nil {
+		return "", nil
+	}
+	o := origin{user: j.User, responseURL: j.ResponseURL}
+	switch cmd.Verb {
 	case "create":
 		if cmd.Modal {
-			return s.openCreateModal(ctx, sc.TriggerID)
+			return "", nil
 		}
-		sub := approval.Submission{User: o.user, Team: sc.TeamID, Scope: cmd.Scope, Name: cmd.Name,
-			ReadOnly: cmd.ReadOnly, Reason: cmd.Reason, ExpiresIn: cmd.ExpiresIn}
-		return later("Submitting your request…", func(ctx context.Context) { s.submit(ctx, o, sub) })
+		// The trigger id makes the submission idempotent: a job that runs
+		// twice (its worker died after submitting) finds its own request.
+		sub := approval.Submission{User: j.User, Team: j.Team, Scope: cmd.Scope, Name: cmd.Name,
+			ReadOnly: cmd.ReadOnly, Reason: cmd.Reason, ExpiresIn: cmd.ExpiresIn, Key: j.Trigger}
+		return "Submitting your request…", func(ctx context.Context) { s.submit(ctx, o, sub) }
 	case "list":
-		return later("Listing the API credentials…", func(ctx context.Context) { s.list(ctx, o, cmd.Scope, 0) })
+		return "Listing the API credentials…", func(ctx context.Context) { s.list(ctx, o, cmd.Scope, 0) }
 	case "get":
-		return later("Looking it up…", func(ctx context.Context) { s.get(ctx, o, cmd.Scope, cmd.Name) })
+		return "Looking it up…", func(ctx context.Context) { s.get(ctx, o, cmd.Scope, cmd.Name) }
 	case "delete":
-		return later("Looking it up…", func(ctx context.Context) { s.confirmDelete(ctx, o, cmd.Scope, cmd.Name) })
+		return "Looking it up…", func(ctx context.Context) { s.confirmDelete(ctx, o, cmd.Scope, cmd.Name) }
 	case "status":
 		if len(cmd.Args) == 0 {
-			return later("Looking up your requests…", func(ctx context.Context) { s.myRequests(ctx, o) })
+			return "Looking up your requests…", func(ctx context.Context) { s.myRequests(ctx, o) }
 		}
-		return later("Looking it up…", func(ctx context.Context) { s.status(ctx, o, cmd.Args[0]) })
+		return "Looking it up…", func(ctx context.Context) { s.status(ctx, o, cmd.Args[0]) }
 	case "cancel":
-		return later("Cancelling…", func(ctx context.Context) { s.cancelRequest(ctx, o, cmd.Args[0]) })
+		return "Cancelling…", func(ctx context.Context) { s.cancelRequest(ctx, o, cmd.Args[0]) }
 	case "why":
-		return later("Looking it up…", func(ctx context.Context) { s.why(ctx, o, cmd.Args[0]) })
+		return "Looking it up…", func(ctx context.Context) { s.why(ctx, o, cmd.Args[0]) }
 	case "approvers":
-		return later("Looking it up…", func(ctx context.Context) { s.listApprovers(ctx, o, cmd.Scope) })
+		return "Looking it up…", func(ctx context.Context) { s.listApprovers(ctx, o, cmd.Scope) }
 	}
-	return ackText(Help(""))
+	return "", nil
 }
 
 // HandleInteraction answers a button click or a modal submission. The clicker
 // is always cb.User.ID, as Slack vouches for it; button values only name what
 // to look up.
 func (s *Server) HandleInteraction(ctx context.Context, cb slack.InteractionCallback) any {
-	if !userIDRE.MatchString(cb.User.ID) || !s.first(ctx, "interaction", cb.TriggerID) {
+	if !userIDRE.MatchString(cb.User.ID) {
 		return nil
 	}
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
 		if len(cb.ActionCallback.BlockActions) > 0 {
-			s.blockAction(cb, cb.ActionCallback.BlockActions[0])
+			return s.blockAction(ctx, cb, cb.ActionCallback.BlockActions[0])
 		}
 	case slack.InteractionTypeViewSubmission:
 		if cb.View.CallbackID == CallbackCreate {
-			return s.submitCreateModal(cb)
+			return s.submitCreateModal(ctx, cb)
 		}
 	}
 	return nil
 }
 
-// HandleEvent handles an Events API event; its ack is always empty.
-func (s *Server) HandleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) {
+// HandleEvent handles an Events API event. Its ack is empty, or an
+// unrecordedAck when the work it asks for could not be recorded.
+func (s *Server) HandleEvent(ctx context.Context, ev slackevents.EventsAPIEvent) any {
 	if ev.Type != slackevents.CallbackEvent {
-		return
+		return nil
 	}
-	if cb, ok := ev.Data.(*slackevents.EventsAPICallbackEvent); ok && !s.first(ctx, "event", cb.EventID) {
-		return
+	key := ""
+	if cb, ok := ev.Data.(*slackevents.EventsAPICallbackEvent); ok {
+		key = cb.EventID
 	}
 	switch e := ev.InnerEvent.Data.(type) {
 	case *slackevents.AppHomeOpenedEvent:
 		if e.Tab != "home" || !userIDRE.MatchString(e.User) {
-			return
+			return nil
 		}
-		user := e.User
-		s.async(func(ctx context.Context) { s.publishHome(ctx, user) })
+		return s.accept(ctx, key, job{Kind: jobHome, User: e.User}, nil)
 	}
+	return nil
 }
 
-func (s *Server) blockAction(cb slack.InteractionCallback, act *slack.BlockAction) {
-	user := cb.User.ID
-	o := origin{user: user, responseURL: cb.ResponseURL}
-	fromHome := cb.View.Type == slack.VTHomeTab || cb.Container.Type == "view"
-	if fromHome {
-		o.responseURL = "" // there is none on the Home tab; answer in the DM
+// blockAction records a click for a worker; the clicker is cb.User.ID, as
+// Slack vouches for it.
+func (s *Server) blockAction(ctx context.Context, cb slack.InteractionCallback, act *slack.BlockAction) any {
+	j := job{Kind: jobAction, User: cb.User.ID, Action: act.ActionID, Value: act.Value, ResponseURL: cb.ResponseURL,
+		FromHome: cb.View.Type == slack.VTHomeTab || cb.Container.Type == "view"}
+	if j.FromHome {
+		j.ResponseURL = "" // there is none on the Home tab; answer in the DM
 	}
-	run := func(f func(ctx context.Context)) {
-		s.async(func(ctx context.Context) {
-			if err := s.admit(ctx, user); err != nil {
-				s.warn(ctx, o, err, "admit")
-				return
-			}
-			f(ctx)
-			if fromHome {
-				s.publishHome(ctx, user)
-			}
-		})
+	if s.actionWork(j) == nil {
+		return nil
 	}
-	switch act.ActionID {
+	return s.accept(ctx, cb.TriggerID, j, nil)
+}
+
+// actionWork is what a recorded click does, or nil for a click that asks for
+// nothing valid. Button values only name what to look up.
+func (s *Server) actionWork(j job) func(ctx context.Context) {
+	user := j.User
+	o := origin{user: user, responseURL: j.ResponseURL}
+	switch j.Action {
 	case ActionApprove, ActionDeny:
-		if !requestIDRE.MatchString(act.Value) {
-			return
+		if !requestIDRE.MatchString(j.Value) {
+			return nil
 		}
-		id, approve := act.Value, act.ActionID == ActionApprove
-		run(func(ctx context.Context) {
+		id, approve := j.Value, j.Action == ActionApprove
+		return func(ctx context.Context) {
 			out, err := s.life.Decide(ctx, id, user, approve)
 			if err != nil {
 				s.warn(ctx, o, err, "decide")
 				return
 			}
 			s.reply(ctx, o, out.Message)
-		})
+		}
 	case ActionCancel:
-		if !requestIDRE.MatchString(act.Value) {
-			return
+		if !requestIDRE.MatchString(j.Value) {
+			return nil
 		}
-		id := act.Value
-		run(func(ctx context.Context) { s.cancelRequest(ctx, o, id) })
+		id := j.Value
+		return func(ctx context.Context) { s.cancelRequest(ctx, o, id) }
 	case ActionDeleteOwn:
-		if !requestIDRE.MatchString(act.Value) {
-			return
+		if !requestIDRE.MatchString(j.Value) {
+			return nil
 		}
-		id := act.Value
-		run(func(ctx context.Context) {
+		id := j.Value
+		return func(ctx context.Context) {
 			r, err := s.life.DeleteOwn(ctx, id, user)
 			if err != nil {
 				s.warn(ctx, o, err, "delete own")
 				return
 			}
 			s.reply(ctx, o, fmt.Sprintf("*%s* in %s was deleted at BTP.", escape(r.Name), escape(scopeLabel(r.Scope))))
-		})
+		}
 	case ActionReveal:
-		if !requestIDRE.MatchString(act.Value) || !s.trustedResponseURL(o.responseURL) {
+		if !requestIDRE.MatchString(j.Value) || !s.trustedResponseURL(o.responseURL) {
 			// The secret goes only to the ephemeral reply of this click, on
 			// Slack's host: checked before the secret is taken, not after.
-			return
+			return nil
 		}
-		id := act.Value
-		run(func(ctx context.Context) { s.reveal(ctx, o, id) })
+		id := j.Value
+		return func(ctx context.Context) { s.reveal(ctx, o, id) }
 	case ActionDelete:
-		scope, name, ok := strings.Cut(act.Value, "|")
+		scope, name, ok := strings.Cut(j.Value, "|")
 		sc, err := approval.ParseScope(scope)
 		if !ok || err != nil || approval.ValidateName(name) != nil {
-			return
+			return nil
 		}
-		run(func(ctx context.Context) { s.delete(ctx, o, sc, name) })
+		return func(ctx context.Context) { s.delete(ctx, o, sc, name) }
 	case ActionMore:
-		scope, off, ok := strings.Cut(act.Value, "|")
+		scope, off, ok := strings.Cut(j.Value, "|")
 		sc, err := approval.ParseScope(scope)
 		offset, perr := strconv.Atoi(off)
 		if !ok || err != nil || perr != nil || offset < 0 || offset > 100_000 {
-			return
+			return nil
 		}
-		run(func(ctx context.Context) { s.list(ctx, o, sc, offset) })
+		return func(ctx context.Context) { s.list(ctx, o, sc, offset) }
 	case ActionHome:
-		if fromHome {
-			run(func(context.Context) {})
+		if j.FromHome {
+			return func(context.Context) {}
 		}
 	}
+	return nil
 }
 
 func (s *Server) submit(ctx context.Context, o origin, sub approval.Submission) {

@@ -26,6 +26,10 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.isDraining() {
+		http.Error(w, "not ready: draining (this replica got SIGTERM and is finishing its work)", http.StatusServiceUnavailable)
+		return
+	}
 	if s.socket.Load() == socketConnecting {
 		http.Error(w, "not ready: Socket Mode is not connected", http.StatusServiceUnavailable)
 		return
@@ -110,11 +114,21 @@ func (s *Server) httpEvent(w http.ResponseWriter, r *http.Request, body []byte) 
 		s.log.Warn("unparsable event", "err", err)
 		return
 	}
-	s.HandleEvent(r.Context(), ev)
+	writeAck(w, s.HandleEvent(r.Context(), ev))
 }
 
 // writeAck writes an ack payload as the HTTP answer; nil is an empty 200.
+// Work that could not be recorded is never answered with a 200 that promises
+// it: a slash command gets its explanation, anything else a 503 (Slack shows
+// the clicker an error, and retries an event).
 func writeAck(w http.ResponseWriter, payload any) {
+	if u, ok := payload.(unrecordedAck); ok {
+		if u.payload == nil {
+			http.Error(w, Unrecorded, http.StatusServiceUnavailable)
+			return
+		}
+		payload = u.payload
+	}
 	if payload == nil {
 		return
 	}

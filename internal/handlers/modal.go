@@ -81,7 +81,7 @@ func (s *Server) openCreateModal(ctx context.Context, trigger string) any {
 // submitCreateModal validates the form. Invalid fields go back to Slack as
 // inline errors and keep the form open; a valid form closes, and the request is
 // submitted after the ack exactly as the slash command would.
-func (s *Server) submitCreateModal(cb slack.InteractionCallback) any {
+func (s *Server) submitCreateModal(ctx context.Context, cb slack.InteractionCallback) any {
 	var values map[string]map[string]slack.BlockAction
 	if cb.View.State != nil {
 		values = cb.View.State.Values
@@ -94,15 +94,14 @@ func (s *Server) submitCreateModal(cb slack.InteractionCallback) any {
 	if sub.Team == "" {
 		sub.Team = cb.Team.ID
 	}
-	o := origin{user: cb.User.ID}
-	s.async(func(ctx context.Context) {
-		if err := s.admit(ctx, o.user); err != nil {
-			s.warn(ctx, o, err, "admit")
-			return
-		}
-		s.submit(ctx, o, sub)
-	})
-	return nil
+	// The view id makes the submission idempotent if its job runs twice.
+	sub.Key = cb.View.ID
+	ack := s.accept(ctx, cb.TriggerID, job{Kind: jobModal, User: cb.User.ID, Submission: &sub}, nil)
+	if _, failed := ack.(unrecordedAck); failed {
+		// Keep the form open and say why, rather than a bare error.
+		return slack.NewErrorsViewSubmissionResponse(map[string]string{blockReason: Unrecorded})
+	}
+	return ack
 }
 
 // parseCreateForm reads the modal's state; errors are keyed by input block id.

@@ -83,6 +83,10 @@ type Config struct {
 	// a Socket Mode redelivery or an Events API retry does nothing twice.
 	// Without it every delivery is handled.
 	Once func(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// Inbox records acknowledged work before the ack, for RunWorkers on any
+	// replica. Without it (unit tests) work runs in this process after the
+	// ack, and a crash loses it.
+	Inbox Inbox
 }
 
 // dedupeTTL outlives Slack's 5-minute signature window and its event retries.
@@ -118,6 +122,7 @@ type Server struct {
 
 	closing   chan struct{} // closed when Close begins: stop taking envelopes
 	closeOnce sync.Once
+	draining  atomic.Bool    // Drain began: /readyz fails, workers take no new jobs
 	sockets   sync.WaitGroup // running RunSocketMode calls
 	socket    atomic.Int32   // Socket Mode: 0 unused, 1 connecting, 2 connected
 }
@@ -141,6 +146,13 @@ func NewServer(life Lifecycle, cfg Config) *Server {
 	return &Server{life: life, cfg: cfg, verify: verifier{secret: cfg.SigningSecret, now: cfg.Now}, log: cfg.Logger,
 		ctx: ctx, cancel: cancel, closing: make(chan struct{})}
 }
+
+// Drain turns readiness off and lets workers finish the job in hand and take
+// no new one. Requests that still arrive are recorded and acked as usual (any
+// replica's workers do them), so nothing is refused while endpoints update.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+func (s *Server) isDraining() bool { return s.draining.Load() }
 
 // Close stops taking Socket Mode envelopes, waits for in-flight work, then
 // cancels what is left.

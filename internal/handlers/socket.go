@@ -110,7 +110,18 @@ func (s *Server) socketEvent(ctx context.Context, client *socketmode.Client, evt
 		// Each envelope in its own goroutine: one slow views.open must not hold
 		// back the acks of the others.
 		id := evt.Request.EnvelopeID
-		inflight.Go(func() { s.ack(ctx, client, id, s.handleEnvelope(ctx, evt)) })
+		inflight.Go(func() {
+			payload := s.handleEnvelope(ctx, evt)
+			if u, ok := payload.(unrecordedAck); ok {
+				if u.payload == nil {
+					// Not acked: Slack redelivers it (to this or another
+					// connection) rather than lose what it asked for.
+					return
+				}
+				payload = u.payload
+			}
+			s.ack(ctx, client, id, payload)
+		})
 	}
 }
 
@@ -126,7 +137,7 @@ func (s *Server) handleEnvelope(ctx context.Context, evt socketmode.Event) any {
 		if evt.Request.RetryAttempt > 0 {
 			s.log.Info("socket mode: event redelivered", "attempt", evt.Request.RetryAttempt, "reason", evt.Request.RetryReason)
 		}
-		s.HandleEvent(ctx, data)
+		return s.HandleEvent(ctx, data)
 	}
 	return nil
 }

@@ -46,8 +46,9 @@ const (
 
 // Store is the Redis implementation of approval.Store.
 type Store struct {
-	rdb    redis.UniversalClient
-	prefix string
+	rdb      redis.UniversalClient
+	prefix   string
+	takeover takeoverClock
 }
 
 var _ approval.Store = (*Store)(nil)
@@ -59,16 +60,19 @@ func New(ctx context.Context, rdb redis.UniversalClient, prefix string) (*Store,
 		prefix = defaultSpace
 	}
 	s := &Store{rdb: rdb, prefix: prefix}
-	if err := s.ensureGroup(ctx); err != nil {
+	if err := s.ensureGroups(ctx); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Store) ensureGroup(ctx context.Context) error {
-	err := s.rdb.XGroupCreateMkStream(ctx, s.mintKey(), mintGroup, "0").Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return fmt.Errorf("create mint consumer group: %w", err)
+// ensureGroups creates the consumer groups of the mint queue and the inbox.
+func (s *Store) ensureGroups(ctx context.Context) error {
+	for _, g := range []struct{ stream, group string }{{s.mintKey(), mintGroup}, {s.inboxKey(), inboxGroup}} {
+		err := s.rdb.XGroupCreateMkStream(ctx, g.stream, g.group, "0").Err()
+		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			return fmt.Errorf("create consumer group %s: %w", g.group, err)
+		}
 	}
 	return nil
 }
@@ -184,12 +188,20 @@ func (s *Store) Take(ctx context.Context, next *approval.Request, fromVersion in
 // ClaimMintJobs implements approval.Store: first jobs whose worker went quiet for
 // minIdle (XAUTOCLAIM), else new ones (XREADGROUP, blocking up to block).
 func (s *Store) ClaimMintJobs(ctx context.Context, consumer string, block, minIdle time.Duration) ([]approval.MintJob, error) {
+	// A dead replica's jobs first, without waiting for minIdle.
+	dead, err := s.takeOver(ctx, s.mintKey(), mintGroup, consumer)
+	if err != nil {
+		return nil, err
+	}
+	if len(dead) > 0 {
+		return s.jobs(ctx, dead, true)
+	}
 	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 		Stream: s.mintKey(), Group: mintGroup, Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: 10,
 	}).Result()
 	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
 		// The stream was lost (e.g. Redis restarted without persistence).
-		if err := s.ensureGroup(ctx); err != nil {
+		if err := s.ensureGroups(ctx); err != nil {
 			return nil, err
 		}
 		msgs, err = nil, nil
@@ -208,7 +220,7 @@ func (s *Store) ClaimMintJobs(ctx context.Context, consumer string, block, minId
 	}
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "NOGROUP") {
-			return nil, s.ensureGroup(ctx)
+			return nil, s.ensureGroups(ctx)
 		}
 		return nil, fmt.Errorf("xreadgroup: %w", err)
 	}

@@ -1,0 +1,187 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/store"
+)
+
+// Inbox is the durable record of acknowledged work: a 200 is a promise, so
+// whatever an ack promises is recorded before the ack, in the same step as
+// the replay check, and worker pools on any replica do it — at least once, so
+// every job here is idempotent. Implemented by internal/store.
+type Inbox interface {
+	// Record stores payload unless key (a trigger_id / event_id) was
+	// recorded within ttl; false means a repeat, and nothing was stored.
+	Record(ctx context.Context, key string, ttl time.Duration, payload []byte) (bool, error)
+	// ClaimInbox returns entries for consumer: a dead replica's first, then
+	// new ones, blocking up to block.
+	ClaimInbox(ctx context.Context, consumer string, block time.Duration) ([]store.InboxEntry, error)
+	// DoneInbox forgets a processed entry.
+	DoneInbox(ctx context.Context, id string) error
+}
+
+// Job kinds: what a worker does with a recorded delivery.
+const (
+	jobCommand = "command" // a slash command's verb
+	jobAction  = "action"  // a button click
+	jobModal   = "modal"   // a submitted create form
+	jobHome    = "home"    // the App Home tab was opened
+)
+
+// job is what is recorded of a delivery: only the verified facts the work
+// needs (who, what, where to answer), never a secret.
+type job struct {
+	Kind        string               `json:"kind"`
+	User        string               `json:"user"`
+	Team        string               `json:"team,omitempty"`
+	Text        string               `json:"text,omitempty"` // command text
+	Trigger     string               `json:"trigger,omitempty"`
+	ResponseURL string               `json:"response_url,omitempty"`
+	Action      string               `json:"action,omitempty"` // action_id
+	Value       string               `json:"value,omitempty"`  // button value
+	FromHome    bool                 `json:"from_home,omitempty"`
+	Submission  *approval.Submission `json:"submission,omitempty"`
+}
+
+// Unrecorded is what credbot says when it could not record the work it was
+// asked for: no 200 may promise work that a crash would lose.
+const Unrecorded = "credbot cannot take requests right now; nothing was recorded. Please try again in a minute."
+
+// unrecordedAck is the ack of a delivery whose work could not be recorded:
+// for a slash command its explanation (payload), else no 200 at all.
+type unrecordedAck struct{ payload any }
+
+func (s *Server) unrecorded(j job) unrecordedAck {
+	if j.Kind == jobCommand {
+		return unrecordedAck{ackText(":warning: " + Unrecorded)}
+	}
+	return unrecordedAck{}
+}
+
+// accept records j (deduplicated on key) before the ack. It returns the
+// payload to ack with: ack when recorded, nil for a repeat (the first
+// delivery did the work), or an unrecordedAck.
+func (s *Server) accept(ctx context.Context, key string, j job, ack any) any {
+	if s.cfg.Inbox == nil {
+		// No durable inbox (unit tests): do the work after the ack, in process.
+		if key != "" && !s.first(ctx, j.Kind, key) {
+			return nil
+		}
+		s.async(func(ctx context.Context) { s.run(ctx, j) })
+		return ack
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		s.log.Error("encode job", "kind", j.Kind, "user", j.User, "err", err)
+		return s.unrecorded(j)
+	}
+	dk := ""
+	if key != "" {
+		dk = "slack:" + j.Kind + ":" + key
+	}
+	ok, err := s.cfg.Inbox.Record(ctx, dk, dedupeTTL, b)
+	if err != nil {
+		s.log.Error("could not record a Slack delivery before its ack; the user was told to try again",
+			"kind", j.Kind, "user", j.User, "err", err)
+		return s.unrecorded(j)
+	}
+	if !ok {
+		s.log.Info("ignored a repeated delivery", "kind", j.Kind, "user", j.User)
+		return nil
+	}
+	return ack
+}
+
+// RunWorkers processes the inbox with n workers named "<replica>/inbox-<i>"
+// until ctx ends or Drain is called; a job in progress is finished (bounded
+// by WorkTimeout) before a worker stops.
+func (s *Server) RunWorkers(ctx context.Context, replica string, n int) {
+	if s.cfg.Inbox == nil || n <= 0 {
+		return
+	}
+	done := make(chan struct{}, n)
+	for i := range n {
+		consumer := replica + "/inbox-" + strconv.Itoa(i)
+		go func() { defer func() { done <- struct{}{} }(); s.work(ctx, consumer) }()
+	}
+	for range n {
+		<-done
+	}
+}
+
+func (s *Server) work(ctx context.Context, consumer string) {
+	for ctx.Err() == nil && !s.isDraining() {
+		entries, err := s.cfg.Inbox.ClaimInbox(ctx, consumer, 250*time.Millisecond)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("read the inbox", "consumer", consumer, "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		for _, e := range entries {
+			var j job
+			if err := json.Unmarshal(e.Payload, &j); err != nil || !userIDRE.MatchString(j.User) {
+				s.log.Error("dropping an unreadable inbox entry", "entry", e.ID, "err", err)
+			} else {
+				if e.Deliveries > 1 {
+					s.log.Info("taking over a job of a replica that stopped", "entry", e.ID, "kind", j.Kind, "user", j.User)
+				}
+				// The job runs to its end even while draining: its context
+				// is not ctx, only bounded by WorkTimeout.
+				jctx, cancel := context.WithTimeout(s.ctx, s.cfg.WorkTimeout)
+				s.run(jctx, j)
+				cancel()
+			}
+			if err := s.cfg.Inbox.DoneInbox(context.WithoutCancel(ctx), e.ID); err != nil {
+				s.log.Warn("mark inbox entry done (it will run again)", "entry", e.ID, "err", err)
+			}
+		}
+	}
+}
+
+// run does a recorded job.
+func (s *Server) run(ctx context.Context, j job) {
+	o := origin{user: j.User, responseURL: j.ResponseURL}
+	if j.Kind == jobHome {
+		s.publishHome(ctx, j.User) // it shows whoever credbot does not serve why
+		return
+	}
+	if err := s.admit(ctx, j.User); err != nil {
+		s.warn(ctx, o, err, "admit")
+		return
+	}
+	switch j.Kind {
+	case jobCommand:
+		if _, f := s.commandWork(j); f != nil {
+			f(ctx)
+		}
+	case jobAction:
+		if f := s.actionWork(j); f != nil {
+			f(ctx)
+			if j.FromHome {
+				s.publishHome(ctx, j.User)
+			}
+		}
+	case jobModal:
+		if j.Submission != nil {
+			sub := *j.Submission
+			sub.User = j.User // who submitted is Slack's word, not the record's
+			s.submit(ctx, o, sub)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

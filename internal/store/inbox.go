@@ -1,0 +1,214 @@
+package store
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The inbox and the replica leases.
+//
+// Every Slack delivery that asks for work is recorded in the inbox stream
+// before its ack, and worker pools on every replica consume it through one
+// consumer group: at least once, so its handlers are idempotent. A processed
+// entry is acknowledged and deleted, so the stream holds only work not done
+// yet (capped at InboxMaxLen entries as a last resort).
+//
+// Each replica holds a liveness lease: a key with a short TTL that its
+// heartbeat renews. Consumers are named "<replica>/<worker>", so the pending
+// entries of a replica whose lease lapsed — the inbox's and the mint queue's —
+// are claimed by a live replica within seconds, also by the dead one's own
+// restarted successor (which has a new replica id).
+
+var (
+	//go:embed record.lua
+	recordSrc    string
+	recordScript = redis.NewScript(recordSrc)
+)
+
+const (
+	inboxGroup = "workers"
+	// InboxMaxLen bounds the inbox. It only holds work not yet done, so in
+	// practice it is tiny; the cap keeps a stuck deployment from filling Redis.
+	InboxMaxLen = 100000
+	// takeoverEvery is how often a replica looks for dead replicas' work.
+	takeoverEvery = 2 * time.Second
+)
+
+func (s *Store) inboxKey() string               { return s.prefix + ":inbox" }
+func (s *Store) aliveKey(replica string) string { return s.prefix + ":alive:" + replica }
+
+// InboxEntry is one recorded delivery, claimed by a worker.
+type InboxEntry struct {
+	ID         string
+	Payload    []byte
+	Deliveries int64
+}
+
+// Record implements handlers.Inbox: it stores payload unless key was recorded
+// within ttl (then it reports false and stores nothing). An empty key skips
+// the dedupe.
+func (s *Store) Record(ctx context.Context, key string, ttl time.Duration, payload []byte) (bool, error) {
+	dk := ""
+	if key != "" {
+		dk = s.prefix + ":once:" + key
+	}
+	n, err := recordScript.Run(ctx, s.rdb, []string{dk, s.inboxKey()}, ttl.Milliseconds(), string(payload), InboxMaxLen).Int()
+	if err != nil {
+		return false, fmt.Errorf("record in the inbox: %w", err)
+	}
+	return n == 1, nil
+}
+
+// ClaimInbox implements handlers.Inbox: first entries whose replica died, then
+// new ones (blocking up to block).
+func (s *Store) ClaimInbox(ctx context.Context, consumer string, block time.Duration) ([]InboxEntry, error) {
+	msgs, err := s.takeOver(ctx, s.inboxKey(), inboxGroup, consumer)
+	if err != nil {
+		return nil, err
+	}
+	claimed := len(msgs) > 0
+	if !claimed {
+		streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: inboxGroup, Consumer: consumer, Streams: []string{s.inboxKey(), ">"}, Count: 1, Block: block,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, nil
+		}
+		if err != nil {
+			if strings.HasPrefix(err.Error(), "NOGROUP") {
+				return nil, s.ensureGroups(ctx)
+			}
+			return nil, fmt.Errorf("read the inbox: %w", err)
+		}
+		for _, st := range streams {
+			msgs = append(msgs, st.Messages...)
+		}
+	}
+	out := make([]InboxEntry, 0, len(msgs))
+	for _, m := range msgs {
+		job, _ := m.Values["job"].(string)
+		e := InboxEntry{ID: m.ID, Payload: []byte(job), Deliveries: 1}
+		if claimed {
+			e.Deliveries = 2
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// DoneInbox implements handlers.Inbox: the entry is acknowledged and deleted.
+func (s *Store) DoneInbox(ctx context.Context, id string) error {
+	pipe := s.rdb.TxPipeline()
+	pipe.XAck(ctx, s.inboxKey(), inboxGroup, id)
+	pipe.XDel(ctx, s.inboxKey(), id)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Heartbeat renews this replica's liveness lease for ttl.
+func (s *Store) Heartbeat(ctx context.Context, replica string, ttl time.Duration) error {
+	return s.rdb.Set(ctx, s.aliveKey(replica), time.Now().UTC().Format(time.RFC3339), ttl).Err()
+}
+
+// Resign ends this replica's lease at once (after a drain), so that whatever
+// it hands back is taken over without waiting for the lease to lapse.
+func (s *Store) Resign(ctx context.Context, replica string) error {
+	return s.rdb.Del(ctx, s.aliveKey(replica)).Err()
+}
+
+// Alive reports whether a replica's lease is current.
+func (s *Store) Alive(ctx context.Context, replica string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.aliveKey(replica)).Result()
+	return n == 1, err
+}
+
+// ReplicaOf is the replica a consumer name belongs to.
+func ReplicaOf(consumer string) string {
+	if i := strings.LastIndexByte(consumer, '/'); i >= 0 {
+		return consumer[:i]
+	}
+	return consumer
+}
+
+// takeoverClock throttles the look for dead replicas' work per stream.
+type takeoverClock struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (t *takeoverClock) due(stream string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.last == nil {
+		t.last = map[string]time.Time{}
+	}
+	if time.Since(t.last[stream]) < takeoverEvery {
+		return false
+	}
+	t.last[stream] = time.Now()
+	return true
+}
+
+// takeOver claims, for consumer, the pending entries of every consumer of
+// group whose replica's lease lapsed, and forgets such consumers once they
+// hold nothing. It looks at most every takeoverEvery per stream.
+func (s *Store) takeOver(ctx context.Context, stream, group, consumer string) ([]redis.XMessage, error) {
+	if !s.takeover.due(stream) {
+		return nil, nil
+	}
+	consumers, err := s.rdb.XInfoConsumers(ctx, stream, group).Result()
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "NOGROUP") || strings.Contains(err.Error(), "no such key") {
+			return nil, s.ensureGroups(ctx)
+		}
+		return nil, fmt.Errorf("list consumers of %s: %w", stream, err)
+	}
+	self := ReplicaOf(consumer)
+	var out []redis.XMessage
+	for _, c := range consumers {
+		replica := ReplicaOf(c.Name)
+		if replica == self {
+			continue
+		}
+		alive, err := s.Alive(ctx, replica)
+		if err != nil {
+			return out, err
+		}
+		if alive {
+			continue
+		}
+		if c.Pending > 0 {
+			pend, err := s.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+				Stream: stream, Group: group, Consumer: c.Name, Start: "-", End: "+", Count: 100,
+			}).Result()
+			if err != nil {
+				return out, fmt.Errorf("pending of dead consumer %s: %w", c.Name, err)
+			}
+			ids := make([]string, 0, len(pend))
+			for _, p := range pend {
+				ids = append(ids, p.ID)
+			}
+			if len(ids) > 0 {
+				msgs, err := s.rdb.XClaim(ctx, &redis.XClaimArgs{Stream: stream, Group: group, Consumer: consumer, MinIdle: 0, Messages: ids}).Result()
+				if err != nil {
+					return out, fmt.Errorf("take over from %s: %w", c.Name, err)
+				}
+				out = append(out, msgs...)
+			}
+			if int64(len(pend)) < c.Pending {
+				continue // more next time; keep the consumer until it is empty
+			}
+		}
+		if err := s.rdb.XGroupDelConsumer(ctx, stream, group, c.Name).Err(); err != nil {
+			return out, fmt.Errorf("forget dead consumer %s: %w", c.Name, err)
+		}
+	}
+	return out, nil
+}
