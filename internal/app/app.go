@@ -283,9 +283,10 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		}
 	}
 	notifier := a.slack.notifier(cfg, a.Policy, log)
+	a.replica = consumerName()
 	lc := approval.Config{
 		PendingTTL: cfg.PendingTTL, ClaimWindow: cfg.ClaimWindow, MaxLifetime: cfg.MaxLifetime,
-		RemindAfter: cfg.RemindAfter, EscalateAfter: cfg.EscalateAfter, Hooks: deps.Hooks,
+		RemindAfter: cfg.RemindAfter, EscalateAfter: cfg.EscalateAfter, Hooks: deps.Hooks, Replica: a.replica,
 	}
 	lc.AuditMirror = a.metrics.transition
 	if cfg.AuditChannel != "" {
@@ -296,7 +297,6 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	hc := a.slack.handlerConfig(cfg, log, a.ready, a.Policy, a.Store.Once)
 	hc.Inbox = a.Store
 	a.handlers = handlers.NewServer(a.Service, hc)
-	a.replica = consumerName()
 	return a, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -277,5 +278,63 @@ func TestUnrecordableWorkIsNeverAcknowledgedAsTaken(t *testing.T) {
 	}
 	if mine, _ := h.App.Store.ListByRequester(ctx, Requester.ID, 10); len(mine) != 1 {
 		t.Fatalf("%d requests stored: the refused command must not be", len(mine))
+	}
+}
+
+// A replica that took a revocation lease and died hands it over as soon as
+// its liveness lease lapses, not when the 2-minute revocation lease runs out;
+// while it lives, nobody else touches it.
+func TestRevocationLeaseOfADeadReplicaIsTakenOverAtOnce(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	stuck := make(chan struct{})
+	var once sync.Once
+	holding := make(chan struct{})
+	hooks := approval.Hooks{AfterLease: func(string) {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			close(holding)
+			<-stuck // the holder hangs here, as if it died mid-delete
+		}
+	}}
+	h := startWith(t, map[string]string{"CREDBOT_SWEEP_INTERVAL": "1h", "CREDBOT_CLAIM_WINDOW": "15m"}, Deps{Clock: clock, Hooks: hooks})
+	ctx := ctxT(t)
+	other, err := h.StartReplica(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(stuck) })
+	msg := h.request(t, ctx)
+	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	dm := h.waitDM(t, ctx)
+	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+
+	clock.Advance(16 * time.Minute) // the claim window is over
+	go func() { _ = h.App.Service.SweepDeadlines(context.WithoutCancel(ctx)) }()
+	select {
+	case <-holding:
+	case <-ctx.Done():
+		t.Fatal("the first replica never took the revocation lease")
+	}
+	clock.Advance(6 * time.Second)
+	if err := other.Service.SweepDeadlines(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := h.App.Store.Get(ctx, id); r.State != approval.StateIssued || !r.Revoking || h.BTP.Count("delete") != 0 {
+		t.Fatalf("%s revoking=%v deletes=%d: a live holder's lease was taken", r.State, r.Revoking, h.BTP.Count("delete"))
+	}
+
+	// The holder dies: its heartbeat stops and its liveness lease is gone.
+	h.App.cancel()
+	if err := h.App.Store.Resign(ctx, h.App.replica); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(6 * time.Second) // far less than the 2-minute revocation lease
+	if err := other.Service.SweepDeadlines(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := h.App.Store.Get(ctx, id)
+	if r.State != approval.StateRevoked || len(h.BTP.Live(defaultScope)) != 0 {
+		t.Fatalf("state %s live %v: want REVOKED and deleted by the surviving replica", r.State, h.BTP.Live(defaultScope))
 	}
 }

@@ -149,8 +149,9 @@ type Request struct {
 	// Revoking is a lease: a worker is deleting the credential at BTP. While it
 	// is set the secret cannot be revealed; if the worker dies the deadline
 	// (pushed out by the lease) brings another worker back to finish.
-	Revoking   bool      `json:"revoking,omitempty"`
-	LeaseUntil time.Time `json:"lease_until,omitempty"` // the Revoking worker's lease ends then
+	Revoking    bool      `json:"revoking,omitempty"`
+	LeaseUntil  time.Time `json:"lease_until,omitempty"`  // the Revoking worker's lease ends then
+	LeaseHolder string    `json:"lease_holder,omitempty"` // the replica that holds it; its death ends the lease early
 }
 
 // CredentialView is a credential at BTP joined with credbot's record of it.

@@ -85,6 +85,11 @@ type Config struct {
 	// Hooks run at the steps of minting where a crash hurts most; tests use them
 	// to kill a worker there.
 	Hooks Hooks
+	// Replica names this process in the store's liveness leases. A revocation
+	// lease names the replica that holds it, so that another replica takes it
+	// over as soon as that one's liveness lease lapses, not when RevokeLease
+	// runs out.
+	Replica string
 	// AuditMirror, when set, is handed every audit entry after it was written
 	// (e.g. to post it to a Slack audit channel). It must not block: the Redis
 	// stream is the record; the mirror is a convenience.
@@ -96,6 +101,7 @@ type Hooks struct {
 	AfterClaim  func(id string) // MINTING written, BTP not called yet
 	AfterCreate func(id string) // created at BTP, nothing written to the store yet
 	AfterSeal   func(id string) // ISSUED with the sealed secret written, no DM yet
+	AfterLease  func(id string) // revocation lease taken, BTP delete not called yet
 }
 
 func call(h func(string), id string) {
@@ -863,15 +869,26 @@ func (s *Service) remind(ctx context.Context, r *Request) error {
 func (s *Service) retire(ctx context.Context, id, actor string, to State, why string, when func(*Request) bool) (*Request, error) {
 	r, err := s.transition(ctx, id, actor, func(cur *Request) (*AuditEntry, Effects, error) {
 		now := s.clock.Now()
-		if !when(cur) || cur.Credential == nil || (cur.Revoking && now.Before(cur.LeaseUntil)) {
-			return nil, Effects{}, errNoop // not due, or another worker holds the lease
+		if !when(cur) || cur.Credential == nil || s.leaseHeld(ctx, cur, now) {
+			return nil, Effects{}, errNoop // not due, or a live worker holds the lease
 		}
-		cur.Revoking, cur.LeaseUntil = true, now.Add(s.cfg.RevokeLease)
-		return &AuditEntry{Note: "deleting at BTP: " + why}, Effects{Deadline: cur.LeaseUntil, DropSecret: true}, nil
+		note := "deleting at BTP: " + why
+		if cur.Revoking {
+			note = fmt.Sprintf("taking over the deletion from replica %s: %s", cur.LeaseHolder, why)
+		}
+		cur.Revoking, cur.LeaseUntil, cur.LeaseHolder = true, now.Add(s.cfg.RevokeLease), s.cfg.Replica
+		// Look again soon: if this replica dies, another takes over once its
+		// liveness lease lapses, without waiting for RevokeLease.
+		recheck := now.Add(revokeRecheck)
+		if cur.LeaseUntil.Before(recheck) {
+			recheck = cur.LeaseUntil
+		}
+		return &AuditEntry{Note: note}, Effects{Deadline: recheck, DropSecret: true}, nil
 	})
 	if err != nil {
 		return r, err
 	}
+	call(s.cfg.Hooks.AfterLease, id)
 	if err := s.issuer.Delete(ctx, r.Credential.Scope, r.Credential.Name); err != nil && !errors.Is(err, ErrNotFound) {
 		return r, fmt.Errorf("delete %s at BTP (retried when the lease ends): %w", r.Credential.Name, err)
 	}
@@ -879,12 +896,34 @@ func (s *Service) retire(ctx context.Context, id, actor string, to State, why st
 		if !cur.Revoking {
 			return nil, Effects{}, errNoop
 		}
-		cur.Revoking, cur.LeaseUntil, cur.State = false, time.Time{}, to
+		cur.Revoking, cur.LeaseUntil, cur.LeaseHolder, cur.State = false, time.Time{}, "", to
 		if to == StateRevoked {
 			cur.Failure = why
 		}
 		return &AuditEntry{Note: why}, Effects{ClearDeadline: true, DropSecret: true, ReleaseName: true}, nil
 	})
+}
+
+// revokeRecheck is how soon a revocation in progress is looked at again, to
+// take it over if the replica that holds its lease died.
+const revokeRecheck = 5 * time.Second
+
+// leaseHeld reports whether a live worker holds r's revocation lease: it was
+// taken, has not run out, and the replica that took it is alive (a lease from
+// before leases named their replica counts as held until it runs out).
+func (s *Service) leaseHeld(ctx context.Context, r *Request, now time.Time) bool {
+	if !r.Revoking || !now.Before(r.LeaseUntil) {
+		return false
+	}
+	if r.LeaseHolder == "" || r.LeaseHolder == s.cfg.Replica {
+		return true
+	}
+	alive, err := s.store.Alive(ctx, r.LeaseHolder)
+	if err != nil {
+		s.log.Warn("could not check the liveness of the replica that holds a revocation lease; leaving it", "request", r.ID, "replica", r.LeaseHolder, "err", err)
+		return true
+	}
+	return alive
 }
 
 // nextDeadline is the earliest moment something is due for r in its state, or

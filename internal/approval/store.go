@@ -41,6 +41,9 @@ type Store interface {
 	DueDeadlines(ctx context.Context, now time.Time, limit int64) ([]Due, error)
 	// DropDeadline removes a request's deadline if it is still at.
 	DropDeadline(ctx context.Context, id string, at time.Time) error
+
+	// Alive reports whether a replica's liveness lease is current.
+	Alive(ctx context.Context, replica string) (bool, error)
 }
 
 // Effects are the side writes that go with a transition, in the same atomic step.
