@@ -16,6 +16,7 @@ package btp
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -149,12 +150,13 @@ func (f loginFlow) String() string {
 // Client talks to one btp CLI server as one identity. It is safe for concurrent
 // use; concurrent callers share one session and one login.
 type Client struct {
-	cfg     Config
-	base    *url.URL
-	flow    loginFlow
-	httpc   *http.Client
-	idpHTTP *http.Client // mTLS client for the passcode, X.509 flow only
-	log     *slog.Logger
+	cfg       Config
+	base      *url.URL
+	flow      loginFlow
+	httpc     *http.Client
+	idpHTTP   *http.Client // mTLS client for the passcode, X.509 flow only
+	loginCert *keyPair     // its certificate, X.509 flow only
+	log       *slog.Logger
 
 	// Seams for tests: the clock and the wait between retries.
 	now   func() time.Time
@@ -250,7 +252,9 @@ func New(cfg Config) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.idpHTTP = mtlsClient(c.httpc, pair)
+		c.loginCert = &keyPair{cert: cfg.TLSClientCertificate, key: cfg.TLSClientKey, log: c.log, pair: pair}
+		c.loginCert.stamp, _ = c.loginCert.stampNow()
+		c.idpHTTP = mtlsClient(c.httpc, c.loginCert.get)
 	case cfg.Username != "" && cfg.Password != "":
 		c.flow = flowPassword
 	default:
@@ -322,7 +326,7 @@ func redirectMessage(from *url.URL, location, fix string) string {
 // when it is an *http.Transport, its settings (proxy, root CAs). Like every
 // client here it never follows a redirect: the next host would get the
 // client certificate's handshake and the request.
-func mtlsClient(base *http.Client, pair tls.Certificate) *http.Client {
+func mtlsClient(base *http.Client, get func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) *http.Client {
 	var tr *http.Transport
 	if t, ok := base.Transport.(*http.Transport); ok {
 		tr = t.Clone()
@@ -332,8 +336,72 @@ func mtlsClient(base *http.Client, pair tls.Certificate) *http.Client {
 	if tr.TLSClientConfig == nil {
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	tr.TLSClientConfig.Certificates = []tls.Certificate{pair}
+	tr.TLSClientConfig.Certificates = nil
+	tr.TLSClientConfig.GetClientCertificate = get
 	return &http.Client{Transport: tr, Timeout: base.Timeout, CheckRedirect: refuseRedirect}
+}
+
+// keyPair is the X.509 login's certificate and key. Given as files (a mounted
+// Kubernetes TLS secret, which cert-manager renews in place), they are read
+// again whenever either file changes, so that a renewed certificate is used
+// from the next login on, without a restart.
+type keyPair struct {
+	cert, key string // PEM text, or file paths
+	log       *slog.Logger
+
+	mu     sync.Mutex
+	pair   tls.Certificate
+	stamp  string // size and modification time of both files when pair was read
+	failed string // the stamp of files that did not load, so it is said once
+}
+
+func (k *keyPair) get(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p := k.pair
+	return &p, nil
+}
+
+// stampNow describes the files as they are now; PEM text has no stamp.
+func (k *keyPair) stampNow() (string, error) {
+	var b strings.Builder
+	for _, v := range []string{k.cert, k.key} {
+		if strings.HasPrefix(strings.TrimSpace(v), "-----BEGIN") {
+			return "", nil
+		}
+		fi, err := os.Stat(v) // follows the symlinks a Secret volume swaps
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "%d/%d;", fi.Size(), fi.ModTime().UnixNano())
+	}
+	return b.String(), nil
+}
+
+// refresh reads the files again if they changed, and reports whether the
+// certificate did. A change that does not load (a half-written renewal, a key
+// that does not match) keeps the previous pair, and says so once.
+func (k *keyPair) refresh() bool {
+	st, err := k.stampNow()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err != nil || st == "" || st == k.stamp || st == k.failed {
+		return false
+	}
+	pair, err := loadKeyPair(k.cert, k.key)
+	if err != nil {
+		k.failed = st
+		k.log.Warn("the BTP client certificate files changed but do not load; logging in with the previous certificate until they do",
+			"error", err.Error())
+		return false
+	}
+	k.pair, k.stamp, k.failed = pair, st, ""
+	attrs := []any{}
+	if leaf, err := x509.ParseCertificate(pair.Certificate[0]); err == nil {
+		attrs = append(attrs, "subject", leaf.Subject.String(), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	k.log.Info("the BTP client certificate changed on disk and was reloaded", attrs...)
+	return true
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

@@ -158,6 +158,10 @@ func (c *Client) passcode(ctx context.Context) (string, error) {
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	if c.loginCert.refresh() {
+		// A pooled connection would still present the old certificate.
+		c.idpHTTP.CloseIdleConnections()
+	}
 	resp, err := c.idpHTTP.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("passcode from %s: %w", c.cfg.TLSIdPURL, err)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -338,5 +339,82 @@ func TestConfigFromEnvAndDefaults(t *testing.T) {
 		if _, err := btp.New(cfg); err == nil {
 			t.Errorf("%s: New accepted %+v", name, cfg)
 		}
+	}
+}
+
+// A renewed client certificate (cert-manager rewrites the mounted Secret in
+// place) is used from the next login on, without a restart; a renewal that does
+// not load keeps the previous certificate working.
+func TestRenewedClientCertificateIsUsedAtTheNextLogin(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	write := func(cert, key string, at time.Time) {
+		t.Helper()
+		for f, v := range map[string]string{certFile: cert, keyFile: key} {
+			if err := os.WriteFile(f, []byte(v), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(f, at, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	oldCert, oldKey := testCertificate(t)
+	newCert, newKey := testCertificate(t)
+	write(oldCert, oldKey, time.Now().Add(-time.Hour))
+
+	var mu sync.Mutex
+	var presented []string // the subject serial of each client certificate the IdP saw
+	ias := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			http.Error(w, "no client certificate", http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		presented = append(presented, r.TLS.PeerCertificates[0].SerialNumber.String())
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"passcode":"314159"}`))
+	}))
+	ias.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	ias.StartTLS()
+	t.Cleanup(ias.Close)
+	f := newFixture(t, btptest.Options{IdP: ias.Listener.Addr().String(), Users: map[string]string{"tech@acme.example": "314159"}},
+		func(c *btp.Config) {
+			c.Username, c.Password = "tech@acme.example", ""
+			c.TLSClientCertificate, c.TLSClientKey, c.TLSIdPURL = certFile, keyFile, ias.URL
+			c.HTTPClient = ias.Client()
+		})
+	serial := func(certPEM string) string {
+		block, _ := pem.Decode([]byte(certPEM))
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.SerialNumber.String()
+	}
+	login := func() string {
+		t.Helper()
+		f.srv.ExpireSessions()
+		if _, err := f.client.List(context.Background(), subaccount); err != nil {
+			t.Fatalf("List: %v", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return presented[len(presented)-1]
+	}
+	if got := login(); got != serial(oldCert) {
+		t.Fatalf("first login presented %s, want the old certificate", got)
+	}
+	write(newCert, "not a key", time.Now()) // a half-written renewal
+	if got := login(); got != serial(oldCert) {
+		t.Fatalf("a renewal that does not load: presented %s, want the old certificate still", got)
+	}
+	if !strings.Contains(f.logs.String(), "do not load") {
+		t.Errorf("the broken renewal was not reported: %s", f.logs.String())
+	}
+	write(newCert, newKey, time.Now().Add(time.Minute))
+	if got := login(); got != serial(newCert) {
+		t.Fatalf("after renewal presented %s, want the new certificate %s", got, serial(newCert))
 	}
 }

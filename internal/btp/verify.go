@@ -58,7 +58,7 @@ func (c *Client) verify(ctx context.Context, is approval.Issued, corr string) er
 				slog.String("name", cred.Name), slog.String("correlation_id", corr))
 			return nil
 		}
-		hc = mtlsClient(c.httpc, pair)
+		hc = mtlsClient(c.httpc, func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil })
 		cc.AuthStyle = oauth2.AuthStyleInParams
 	default:
 		// The caller supplied the certificate and keeps its private key, or the
