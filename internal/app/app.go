@@ -163,6 +163,7 @@ type App struct {
 	slack    *slackSide
 	audit    *auditMirror // nil without CREDBOT_AUDIT_CHANNEL
 	metrics  *metrics
+	health   *health
 	srv      *http.Server
 	ln       net.Listener
 	cancel   context.CancelFunc
@@ -296,22 +297,85 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	a.Service = approval.NewService(a.Store, a.Policy, issuer, notifier, sealer, deps.Clock, log, lc)
 	hc := a.slack.handlerConfig(cfg, log, a.ready, a.Policy, a.Store.Once)
 	hc.Inbox = a.Store
+	hc.BTPDown = func() error { return a.health.failing("btp") }
 	a.handlers = handlers.NewServer(a.Service, hc)
+	a.health = newHealth(a.dependencies(issuer), log, a.metrics.reg)
 	return a, nil
 }
 
-// ready fails only when this replica cannot serve. A broken policy file does
-// not fail it: the last good policy stays in force, and failing readiness would
-// take every replica out of service at once over one bad ConfigMap. It shows
-// in the details (and the credbot_policy_* metrics) instead.
-func (a *App) ready(ctx context.Context) (string, error) {
-	if err := a.Store.Ping(ctx); err != nil {
-		return "", fmt.Errorf("redis: %w", err)
+// ready is /readyz: the background checks' report, with Redis checked live
+// (it is what every request needs first, and it is cheap). A broken policy
+// file does not fail it: the last good policy stays in force, and failing
+// readiness would take every replica out of service at once over one bad
+// ConfigMap; it shows as degraded instead.
+func (a *App) ready(ctx context.Context) (bool, any) {
+	ready, report := a.health.report()
+	report["policy"] = a.Policy.Hash()
+	report["replica"] = a.replica
+	if err := a.Store.Writable(ctx, a.replica); err != nil {
+		ready = false
+		report["ready"] = false
+		report["redis"] = depState{Critical: true, Error: err.Error(), Fix: fixFor("redis", err), Since: time.Now().UTC()}
 	}
-	if ok, detail := a.Policy.Health(); !ok {
-		return "policy: " + detail + "\n", nil
+	return ready, report
+}
+
+// dependencies are what this replica needs, for readiness and doctor.
+func (a *App) dependencies(issuer approval.Issuer) []dependency {
+	deps := []dependency{
+		{name: "redis", check: func(ctx context.Context) (error, bool) { return a.Store.Writable(ctx, a.replica), true }},
+		{name: "redis_aof", check: func(ctx context.Context) (error, bool) {
+			on, err := a.Store.AOF(ctx)
+			if err == nil && !on {
+				err = unmet("Redis does not append writes to a log (appendonly no)")
+			}
+			return err, false
+		}},
+		{name: "slack", check: func(ctx context.Context) (error, bool) {
+			_, err := a.slack.api.AuthTest(ctx)
+			if err != nil {
+				return err, isSlackTokenError(err)
+			}
+			return nil, false
+		}},
+		{name: "policy", check: func(context.Context) (error, bool) {
+			if ok, detail := a.Policy.Health(); !ok {
+				return unmet("%s", detail), false
+			}
+			return nil, false
+		}},
 	}
-	return "policy: " + a.Policy.Hash() + "\n", nil
+	if b, ok := issuer.(interface{ Health(context.Context) error }); ok {
+		deps = append(deps, dependency{name: "btp", check: func(ctx context.Context) (error, bool) { return b.Health(ctx), false }})
+	}
+	for _, ch := range []string{a.cfg.ApprovalChannel, a.cfg.EscalationChannel, a.cfg.AuditChannel} {
+		if ch == "" {
+			continue
+		}
+		deps = append(deps, dependency{name: "channel:" + ch, check: func(ctx context.Context) (error, bool) {
+			member, name, err := a.slack.api.ChannelMember(ctx, ch)
+			if err == nil && !member {
+				err = unmet("the bot is not a member of %s (#%s), so it cannot post there", ch, name)
+			}
+			return err, false
+		}})
+	}
+	if a.cfg.SlackAppToken != "" {
+		deps = append(deps, dependency{name: "socket_mode", check: func(context.Context) (error, bool) {
+			if !a.handlers.SocketConnected() {
+				return unmet("Socket Mode is not connected"), false
+			}
+			return nil, false
+		}})
+	}
+	for i := range deps {
+		name := deps[i].name
+		if strings.HasPrefix(name, "channel:") {
+			name = "channel:"
+		}
+		deps[i].fix = func(err error) string { return fixFor(name, err) }
+	}
+	return deps
 }
 
 // Start listens and runs the background loops until Close.
@@ -331,6 +395,8 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("redis: take the replica lease: %w", err)
 	}
 	a.spawn(func() { a.heartbeat(ctx) })
+	a.health.refresh(ctx) // before serving: /readyz answers from the first
+	a.spawn(func() { a.health.run(ctx) })
 	a.spawn(func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http server", "err", err)

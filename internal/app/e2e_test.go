@@ -290,12 +290,14 @@ func TestForgedStaleAndOversizedRequestsHaveNoEffect(t *testing.T) {
 		}
 	}
 	h.Local.App.handlers.Close()
-	if calls := h.Slack.Calls(); len(calls) != 0 {
-		t.Errorf("rejected requests caused %d Slack calls, first %s", len(calls), calls[0].Method)
+	for _, c := range h.Slack.Calls() {
+		if c.Method != "auth.test" && c.Method != "conversations.info" { // the readiness checks
+			t.Errorf("a rejected request caused a Slack call: %s", c.Method)
+		}
 	}
 	for k := range h.redis.Dump(t) {
 		// The queues' consumer groups and the replica's lease exist from start-up.
-		if !strings.HasSuffix(k, ":mint") && !strings.HasSuffix(k, ":inbox") && !strings.Contains(k, ":alive:") {
+		if !strings.HasSuffix(k, ":mint") && !strings.HasSuffix(k, ":inbox") && !strings.Contains(k, ":alive:") && !strings.Contains(k, ":health:") {
 			t.Errorf("rejected requests wrote Redis key %s", k)
 		}
 	}
@@ -497,7 +499,7 @@ func TestBrokenPolicyFileShowsInReadinessButKeepsServing(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 	code, body := readyz()
-	if code != 200 || !strings.Contains(body, "policy: "+h.App.Policy.Hash()) {
+	if code != 200 || !strings.Contains(body, `"policy": "`+h.App.Policy.Hash()) {
 		t.Fatalf("readyz %d %q", code, body)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "policy.csv"), []byte("p, U1, subaccount:*, create\n"), 0o600); err != nil {
@@ -506,6 +508,7 @@ func TestBrokenPolicyFileShowsInReadinessButKeepsServing(t *testing.T) {
 	if err := h.App.Policy.Reload(ctx); err == nil {
 		t.Fatal("a broken policy loaded")
 	}
+	h.App.health.refresh(ctx)
 	code, body = readyz()
 	if code != 200 || !strings.Contains(body, "broken") || !strings.Contains(body, "policy.csv:1") {
 		t.Fatalf("readyz with a broken file: %d %q", code, body)

@@ -41,7 +41,7 @@ func (s *slackSide) notifier(cfg Config, pol *policy.Engine, log *slog.Logger) *
 	})
 }
 
-func (s *slackSide) handlerConfig(cfg Config, log *slog.Logger, ready func(context.Context) (string, error), pol *policy.Engine, once func(context.Context, string, time.Duration) (bool, error)) handlers.Config {
+func (s *slackSide) handlerConfig(cfg Config, log *slog.Logger, ready func(context.Context) (bool, any), pol *policy.Engine, once func(context.Context, string, time.Duration) (bool, error)) handlers.Config {
 	secret := cfg.SigningSecret
 	if cfg.SlackAppToken != "" {
 		// Socket Mode: nothing arrives over HTTP, so serve no Request URLs at all.

@@ -156,6 +156,7 @@ type Client struct {
 	httpc     *http.Client
 	idpHTTP   *http.Client // mTLS client for the passcode, X.509 flow only
 	loginCert *keyPair     // its certificate, X.509 flow only
+	reach     reach        // did the server answer last time, for Health
 	log       *slog.Logger
 
 	// Seams for tests: the clock and the wait between retries.

@@ -74,6 +74,13 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 	relogged := false
 	for attempt := 0; ; attempt++ {
 		resp, wrote, err := c.roundTrip(ctx, cl, sess)
+		if ctx.Err() == nil {
+			status := 0
+			if resp != nil {
+				status = resp.status
+			}
+			c.reach.observe(c.now(), status, err)
+		}
 		var e *Error
 		retry := false
 		if err != nil {

@@ -165,7 +165,11 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 				s.warn(ctx, o, err, "decide")
 				return
 			}
-			s.reply(ctx, o, out.Message)
+			msg := out.Message
+			if out.Request != nil && out.Request.State == approval.StateApproved {
+				msg += s.btpNote()
+			}
+			s.reply(ctx, o, msg)
 		}
 	case ActionCancel:
 		if !requestIDRE.MatchString(j.Value) {
@@ -224,7 +228,7 @@ func (s *Server) submit(ctx context.Context, o origin, sub approval.Submission) 
 		return
 	}
 	s.reply(ctx, o, fmt.Sprintf("Request `%s` for *%s* in %s (%s) is waiting for approval. You will get a DM when it is decided.",
-		req.ID, escape(req.Name), escape(scopeLabel(req.Scope)), accessLabel(req.ReadOnly)))
+		req.ID, escape(req.Name), escape(scopeLabel(req.Scope)), accessLabel(req.ReadOnly))+s.btpNote())
 }
 
 func (s *Server) reveal(ctx context.Context, o origin, id string) {
@@ -249,6 +253,18 @@ func (s *Server) reveal(ctx context.Context, o origin, id string) {
 			s.log.Error("revoke undeliverable secret", "request", id, "err", err)
 		}
 	}
+}
+
+// btpNote tells a requester or approver that BTP cannot be reached right now:
+// the request is queued, not lost, and not refused.
+func (s *Server) btpNote() string {
+	if s.cfg.BTPDown == nil {
+		return ""
+	}
+	if err := s.cfg.BTPDown(); err != nil {
+		return "\n:hourglass: Queued: BTP is unreachable right now (" + escape(err.Error()) + "). credbot creates the credential as soon as BTP answers again."
+	}
+	return ""
 }
 
 // involved reports whether user may see a request's details: its requester,

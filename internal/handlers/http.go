@@ -25,26 +25,31 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
+// ready is /readyz: 200 when the replica can take work, else 503, with a
+// JSON report of what works and what does not, and how to fix it.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	if s.isDraining() {
-		http.Error(w, "not ready: draining (this replica got SIGTERM and is finishing its work)", http.StatusServiceUnavailable)
-		return
-	}
-	if s.socket.Load() == socketConnecting {
-		http.Error(w, "not ready: Socket Mode is not connected", http.StatusServiceUnavailable)
-		return
-	}
-	detail := ""
-	if s.cfg.Ready != nil {
+	var ready bool
+	var report any = map[string]any{"ready": true}
+	switch {
+	case s.isDraining():
+		report = map[string]any{"ready": false, "reason": "draining: this replica got SIGTERM and is finishing its work"}
+	case s.cfg.Ready != nil:
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		var err error
-		if detail, err = s.cfg.Ready(ctx); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
-			return
-		}
+		ready, report = s.cfg.Ready(ctx)
+	default:
+		ready = true
 	}
-	_, _ = w.Write([]byte("ready\n" + detail))
+	b, err := json.MarshalIndent(report, "", "  ")
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !ready {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // signed verifies Slack's signature over the raw body before anything parses it.

@@ -60,10 +60,12 @@ type Config struct {
 	HTTPClient    *http.Client // posts to response_urls; NewServer uses a copy that never follows redirects
 	Logger        *slog.Logger
 	Now           func() time.Time
-	// Ready reports whether the bot can serve (Redis answers), with details
-	// worth an operator's eye that do not stop it serving (a broken policy file
-	// while the last good policy stays in force).
-	Ready func(ctx context.Context) (detail string, err error)
+	// Ready reports whether the replica can take work, with a report of its
+	// dependencies for /readyz (JSON).
+	Ready func(ctx context.Context) (ready bool, report any)
+	// BTPDown, when set, returns why BTP cannot be reached right now (nil when
+	// it can), so that requesters learn their request is queued.
+	BTPDown func() error
 	// WorkTimeout bounds the work done after an ack.
 	WorkTimeout time.Duration
 	// AckBudget bounds the Web API work done before an ack (views.open).

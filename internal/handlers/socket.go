@@ -70,6 +70,10 @@ func (s *Server) RunSocketMode(ctx context.Context, client *socketmode.Client) e
 	}
 }
 
+// SocketConnected reports whether the Socket Mode connection is up (false
+// in HTTP mode).
+func (s *Server) SocketConnected() bool { return s.socket.Load() == socketConnected }
+
 // ErrClosed is returned by RunSocketMode once Close has begun.
 var ErrClosed = errors.New("handlers: closed")
 

@@ -22,10 +22,14 @@ var BotScopes = []string{
 	"users:read",       // users.info: who is asking, and are they a full member
 	"users:read.email", // the profile email, for email: policy subjects and approver mentions
 	"usergroups:read",  // usergroups.list and usergroups.users.list, for group: subjects
+	"channels:read",    // conversations.info: is the bot in a public channel it posts to
+	"groups:read",      // conversations.info: is the bot in a private channel it posts to
 }
 
 // MethodScopes maps every Web API method the bot calls to the scope it needs
-// ("" for none). Tests check each call the fake Slack saw against it.
+// ("" for none; several, space-separated, when the method needs one or the
+// other by the kind of channel). Tests check each call the fake Slack saw
+// against it.
 var MethodScopes = map[string]string{
 	"chat.postMessage":      "chat:write",
 	"chat.update":           "chat:write",
@@ -38,6 +42,7 @@ var MethodScopes = map[string]string{
 	"views.open":            "",
 	"views.publish":         "",
 	"auth.test":             "",
+	"conversations.info":    "channels:read groups:read",
 	"apps.connections.open": "", // app-level token (connections:write), Socket Mode only
 }
 
@@ -243,6 +248,18 @@ func (w *WebAPI) PublishHome(ctx context.Context, user string, v slack.HomeTabVi
 		return fmt.Errorf("views.publish: %w", err)
 	}
 	return nil
+}
+
+// ChannelMember is conversations.info: whether the bot is a member of a
+// channel, and its name, for readiness and doctor.
+func (w *WebAPI) ChannelMember(ctx context.Context, channel string) (member bool, name string, err error) {
+	ch, err := call(ctx, w, "conversations.info", func(ctx context.Context) (*slack.Channel, error) {
+		return w.c.GetConversationInfoContext(ctx, &slack.GetConversationInfoInput{ChannelID: channel})
+	})
+	if err != nil {
+		return false, "", fmt.Errorf("conversations.info %s: %w", channel, err)
+	}
+	return ch.IsMember, ch.Name, nil
 }
 
 // AuthTest is auth.test: who the bot is, and in which team it is installed.

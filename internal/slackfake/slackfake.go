@@ -127,6 +127,8 @@ type Server struct {
 	trigFIFO []string          // trig keys, oldest first, to drop expired ones
 	homes    map[string]string // user → blocks JSON of their published Home tab
 	views    map[string]string // view id → view JSON (modals)
+	outside  map[string]bool   // channels the bot was not invited to
+	revoked  bool              // the bot token no longer works
 
 	socket *socketHub
 }
@@ -244,6 +246,25 @@ func (s *Server) SetGroup(id, handle string, members ...string) {
 		}
 	}
 	s.groups = append(s.groups, group{id, handle, members})
+}
+
+// RevokeToken makes every Web API call with the bot token fail with
+// invalid_auth, as after an uninstall (or undoes it).
+func (s *Server) RevokeToken(revoked bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.revoked = revoked
+}
+
+// RemoveBot takes the bot out of a channel (or puts it back): conversations.info
+// says so, and chat.postMessage there fails with not_in_channel, as at Slack.
+func (s *Server) RemoveBot(channel string, removed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.outside == nil {
+		s.outside = map[string]bool{}
+	}
+	s.outside[channel] = removed
 }
 
 // Calls returns a copy of every call so far.
@@ -450,7 +471,10 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		s.socket.open(w, r, token)
 		return
 	}
-	if token != s.Token {
+	s.mu.Lock()
+	revoked := s.revoked
+	s.mu.Unlock()
+	if token != s.Token || revoked {
 		s.record(Call{Method: method + "!invalid_auth", Params: params, Body: string(body)})
 		reply(map[string]any{"ok": false, "error": "invalid_auth"})
 		return
@@ -472,6 +496,12 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 	case "chat.postMessage":
 		c.Channel, c.ThreadTS = params.Get("channel"), params.Get("thread_ts")
 		s.mu.Lock()
+		if s.outside[c.Channel] {
+			s.mu.Unlock()
+			s.record(Call{Method: method + "!not_in_channel", Params: params, Channel: c.Channel})
+			reply(map[string]any{"ok": false, "error": "not_in_channel"})
+			return
+		}
 		s.seq++
 		c.TS = fmt.Sprintf("1700000000.%06d", s.seq)
 		key := c.Channel + "/" + c.TS
@@ -559,6 +589,13 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		reply(map[string]any{"ok": true, "users": members})
+	case "conversations.info":
+		c.Channel = params.Get("channel")
+		s.record(c)
+		s.mu.Lock()
+		member := !s.outside[c.Channel]
+		s.mu.Unlock()
+		reply(map[string]any{"ok": true, "channel": map[string]any{"id": c.Channel, "name": "chan-" + strings.ToLower(c.Channel), "is_member": member}})
 	case "auth.test":
 		s.record(c)
 		reply(map[string]any{"ok": true, "user_id": "U0CREDBOT", "team_id": DefaultTeam, "bot_id": "B0CREDBOT"})

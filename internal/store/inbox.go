@@ -212,3 +212,24 @@ func (s *Store) takeOver(ctx context.Context, stream, group, consumer string) ([
 	}
 	return out, nil
 }
+
+// Writable proves Redis takes writes (a replica's read-only copy, a full
+// memory, a wrong password all fail here), for readiness.
+func (s *Store) Writable(ctx context.Context, replica string) error {
+	return s.rdb.Set(ctx, s.prefix+":health:"+replica, "1", time.Minute).Err()
+}
+
+// AOF reports whether Redis appends every write to its log: without it a
+// restart loses what was acknowledged since the last snapshot.
+func (s *Store) AOF(ctx context.Context) (bool, error) {
+	info, err := s.rdb.Info(ctx, "persistence").Result()
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "aof_enabled:"); ok {
+			return v == "1", nil
+		}
+	}
+	return false, errors.New("INFO persistence did not say whether AOF is on")
+}
