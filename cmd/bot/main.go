@@ -7,6 +7,7 @@
 //	bot btp-emulator --listen 127.0.0.1:8081   serve the BTP CLI server emulator
 //	bot policy test [dir]    run the policy's decision table (default: policies/)
 //	bot load [-n 200] [-c 20] run n whole loops through the local bot, c at a time, and print latency percentiles
+//	bot doctor               check every dependency of the configuration in the environment, with fixes
 //	bot audit verify         check the hash chain of the audit trail in REDIS_URL
 //	bot audit export         write the audit trail as JSON lines to stdout
 //	bot pause DURATION       wait, then exit 0: the chart's preStop hook (the image has no sleep)
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	case "audit":
 		return audit(ctx, args)
+	case "doctor":
+		return app.Doctor(ctx, os.Getenv, os.Stdout)
 	case "load":
 		return load(ctx, args)
 	case "pause":
@@ -82,7 +85,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "help", "-h", "--help":
-		fmt.Println("usage: bot [serve | local | load [-n N] [-c C] | btp-emulator --listen ADDR | policy test [DIR] | audit verify|export | pause DURATION]")
+		fmt.Println("usage: bot [serve | local | load [-n N] [-c C] | btp-emulator --listen ADDR | policy test [DIR] | audit verify|export | doctor | pause DURATION]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: bot help)", cmd)

@@ -129,6 +129,7 @@ type Server struct {
 	views    map[string]string // view id → view JSON (modals)
 	outside  map[string]bool   // channels the bot was not invited to
 	revoked  bool              // the bot token no longer works
+	scopes   []string          // what auth.test says the token may do
 
 	socket *socketHub
 }
@@ -246,6 +247,14 @@ func (s *Server) SetGroup(id, handle string, members ...string) {
 		}
 	}
 	s.groups = append(s.groups, group{id, handle, members})
+}
+
+// SetScopes sets the scopes auth.test reports for the bot token
+// (X-OAuth-Scopes); none are reported until it is called.
+func (s *Server) SetScopes(scopes ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.scopes = scopes
 }
 
 // RevokeToken makes every Web API call with the bot token fail with
@@ -598,6 +607,11 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		reply(map[string]any{"ok": true, "channel": map[string]any{"id": c.Channel, "name": "chan-" + strings.ToLower(c.Channel), "is_member": member}})
 	case "auth.test":
 		s.record(c)
+		s.mu.Lock()
+		if len(s.scopes) > 0 {
+			w.Header().Set("X-OAuth-Scopes", strings.Join(s.scopes, ","))
+		}
+		s.mu.Unlock()
 		reply(map[string]any{"ok": true, "user_id": "U0CREDBOT", "team_id": DefaultTeam, "bot_id": "B0CREDBOT"})
 	case "views.open":
 		s.viewsOpen(c, reply)

@@ -1,0 +1,94 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/btp/btptest"
+	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// doctorEnv is the environment of a real deployment of the harness's bot.
+func (h *harness) doctorEnv(redisURL string) map[string]string {
+	return map[string]string{
+		"SLACK_BOT_TOKEN": h.Config.SlackBotToken, "SLACK_API_URL": h.Config.SlackAPIURL,
+		"SLACK_SIGNING_SECRET": h.Config.SigningSecret, "CREDBOT_APPROVAL_CHANNEL": h.Config.ApprovalChannel,
+		"REDIS_URL": redisURL, "CREDBOT_KEY_PREFIX": h.Config.KeyPrefix, "CREDBOT_POLICY_DIR": h.Config.PolicyDir,
+		"CREDBOT_SECRET_KEY": approval.NewRandomKey(),
+		"BTP_CLI_SERVER_URL": h.BTP.URL(), "BTP_GLOBALACCOUNT": btptest.DefaultGlobalAccount,
+		"BTP_USERNAME": btptest.DefaultUser, "BTP_PASSWORD": btptest.DefaultPassword,
+	}
+}
+
+func doctorRun(t *testing.T, env map[string]string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := Doctor(context.Background(), func(k string) string { return env[k] }, &out)
+	return out.String(), err
+}
+
+func TestDoctorPassesAHealthyDeploymentAndSaysHowToFixABrokenOne(t *testing.T) {
+	srv, err := redistest.StartServer(t.TempDir(), true) // with AOF, as in production
+	if err != nil {
+		t.Skipf("no redis-server binary: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	h := startWith(t, map[string]string{"REDIS_URL": srv.URL()}, Deps{})
+	h.Slack.SetScopes(handlers.BotScopes...)
+	env := h.doctorEnv(srv.URL())
+	out, err := doctorRun(t, env)
+	if err != nil || strings.Contains(out, "✘") {
+		t.Fatalf("a healthy deployment: %v\n%s", err, out)
+	}
+	t.Logf("healthy:\n%s", out)
+
+	// Everything that can go wrong, at once.
+	h.Slack.SetScopes("commands", "chat:write")
+	h.Slack.RemoveBot(localApprovals, true)
+	env["CREDBOT_SECRET_KEY"] = "c2hvcnQ="
+	// Redis asks for a password the URL does not have.
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = admin.Close() })
+	if err := admin.ConfigSet(context.Background(), "requirepass", "right").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.ConfigSet(context.Background(), "requirepass", "").Err() })
+	env["REDIS_URL"] = strings.Replace(srv.URL(), "redis://", "redis://default:wrong@", 1)
+	env["CREDBOT_POLICY_DIR"] = t.TempDir()
+	env["BTP_PASSWORD"] = "wrong"
+	out, err = doctorRun(t, env)
+	if err == nil {
+		t.Fatalf("doctor passed a broken deployment:\n%s", out)
+	}
+	t.Logf("broken:\n%s", out)
+	for _, want := range []string{
+		"✘ sealing key", "openssl rand -base64 32",
+		"✘ policy", "policy test",
+		"✘ redis", "WRONGPASS",
+		"✘ slack scopes", "lacks", "reinstall the app",
+		"✘ CREDBOT_APPROVAL_CHANNEL", "/invite @credbot",
+		"✘ BTP", "BTP_PASSWORD",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor's output lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "wrong@") || strings.Contains(out, h.Config.SlackBotToken) {
+		t.Error("doctor printed a secret")
+	}
+
+	// A server that refuses our protocol version: the fix says what to do.
+	old := btptest.NewServer(btptest.Options{MinProtocolVersion: "v9.0.0"})
+	t.Cleanup(old.Close)
+	env = h.doctorEnv(srv.URL())
+	env["BTP_CLI_SERVER_URL"] = old.URL()
+	out, _ = doctorRun(t, env)
+	if !strings.Contains(out, "✘ BTP") || !strings.Contains(out, "BTP_PROTOCOL_VERSION") {
+		t.Errorf("an outdated protocol version is not explained:\n%s", out)
+	}
+}
