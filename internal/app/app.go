@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -188,30 +189,34 @@ type Deps struct {
 	Hooks  approval.Hooks
 }
 
-// NewRedis connects to REDIS_URL: redis:// or rediss:// for one server, or
+// NewRedis connects to REDIS_URL: redis:// or rediss:// for one server,
 // redis-sentinel://[user:pass@]host:port[,host:port…]/db?master_name=NAME for a
-// Sentinel-managed primary (go-redis's failover URL with the sentinel addresses).
+// Sentinel-managed primary (go-redis's failover URL with the sentinel addresses),
+// or redis-cluster:// (rediss-cluster:// with TLS)
+// [user:pass@]host:port[,host:port…][?options] for a Redis Cluster (go-redis's
+// cluster URL with the seed nodes).
 func NewRedis(rawURL string) (redis.UniversalClient, error) {
+	for _, scheme := range []string{"redis-cluster", "rediss-cluster"} {
+		rest, ok := strings.CutPrefix(rawURL, scheme+"://")
+		if !ok {
+			continue
+		}
+		u := strings.TrimSuffix(scheme, "-cluster") + "://" + withAddrParams(rest)
+		if p, err := url.Parse(u); err == nil && p.Path != "" && p.Path != "/" && p.Path != "/0" {
+			return nil, errors.New("REDIS_URL (cluster): a Redis Cluster has only database 0")
+		}
+		opts, err := redis.ParseClusterURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL (cluster): %w", err)
+		}
+		if opts.PoolTimeout == 0 {
+			opts.PoolTimeout = poolTimeout
+		}
+		opts.ClusterStateReloadInterval = clusterStateReload
+		return redis.NewClusterClient(opts), nil
+	}
 	if rest, ok := strings.CutPrefix(rawURL, "redis-sentinel://"); ok {
-		// go-redis takes extra sentinels as addr= parameters.
-		hostsEnd := strings.IndexAny(rest, "/?")
-		if hostsEnd < 0 {
-			hostsEnd = len(rest)
-		}
-		auth, hosts := "", rest[:hostsEnd]
-		if at := strings.LastIndex(hosts, "@"); at >= 0 {
-			auth, hosts = hosts[:at+1], hosts[at+1:]
-		}
-		list := strings.Split(hosts, ",")
-		u := "redis://" + auth + list[0] + rest[hostsEnd:]
-		for _, h := range list[1:] {
-			sep := "?"
-			if strings.Contains(u, "?") {
-				sep = "&"
-			}
-			u += sep + "addr=" + h
-		}
-		opts, err := redis.ParseFailoverURL(u)
+		opts, err := redis.ParseFailoverURL("redis://" + withAddrParams(rest))
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL (sentinel): %w", err)
 		}
@@ -232,6 +237,37 @@ func NewRedis(rawURL string) (redis.UniversalClient, error) {
 	}
 	return redis.NewClient(opts), nil
 }
+
+// withAddrParams turns "[auth@]h1,h2,h3[/db][?query]" into
+// "[auth@]h1[/db]?[query&]addr=h2&addr=h3": go-redis takes the extra
+// sentinels or cluster seeds as addr= parameters.
+func withAddrParams(rest string) string {
+	hostsEnd := strings.IndexAny(rest, "/?")
+	if hostsEnd < 0 {
+		hostsEnd = len(rest)
+	}
+	auth, hosts := "", rest[:hostsEnd]
+	if at := strings.LastIndex(hosts, "@"); at >= 0 {
+		auth, hosts = hosts[:at+1], hosts[at+1:]
+	}
+	list := strings.Split(hosts, ",")
+	u := auth + list[0] + rest[hostsEnd:]
+	for _, h := range list[1:] {
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + "addr=" + h
+	}
+	return u
+}
+
+// clusterStateReload is how often a cluster client re-reads which node holds
+// which slot. go-redis re-reads at once on MOVED, but a primary that died
+// sends no MOVED: with its default (60 s) writes would go on failing that
+// long after the replica took over; this bounds it to a few seconds, for one
+// CLUSTER SLOTS per client every 2 s.
+const clusterStateReload = 2 * time.Second
 
 // poolTimeout is how long work waits for a Redis connection when a burst has
 // them all busy. go-redis's default (read timeout + 1 s) turned a burst of 200

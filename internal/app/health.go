@@ -213,6 +213,8 @@ func fixFor(dep string, err error) string {
 		return "the channel id is wrong, or the bot cannot see it: use the channel's id (C…, from its details), invite the bot, and make sure the app has channels:read and groups:read"
 	case dep == "btp" && strings.Contains(msg, "412"), dep == "btp" && strings.Contains(strings.ToLower(msg), "outdated"):
 		return "the btp CLI server refuses this protocol version: update credbot or set BTP_PROTOCOL_VERSION to what the server asks for"
+	case dep == "btp" && strings.Contains(msg, "wrong user name, password"):
+		return "BTP refused the login: check BTP_USERNAME and BTP_PASSWORD (or the certificate / assertion), and that the user logs in at the identity provider BTP_IDP names"
 	case dep == "btp":
 		return "check the BTP_* login settings and that this pod can reach BTP_CLI_SERVER_URL; requests queue meanwhile"
 	case dep == "socket_mode":

@@ -1,6 +1,7 @@
 // Package redistest gives tests a real Redis: the server named by REDIS_URL (CI
-// starts one), or else a redis-server started for the test in a temp dir. Each
-// test gets its own key prefix, and only its own keys are scanned or removed.
+// starts one), or else a redis-server started for the test in a temp dir, a
+// Sentinel, or a whole Redis Cluster. Each test gets its own key prefix, and
+// only its own keys are scanned or removed.
 package redistest
 
 import (
@@ -13,15 +14,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis is one test's view of a real Redis server.
+// Redis is one test's view of a real Redis server (or cluster).
 type Redis struct {
-	Client *redis.Client
+	Client redis.UniversalClient
 	URL    string
 	Prefix string
 	Server *Server // nil when REDIS_URL was used
@@ -50,7 +52,8 @@ func New(t testing.TB) *Redis {
 	prefix := "test-" + randHex(6)
 	t.Cleanup(func() {
 		ctx := context.Background()
-		for _, k := range keys(ctx, c, prefix) {
+		ks, _ := keys(ctx, c, prefix)
+		for _, k := range ks {
 			c.Del(ctx, k)
 		}
 		_ = c.Close()
@@ -77,7 +80,11 @@ func (r *Redis) Dump(t testing.TB) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
-	for _, k := range keys(ctx, r.Client, r.Prefix) {
+	ks, err := keys(ctx, r.Client, r.Prefix)
+	if err != nil {
+		t.Fatalf("scan the keys: %v", err)
+	}
+	for _, k := range ks {
 		typ, err := r.Client.Type(ctx, k).Result()
 		if err != nil {
 			t.Fatalf("type %s: %v", k, err)
@@ -105,21 +112,43 @@ func (r *Redis) Dump(t testing.TB) map[string]string {
 	return out
 }
 
-func keys(ctx context.Context, c *redis.Client, prefix string) []string {
-	var out []string
-	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		out = append(out, iter.Val())
+// keys lists the keys under prefix, also when the store put the prefix in
+// braces (on a cluster, "{prefix}:…"), on every primary of a cluster.
+func keys(ctx context.Context, c redis.UniversalClient, prefix string) ([]string, error) {
+	var (
+		mu  sync.Mutex
+		out []string
+	)
+	scan := func(ctx context.Context, c *redis.Client) error {
+		for _, pattern := range []string{prefix + ":*", "{" + prefix + "}:*"} {
+			iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+			for iter.Next(ctx) {
+				mu.Lock()
+				out = append(out, iter.Val())
+				mu.Unlock()
+			}
+			if err := iter.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return out
+	switch c := c.(type) {
+	case *redis.ClusterClient:
+		return out, c.ForEachMaster(ctx, scan)
+	case *redis.Client:
+		return out, scan(ctx, c)
+	}
+	return nil, fmt.Errorf("cannot scan a %T", c)
 }
 
 // Server is a redis-server process on 127.0.0.1.
 type Server struct {
-	cmd  *exec.Cmd
-	port int
-	dir  string
-	aof  bool
+	cmd   *exec.Cmd
+	port  int
+	dir   string
+	aof   bool
+	extra []string // more redis-server arguments (cluster mode)
 }
 
 // StartServer runs redis-server on a free loopback port with its files in dir;
@@ -144,6 +173,7 @@ func (s *Server) start() error {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	args = append(args, s.extra...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = nil, nil
 	if err := s.cmd.Start(); err != nil {

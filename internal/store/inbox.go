@@ -55,11 +55,13 @@ type InboxEntry struct {
 // within ttl (then it reports false and stores nothing). An empty key skips
 // the dedupe.
 func (s *Store) Record(ctx context.Context, key string, ttl time.Duration, payload []byte) (bool, error) {
-	dk := ""
+	// Without a dedupe key the script is still given a key of the
+	// deployment's (never written): on a cluster every key must be in its slot.
+	dk, dedupe := s.prefix+":once:", "0"
 	if key != "" {
-		dk = s.prefix + ":once:" + key
+		dk, dedupe = s.prefix+":once:"+key, "1"
 	}
-	n, err := recordScript.Run(ctx, s.rdb, []string{dk, s.inboxKey()}, ttl.Milliseconds(), string(payload), InboxMaxLen).Int()
+	n, err := recordScript.Run(ctx, s.rdb, []string{dk, s.inboxKey()}, ttl.Milliseconds(), string(payload), InboxMaxLen, dedupe).Int()
 	if err != nil {
 		return false, fmt.Errorf("record in the inbox: %w", err)
 	}

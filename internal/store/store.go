@@ -3,10 +3,11 @@
 // request, appends a hash-chained audit entry and does its side writes — queueing
 // the mint, sealing or dropping the secret, moving the deadline — atomically.
 //
-// Keys: per-request keys carry the {id} hash tag (credbot:req:{id},
-// credbot:req:{id}:secret); the audit stream, mint stream and deadline set are
-// global, so one script touches two slots: this runs on a single primary (with
-// Sentinel), not on Redis Cluster.
+// Keys: every key starts with the deployment's prefix (credbot:req:{id},
+// credbot:audit, …), and the scripts touch per-request and global keys
+// together. On Redis Cluster the prefix is a hash tag ({credbot}:req:{id}:
+// Redis hashes only the first {…}), so a deployment's keys all live in one
+// slot and every script runs on one node.
 package store
 
 import (
@@ -54,10 +55,18 @@ type Store struct {
 var _ approval.Store = (*Store)(nil)
 
 // New returns a store using keys under prefix ("credbot" when empty) and makes sure
-// the mint queue's consumer group exists.
+// the mint queue's consumer group exists. On a cluster client the prefix is put
+// in braces unless it already holds a hash tag (see ClusterPrefix); elsewhere it
+// is used as given, so a running deployment keeps its key names.
 func New(ctx context.Context, rdb redis.UniversalClient, prefix string) (*Store, error) {
 	if prefix == "" {
 		prefix = defaultSpace
+	}
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		var err error
+		if prefix, err = ClusterPrefix(prefix); err != nil {
+			return nil, err
+		}
 	}
 	s := &Store{rdb: rdb, prefix: prefix}
 	if err := s.ensureGroups(ctx); err != nil {
@@ -76,6 +85,37 @@ func (s *Store) ensureGroups(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ClusterPrefix is prefix as a Redis Cluster hash tag: "credbot" becomes
+// "{credbot}", so that every key of the deployment hashes to the slot of
+// "credbot". A prefix that already holds a hash tag ("{credbot}", "a{b}c")
+// is kept: keys that start with a tag hash by it, whatever follows.
+func ClusterPrefix(prefix string) (string, error) {
+	if hashTag(prefix) != "" {
+		return prefix, nil
+	}
+	if p := "{" + prefix + "}"; hashTag(p) != "" {
+		return p, nil
+	}
+	return "", fmt.Errorf("key prefix %q cannot be made a Redis Cluster hash tag: give one, e.g. {credbot}", prefix)
+}
+
+// hashTag is what Redis Cluster hashes in key: what lies between the first
+// "{" and the first "}" after it, if that is not empty; else "" (the whole key).
+func hashTag(key string) string {
+	open := strings.IndexByte(key, '{')
+	if open < 0 {
+		return ""
+	}
+	n := strings.IndexByte(key[open+1:], '}')
+	if n <= 0 {
+		return ""
+	}
+	return key[open+1 : open+1+n]
+}
+
+// Prefix is the prefix of every key this store uses (in braces on a cluster).
+func (s *Store) Prefix() string { return s.prefix }
 
 func (s *Store) reqKey(id string) string    { return s.prefix + ":req:{" + id + "}" }
 func (s *Store) secretKey(id string) string { return s.prefix + ":req:{" + id + "}:secret" }
