@@ -6,7 +6,11 @@
 //	bot local                run the whole loop on embedded defaults and print a transcript
 //	bot btp-emulator --listen 127.0.0.1:8081   serve the BTP CLI server emulator
 //	bot policy test [dir]    run the policy's decision table (default: policies/)
-//	bot load [-n 200] [-c 20] run n whole loops through the local bot, c at a time, and print latency percentiles
+//	bot load [-n 200] [-c 20] run n whole loops through the local bot, c at a time, and print latency
+//	                         percentiles, flows/s, CPU per flow and peak RSS
+//	bot load -burst [-n 20000] [-c 1000] [-rate 500] [-steady 3s]
+//	                         fire n slash commands at the bot, c at a time, check none is lost, and
+//	                         compare its ack p99 at a steady rate with a bare slack-go handler's
 //	bot doctor               check every dependency of the configuration in the environment, with fixes
 //	bot audit verify         check the hash chain of the audit trail in REDIS_URL
 //	bot audit export         write the audit trail as JSON lines to stdout
@@ -127,23 +131,48 @@ func local(ctx context.Context, log *slog.Logger) error {
 
 func load(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	n := fs.Int("n", 200, "loops to run")
-	c := fs.Int("c", 20, "loops at a time")
+	n := fs.Int("n", 200, "loops to run (with -burst: commands to fire, default 20000)")
+	c := fs.Int("c", 20, "loops at a time (with -burst: commands in flight, default 1000)")
+	burst := fs.Bool("burst", false, "fire slash commands only, then check that every one was carried out")
+	rate := fs.Int("rate", 500, "with -burst: requests per second of the steady runs that compare the bot's ack with a bare handler's")
+	steady := fs.Duration("steady", 3*time.Second, "with -burst: how long each steady run lasts (0 skips them)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *n < 1 || *n > 100_000 || *c < 1 || *c > 1000 {
-		return errors.New("load: -n 1..100000, -c 1..1000")
+	if *burst {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["n"] {
+			*n = 20_000
+		}
+		if !set["c"] {
+			*c = 1000
+		}
+	}
+	if *n < 1 || *n > 100_000 || *c < 1 || *c > 1000 || *rate < 1 || *rate > 10_000 || *steady < 0 {
+		return errors.New("load: -n 1..100000, -c 1..1000, -rate 1..10000")
 	}
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	l, err := app.StartLocal(ctx, os.Getenv, quiet, app.Deps{})
+	bt := app.NewMintTimer()
+	l, err := app.StartLocal(ctx, os.Getenv, quiet, app.Deps{Hooks: bt.Hooks()})
 	if err != nil {
 		return err
 	}
 	defer l.Close()
+	// The fake Slack runs in this process: bound its memory so that the peak
+	// RSS is mostly the bot's. A loop waits only for calls since its last
+	// step; a burst's check follows the calls as they come.
+	keep := max(2000, 20**c)
+	if *burst {
+		keep = 1000
+	}
+	l.Slack.KeepLast(keep)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	return l.Load(ctx, *n, *c, os.Stdout)
+	if *burst {
+		return l.Burst(ctx, app.BurstOptions{N: *n, Conc: *c, Rate: *rate, Steady: *steady}, os.Stdout)
+	}
+	return l.LoadWith(ctx, app.LoadOptions{N: *n, Conc: *c, BTP: bt}, os.Stdout)
 }
 
 func audit(ctx context.Context, args []string) error {
