@@ -308,6 +308,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	}
 	a.slack = newSlackSide(cfg, log)
 	a.metrics = newMetrics()
+	a.slack.api.Observe = a.metrics.slack
 	if a.Policy, err = policy.Load(ctx, policy.Options{Dir: cfg.PolicyDir, Logger: log, Directory: a.slack.dir, Registerer: a.metrics.reg}); err != nil {
 		return nil, fmt.Errorf("policy in %s: %w", cfg.PolicyDir, err)
 	}
@@ -315,6 +316,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	if issuer == nil {
 		bc := cfg.BTP
 		bc.Logger = log
+		bc.Observe = a.metrics.btp
 		if issuer, err = btp.New(bc); err != nil {
 			return nil, fmt.Errorf("btp: %w", err)
 		}
@@ -326,6 +328,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		RemindAfter: cfg.RemindAfter, EscalateAfter: cfg.EscalateAfter, Hooks: deps.Hooks, Replica: a.replica,
 	}
 	lc.AuditMirror = a.metrics.transition
+	lc.Observer = a.metrics
 	if cfg.AuditChannel != "" {
 		a.audit = newAuditMirror(a.slack.api, cfg.AuditChannel, log)
 		lc.AuditMirror = func(e approval.AuditEntry) { a.metrics.transition(e); a.audit.add(e) }
@@ -336,6 +339,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	hc.BTPDown = func() error { return a.health.failing("btp") }
 	a.handlers = handlers.NewServer(a.Service, hc)
 	a.health = newHealth(a.dependencies(issuer), log, a.metrics.reg)
+	a.metrics.watch(a.Store, cfg.SlackAppToken != "", a.handlers.SocketConnected)
 	return a, nil
 }
 

@@ -90,6 +90,8 @@ type Config struct {
 	// over as soon as that one's liveness lease lapses, not when RevokeLease
 	// runs out.
 	Replica string
+	// Observer, when set, is told of every transition and reveal, for metrics.
+	Observer Observer
 	// AuditMirror, when set, is handed every audit entry after it was written
 	// (e.g. to post it to a Slack audit channel). It must not block: the Redis
 	// stream is the record; the mirror is a convenience.
@@ -260,6 +262,7 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 		return nil, fmt.Errorf("store request: %w", err)
 	}
 	s.mirror(a)
+	s.observe(r, a)
 	return s.post(ctx, r)
 }
 
@@ -588,6 +591,14 @@ type Revelation struct {
 // Reveal hands the one-time secret to the requester's own click, once. The
 // clicker is re-authorized: still the requester, still allowed to request.
 func (s *Service) Reveal(ctx context.Context, id, user string) (Revelation, error) {
+	rv, err := s.reveal(ctx, id, user)
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Revealed(revealOutcome(err))
+	}
+	return rv, err
+}
+
+func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, error) {
 	for range s.maxRetry {
 		r, err := s.store.Get(ctx, id)
 		if err != nil {
@@ -626,6 +637,7 @@ func (s *Service) Reveal(ctx context.Context, id, user string) (Revelation, erro
 			return Revelation{}, err
 		}
 		s.mirror(a)
+		s.observe(&next, a)
 		sec, err := s.sealer.Open(id, sealed)
 		if err != nil {
 			// The sealed copy is gone and nobody can read it: a credential
@@ -636,7 +648,7 @@ func (s *Service) Reveal(ctx context.Context, id, user string) (Revelation, erro
 			if uerr := s.Undeliverable(ctx, id, err); uerr != nil {
 				s.log.Error("revoke unopenable secret", "request", id, "err", uerr)
 			}
-			return Revelation{}, userErr(ErrAlreadyTaken, "credbot could not unseal this secret, so the credential was deleted at BTP; please ask again")
+			return Revelation{}, userErr(errUnsealable, "credbot could not unseal this secret, so the credential was deleted at BTP; please ask again")
 		}
 		next.Version = r.Version + 1
 		if err := s.notify.Revealed(ctx, &next); err != nil {
@@ -657,6 +669,9 @@ func (s *Service) Undeliverable(ctx context.Context, id string, cause error) err
 	})
 	if err != nil {
 		return err
+	}
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Revealed("undeliverable")
 	}
 	s.tell(ctx, r, fmt.Sprintf("The secret of %q could not be shown to you, so the credential was deleted. Please ask again.", r.Name))
 	return nil
@@ -981,6 +996,7 @@ func (s *Service) transition(ctx context.Context, id, actor string, change func(
 		}
 		s.mirror(*a)
 		cur.Version = fromVersion + 1
+		s.observe(cur, *a)
 		return cur, nil
 	}
 	return nil, fmt.Errorf("request %s: %w (gave up after %d tries)", id, ErrConflict, s.maxRetry)

@@ -107,6 +107,11 @@ type Config struct {
 	// exponential backoff (with full jitter); 0 means the defaults.
 	MaxRetries             int
 	MinBackoff, MaxBackoff time.Duration
+
+	// Observe, when set, is told about every round trip to the CLI server:
+	// the operation (login, create, get, list, delete), its outcome (ok,
+	// refused, rate_limited, server_error, unreachable) and how long it took.
+	Observe func(op, outcome string, took time.Duration)
 }
 
 // ConfigFromEnv reads the environment variables SAP's Terraform provider uses,

@@ -12,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/credbot/credbot/internal/approval"
@@ -73,6 +74,7 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 	}
 	relogged := false
 	for attempt := 0; ; attempt++ {
+		start := time.Now()
 		resp, wrote, err := c.roundTrip(ctx, cl, sess)
 		if ctx.Err() == nil {
 			status := 0
@@ -80,6 +82,9 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 				status = resp.status
 			}
 			c.reach.observe(c.now(), status, err)
+		}
+		if c.cfg.Observe != nil {
+			c.cfg.Observe(cl.op, outcome(resp, err), time.Since(start))
 		}
 		var e *Error
 		retry := false
@@ -140,6 +145,30 @@ func (c *Client) do(ctx context.Context, cl *call) (*response, error) {
 			return nil, e
 		}
 	}
+}
+
+// outcome names a round trip's result for metrics: ok, refused (the server or
+// backend said no: 4xx), rate_limited (429 outside or inside), server_error
+// (5xx), unreachable (no answer).
+func outcome(resp *response, err error) string {
+	if err != nil || resp == nil {
+		return "unreachable"
+	}
+	status := resp.status
+	if status < 300 {
+		if b, perr := strconv.Atoi(resp.header.Get(hdrBackendStatus)); perr == nil {
+			status = b
+		}
+	}
+	switch {
+	case status == http.StatusTooManyRequests:
+		return "rate_limited"
+	case status >= 500:
+		return "server_error"
+	case status >= 400:
+		return "refused"
+	}
+	return "ok"
 }
 
 // retryable says whether repeating cl after e is safe and useful.

@@ -65,6 +65,10 @@ type WebAPI struct {
 	mu    sync.Mutex
 	until map[string]time.Time // method → no call before this instant
 	dms   map[string]string    // user → their DM channel with the bot
+
+	// Observe, when set, is told about every Web API call: the method, its
+	// outcome (ok, rate_limited, error, unreachable) and how long it took.
+	Observe func(method, outcome string, took time.Duration)
 }
 
 // NewWebAPI wraps c. c must not retry by itself (slack-go's default).
@@ -83,8 +87,12 @@ func call[T any](ctx context.Context, w *WebAPI, method string, f func(ctx conte
 		if err := w.wait(ctx, method); err != nil {
 			return zero, err
 		}
+		start := time.Now()
 		v, err := f(ctx)
 		wait, limited := retryAfter(err)
+		if w.Observe != nil {
+			w.Observe(method, slackOutcome(err, limited), time.Since(start))
+		}
 		if !limited {
 			return v, err
 		}
@@ -94,6 +102,21 @@ func call[T any](ctx context.Context, w *WebAPI, method string, f func(ctx conte
 			return zero, fmt.Errorf("%s: %w: gave up after %d attempts", method, ErrRateLimited, attempt)
 		}
 	}
+}
+
+// slackOutcome names a call's result for metrics.
+func slackOutcome(err error, limited bool) string {
+	var se slack.SlackErrorResponse
+	var sc slack.StatusCodeError
+	switch {
+	case err == nil:
+		return "ok"
+	case limited:
+		return "rate_limited"
+	case errors.As(err, &se), errors.As(err, &sc):
+		return "error" // Slack answered: invalid_auth, not_in_channel, a 5xx, …
+	}
+	return "unreachable"
 }
 
 // retryAfter reports whether err is Slack's 429, and how long it asks to wait.

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -234,4 +235,63 @@ func (s *Store) AOF(ctx context.Context) (bool, error) {
 		}
 	}
 	return false, errors.New("INFO persistence did not say whether AOF is on")
+}
+
+// QueueStats are a queue's depth (entries not yet done) and the age of its
+// oldest one, for metrics.
+type QueueStats struct {
+	Depth  int64
+	Oldest time.Duration
+}
+
+// Queues reports the inbox and the mint queue. The inbox holds only work not
+// done (done entries are deleted); the mint stream keeps its history, so its
+// depth is what the consumer group has not acknowledged, counting entries
+// not yet delivered.
+func (s *Store) Queues(ctx context.Context) (map[string]QueueStats, error) {
+	out := map[string]QueueStats{}
+	now := time.Now()
+	age := func(id string) time.Duration {
+		ms, _, _ := strings.Cut(id, "-")
+		n, err := strconv.ParseInt(ms, 10, 64)
+		if err != nil {
+			return 0
+		}
+		return max(now.Sub(time.UnixMilli(n)), 0)
+	}
+	for _, q := range []struct{ name, stream, group string }{{"inbox", s.inboxKey(), inboxGroup}, {"mint", s.mintKey(), mintGroup}} {
+		groups, err := s.rdb.XInfoGroups(ctx, q.stream).Result()
+		if err != nil {
+			return nil, fmt.Errorf("queue %s: %w", q.name, err)
+		}
+		var st QueueStats
+		for _, g := range groups {
+			if g.Name != q.group {
+				continue
+			}
+			st.Depth = g.Pending + max(g.Lag, 0)
+			oldest := ""
+			if g.Pending > 0 {
+				p, err := s.rdb.XPending(ctx, q.stream, q.group).Result()
+				if err == nil {
+					oldest = p.Lower
+				}
+			} else if g.Lag > 0 {
+				msgs, err := s.rdb.XRangeN(ctx, q.stream, "("+g.LastDeliveredID, "+", 1).Result()
+				if err == nil && len(msgs) == 1 {
+					oldest = msgs[0].ID
+				}
+			}
+			if oldest != "" {
+				st.Oldest = age(oldest)
+			}
+		}
+		out[q.name] = st
+	}
+	return out, nil
+}
+
+// PendingCount is how many requests wait for approval, for metrics.
+func (s *Store) PendingCount(ctx context.Context) (int64, error) {
+	return s.rdb.ZCard(ctx, s.pendingKey()).Result()
 }

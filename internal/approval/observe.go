@@ -1,0 +1,43 @@
+package approval
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Observer is told what the lifecycle did, for metrics. It must not block,
+// and none of its methods ever receives secret material.
+type Observer interface {
+	// Transitioned is called after every change written to the store, with
+	// the request as written and its audit entry.
+	Transitioned(r *Request, e AuditEntry)
+	// Revealed is called once per reveal attempt with its outcome: shown,
+	// refused, already_taken, unsealable, not_found, error — and
+	// undeliverable when a taken secret could not be shown.
+	Revealed(outcome string)
+}
+
+func (s *Service) observe(r *Request, e AuditEntry) {
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Transitioned(r, e)
+	}
+}
+
+// errUnsealable: the secret was taken but does not open on this replica.
+var errUnsealable = fmt.Errorf("%w: the sealed secret does not open", ErrAlreadyTaken)
+
+func revealOutcome(err error) string {
+	switch {
+	case err == nil:
+		return "shown"
+	case errors.Is(err, errUnsealable):
+		return "unsealable"
+	case errors.Is(err, ErrAlreadyTaken):
+		return "already_taken"
+	case errors.Is(err, ErrForbidden):
+		return "refused"
+	case errors.Is(err, ErrNotFound):
+		return "not_found"
+	}
+	return "error"
+}
