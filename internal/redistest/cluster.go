@@ -132,32 +132,42 @@ func (c *Cluster) WaitHealthy(ctx context.Context) error {
 // node sees that replica promoted to primary of the slot and reports
 // cluster_state:ok. It returns the killed primary and the promoted replica.
 func (c *Cluster) Failover(ctx context.Context, key string) (old, promoted *Server, err error) {
-	n := c.running()[0]
-	slot, err := n.slotOf(ctx, key)
+	slot, err := c.running()[0].slotOf(ctx, key)
 	if err != nil {
 		return nil, nil, err
 	}
-	nodes, err := n.clusterNodes(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	owner := ownerOf(nodes, slot)
-	if owner == nil {
-		return nil, nil, fmt.Errorf("no primary holds slot %d", slot)
-	}
-	if old = c.byAddr(owner.addr); old == nil {
-		return nil, nil, fmt.Errorf("slot %d is held by %s, not one of ours", slot, owner.addr)
-	}
+	// Every node agrees on the slot's primary and knows a replica of it
+	// (gossip may lag the cluster's creation), and the replicas are in sync.
+	var owner *clusterNode
 	replicas := map[string]bool{}
-	for _, o := range nodes {
-		if o.primary == owner.id {
-			replicas[o.id] = true
+	err = poll(ctx, func(ctx context.Context) error {
+		owner = nil
+		for _, s := range c.running() {
+			nodes, err := s.clusterNodes(ctx)
+			if err != nil {
+				return err
+			}
+			o := ownerOf(nodes, slot)
+			if o == nil || (owner != nil && o.id != owner.id) {
+				return fmt.Errorf("%s does not see the primary of slot %d others see", s.Addr(), slot)
+			}
+			owner = o
+			known := false
+			for _, n := range nodes {
+				if n.primary == o.id {
+					replicas[n.id], known = true, true
+				}
+			}
+			if !known {
+				return fmt.Errorf("%s knows no replica of %s", s.Addr(), o.addr)
+			}
 		}
-	}
-	if len(replicas) == 0 {
-		return nil, nil, fmt.Errorf("primary %s has no replica", owner.addr)
-	}
-	if err := poll(ctx, old.replicasInSync); err != nil {
+		if old = c.byAddr(owner.addr); old == nil {
+			return fmt.Errorf("slot %d is held by %s, not one of ours", slot, owner.addr)
+		}
+		return old.replicasInSync(ctx)
+	})
+	if err != nil {
 		return nil, nil, err
 	}
 	old.Stop()
