@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Checks the Helm chart offline with the helm and helm-unittest pinned in
 # tools/go.mod: lint (strict, every example values file, on the oldest and a
-# current Kubernetes), render (with the ServiceMonitor CRD present), refuse
-# impossible values, helm-unittest, and the Go tests in tools/ (strict decode
-# into the Kubernetes API types, schema strictness, Dockerfile).
+# current Kubernetes), render (with the ServiceMonitor and PrometheusRule CRDs
+# present), refuse impossible values, helm-unittest, and the Go tests in
+# tools/ (strict decode into the Kubernetes API types, schema strictness,
+# Dockerfile, the alerts' expressions with promtool where it is installed).
 #
 #   bash tools/chart-check.sh        # from anywhere in the repository
 #
@@ -39,10 +40,11 @@ for values in "$chart"/ci/*-values.yaml; do
     step "lint --strict --kube-version $kube -f ${values#"$root"/}"
     "$helm" lint --strict --kube-version "$kube" "$chart" -f "$values" || failed "lint ${values##*/} on $kube"
   done
-  step "template --api-versions monitoring.coreos.com/v1/ServiceMonitor -f ${values#"$root"/}"
+  step "template --api-versions monitoring.coreos.com/v1/{ServiceMonitor,PrometheusRule} -f ${values#"$root"/}"
   out=$tmp/${values##*/}.out
   if "$helm" template credbot "$chart" --namespace credbot --kube-version "$kube_now" \
-      --api-versions monitoring.coreos.com/v1/ServiceMonitor -f "$values" >"$out"; then
+      --api-versions monitoring.coreos.com/v1/ServiceMonitor \
+      --api-versions monitoring.coreos.com/v1/PrometheusRule -f "$values" >"$out"; then
     grep -E '^kind: ' "$out" | sort | uniq -c
   else
     failed "template ${values##*/}"
@@ -50,6 +52,9 @@ for values in "$chart"/ci/*-values.yaml; do
 done
 if ! grep -q '^kind: ServiceMonitor$' "$tmp/socket-values.yaml.out"; then
   failed "socket-values.yaml enables the ServiceMonitor, but none was rendered with the CRD present"
+fi
+if ! grep -q '^kind: PrometheusRule$' "$tmp/socket-values.yaml.out"; then
+  failed "socket-values.yaml enables the PrometheusRule, but none was rendered with the CRD present"
 fi
 
 # These must fail. Note: `helm lint` reports the chart's own `fail` checks

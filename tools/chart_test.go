@@ -38,6 +38,7 @@ const (
 	// The oldest Kubernetes the chart promises (Chart.yaml kubeVersion) and a
 	// current one.
 	serviceMonitorAPI = "monitoring.coreos.com/v1/ServiceMonitor"
+	prometheusRuleAPI = "monitoring.coreos.com/v1/PrometheusRule"
 )
 
 var kubeVersions = []string{"1.27.0", "1.31.0"}
@@ -51,6 +52,7 @@ type rendered struct {
 	objects map[string]runtime.Object
 	raw     map[string]string
 	monitor *serviceMonitor
+	rule    *prometheusRule
 }
 
 // serviceMonitor is the part of prometheus-operator's type the chart uses;
@@ -121,6 +123,14 @@ func render(t *testing.T, kubeVersion string, apiVersions []string, valueFiles [
 				t.Fatalf("ServiceMonitor: %v\n%s", err, doc)
 			}
 			r.monitor = &sm
+			continue
+		}
+		if typeMeta.APIVersion+"/"+typeMeta.Kind == prometheusRuleAPI {
+			var pr prometheusRule
+			if err := yaml.UnmarshalStrict([]byte(doc), &pr); err != nil {
+				t.Fatalf("PrometheusRule: %v\n%s", err, doc)
+			}
+			r.rule = &pr
 			continue
 		}
 		obj, gvk, err := decoder.Decode([]byte(doc), nil, nil)
@@ -250,11 +260,11 @@ func TestChartRendersValidKubernetesObjects(t *testing.T) {
 	for _, sc := range scenarios() {
 		for _, kv := range kubeVersions {
 			for _, withMonitor := range []bool{false, true} {
-				name := fmt.Sprintf("%s/k8s-%s/servicemonitor-api=%v", sc.name, kv, withMonitor)
+				name := fmt.Sprintf("%s/k8s-%s/prometheus-operator=%v", sc.name, kv, withMonitor)
 				t.Run(name, func(t *testing.T) {
 					var apis []string
 					if withMonitor {
-						apis = []string{serviceMonitorAPI}
+						apis = []string{serviceMonitorAPI, prometheusRuleAPI}
 					}
 					var override map[string]any
 					if sc.override != nil {
@@ -516,6 +526,7 @@ func checkRelease(t *testing.T, r *rendered, withMonitor bool) {
 			t.Error("the ServiceMonitor scrapes another port")
 		}
 	}
+	checkPrometheusRule(t, r, svc, withMonitor)
 	if sa := str(v, "serviceAccount", "name"); lookup(v, "serviceAccount", "create") == true {
 		acct := get[*corev1.ServiceAccount](t, r, "ServiceAccount/"+pod.Spec.ServiceAccountName)
 		if acct.AutomountServiceAccountToken == nil || *acct.AutomountServiceAccountToken {
@@ -715,6 +726,9 @@ func TestNotesTellWhatToDoNext(t *testing.T) {
 	// Prometheus is asked for but not installed (no CRD in this render).
 	if !strings.Contains(socketRel.notes, "WARNING: metrics.serviceMonitor.enabled") {
 		t.Error("no warning that the ServiceMonitor was skipped")
+	}
+	if !strings.Contains(socketRel.notes, "WARNING: metrics.prometheusRule.enabled") {
+		t.Error("no warning that the PrometheusRule was skipped")
 	}
 }
 
