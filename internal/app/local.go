@@ -61,6 +61,14 @@ func StartLocal(ctx context.Context, getenv func(string) string, log *slog.Logge
 		return nil, err
 	}
 	cfg.ListenAddr = "127.0.0.1:0"
+	// One simulated requester drives every loop here (the load command runs
+	// hundreds at once), so the per-user limits apply only when asked for.
+	if getenv("CREDBOT_MAX_PENDING_PER_USER") == "" {
+		cfg.MaxPendingPerUser = 0
+	}
+	if getenv("CREDBOT_COMMANDS_PER_MINUTE") == "" {
+		cfg.CommandsPerMinute = 0
+	}
 	if cfg.RedisURL == "" {
 		mr, err := miniredis.Run()
 		if err != nil {

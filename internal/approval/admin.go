@@ -34,11 +34,14 @@ func (s *Service) Requests(ctx context.Context, user string) (mine, awaiting []*
 
 // ListCredentials lists a scope's API credentials at BTP, joined with credbot's
 // records: owner, request, expiry; those credbot did not issue are flagged.
+// The caller is authorized on every call; only then may the answer come from
+// the lookup cache (limits.go), which holds BTP's metadata, never a secret,
+// while the join with credbot's records is always fresh.
 func (s *Service) ListCredentials(ctx context.Context, user string, scope Scope) ([]CredentialView, error) {
 	if err := s.allow(ctx, user, ActionList, scope); err != nil {
 		return nil, err
 	}
-	creds, err := s.issuer.List(ctx, scope)
+	creds, err := s.listAtBTP(ctx, scope)
 	if err != nil {
 		return nil, fmt.Errorf("list at BTP: %w", err)
 	}
@@ -61,7 +64,7 @@ func (s *Service) GetCredential(ctx context.Context, user string, scope Scope, n
 	if err := s.allow(ctx, user, ActionGet, scope); err != nil {
 		return CredentialView{}, err
 	}
-	c, err := s.issuer.Get(ctx, scope, name)
+	c, err := s.getAtBTP(ctx, scope, name)
 	if errors.Is(err, ErrNotFound) {
 		return CredentialView{}, userErr(ErrNotFound, "there is no API credential %q in %s", name, scope)
 	}

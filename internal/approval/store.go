@@ -44,6 +44,9 @@ type Store interface {
 
 	// Alive reports whether a replica's liveness lease is current.
 	Alive(ctx context.Context, replica string) (bool, error)
+
+	// Quotas count pending requests and cache lookups (limits.go).
+	Quotas
 }
 
 // Effects are the side writes that go with a transition, in the same atomic step.

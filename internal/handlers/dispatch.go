@@ -34,14 +34,17 @@ func (s *Server) HandleCommand(ctx context.Context, sc slack.SlashCommand) any {
 		}
 		return ackText(":warning: " + escape(err.Error()))
 	}
-	switch {
-	case cmd.Verb == "help":
+	if cmd.Verb == "help" {
 		topic := ""
 		if len(cmd.Args) == 1 {
 			topic = cmd.Args[0]
 		}
 		return ackText(Help(topic))
-	case cmd.Verb == "create" && cmd.Modal:
+	}
+	if refusal, over := s.overCommandLimit(ctx, sc.UserID); over {
+		return refusal
+	}
+	if cmd.Verb == "create" && cmd.Modal {
 		if !s.first(ctx, "command", sc.TriggerID) {
 			return nil
 		}

@@ -89,6 +89,11 @@ type Config struct {
 	// replica. Without it (unit tests) work runs in this process after the
 	// ack, and a crash loses it.
 	Inbox Inbox
+	// Limiter counts each user's slash commands; past CommandsPerMinute a
+	// command is refused in its ack (limits.go). Without it, or with 0,
+	// there is no limit.
+	Limiter           Limiter
+	CommandsPerMinute int
 }
 
 // dedupeTTL outlives Slack's 5-minute signature window and its event retries.

@@ -1,0 +1,50 @@
+package handlers
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Limiter counts hits in a fixed window that starts with the first hit, in
+// one atomic step. Implemented by internal/store.
+type Limiter interface {
+	CountInWindow(ctx context.Context, key string, window time.Duration) (n int64, left time.Duration, err error)
+}
+
+// commandWindow is the window of Config.CommandsPerMinute.
+const commandWindow = time.Minute
+
+// overCommandLimit counts a slash command of user and, past the limit,
+// returns the ack that refuses it. It runs before anything is recorded, so a
+// refused command does nothing at all: no request, no message to approvers,
+// no BTP call.
+//
+// Only slash commands count (help and usage errors do not: they are answered
+// in the ack and cost nothing). Clicks do not: every button acts on a message
+// credbot sent, an approver may rightly clear thirty requests in a minute,
+// and what a click could spend is bounded elsewhere (Approve and Deny meet a
+// compare-and-set; More pages through the cached list).
+//
+// When the count cannot be made the command goes on: Redis is then down, and
+// recording the command fails and says so anyway.
+func (s *Server) overCommandLimit(ctx context.Context, user string) (any, bool) {
+	limit := s.cfg.CommandsPerMinute
+	if s.cfg.Limiter == nil || limit <= 0 {
+		return nil, false
+	}
+	n, left, err := s.cfg.Limiter.CountInWindow(ctx, "commands:"+user, commandWindow)
+	if err != nil {
+		s.log.Warn("count commands; not limiting this one", "user", user, "err", err)
+		return nil, false
+	}
+	if n <= int64(limit) {
+		return nil, false
+	}
+	secs := int64((left + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	s.log.Info("refused a command over the per-user limit", "user", user, "limit", limit, "retry_in", left)
+	return ackText(fmt.Sprintf(":hourglass_flowing_sand: credbot takes at most %d commands a minute from one person; try again in %d s. Nothing was done.", limit, secs)), true
+}

@@ -1,0 +1,93 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/credbot/credbot/internal/store"
+	"github.com/slack-go/slack"
+)
+
+// countingLimiter counts every command it is asked about; its window always
+// has left of it.
+type countingLimiter struct {
+	n    int64
+	left time.Duration
+}
+
+func (l *countingLimiter) CountInWindow(_ context.Context, key string, _ time.Duration) (int64, time.Duration, error) {
+	l.n++
+	return l.n, l.left, nil
+}
+
+// recordingInbox remembers what was recorded and never hands it out.
+type recordingInbox struct{ recorded int }
+
+func (i *recordingInbox) Record(context.Context, string, time.Duration, []byte) (bool, error) {
+	i.recorded++
+	return true, nil
+}
+func (i *recordingInbox) ClaimInbox(context.Context, string, time.Duration) ([]store.InboxEntry, error) {
+	return nil, nil
+}
+func (i *recordingInbox) DoneInbox(context.Context, string) error { return nil }
+
+func ackBody(t *testing.T, ack any) string {
+	t.Helper()
+	b, err := json.Marshal(ack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestCommandsPastTheLimitAreRefusedInTheAckAndClicksDoNotCount(t *testing.T) {
+	lim := &countingLimiter{left: 36200 * time.Millisecond}
+	inbox := &recordingInbox{}
+	s := NewServer(refuser{}, Config{Limiter: lim, CommandsPerMinute: 2, Inbox: inbox})
+	defer s.Close()
+	ctx := context.Background()
+	cmd := func(text string) string {
+		return ackBody(t, s.HandleCommand(ctx, slack.SlashCommand{UserID: "U0ALICE", Text: text, TriggerID: "t-" + text + time.Now().String()}))
+	}
+
+	// Help and usage errors are answered in the ack and cost nothing.
+	for range 5 {
+		cmd("help")
+		cmd("list")
+	}
+	// Nor do clicks: an approver may rightly clear many requests in a minute.
+	for range 5 {
+		s.HandleInteraction(ctx, slack.InteractionCallback{Type: slack.InteractionTypeBlockActions, User: slack.User{ID: "U0ALICE"},
+			ActionCallback: slack.ActionCallbacks{BlockActions: []*slack.BlockAction{{ActionID: ActionApprove, Value: "r0123456789ab"}}}})
+	}
+	if lim.n != 0 {
+		t.Fatalf("%d of help, usage errors and clicks were counted", lim.n)
+	}
+	recorded := inbox.recorded
+	for i := range 2 {
+		if a := cmd("status"); !strings.Contains(a, "Looking up") {
+			t.Fatalf("command %d: %s", i+1, a)
+		}
+	}
+	a := cmd("status")
+	if !strings.Contains(a, "at most 2 commands a minute from one person; try again in 37 s") || !strings.Contains(a, "Nothing was done") {
+		t.Fatalf("third command: %s", a)
+	}
+	if inbox.recorded != recorded+2 {
+		t.Fatalf("%d commands recorded, want the 2 within the limit", inbox.recorded-recorded)
+	}
+}
+
+func TestWithoutALimiterThereIsNoCommandLimit(t *testing.T) {
+	s := NewServer(refuser{}, Config{CommandsPerMinute: 1})
+	defer s.Close()
+	for i := range 5 {
+		if a := ackBody(t, s.HandleCommand(context.Background(), slack.SlashCommand{UserID: "U0ALICE", Text: "status"})); !strings.Contains(a, "Looking up") {
+			t.Fatalf("command %d: %s", i+1, a)
+		}
+	}
+}
