@@ -63,7 +63,11 @@ type Config struct {
 	// DrainTimeout bounds the graceful stop: finishing jobs in hand before
 	// handing the rest back.
 	DrainTimeout time.Duration
-	BTP          btp.Config
+	// The per-user limits (0: off) and the lookup cache (0: none).
+	MaxPendingPerUser int
+	CommandsPerMinute int
+	LookupCache       time.Duration
+	BTP               btp.Config
 }
 
 // ConfigFromEnv reads the documented variables (see README).
@@ -81,6 +85,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		EscalateAfter:     3,
 		MintWorkers:       1,
 		Workers:           8,
+		MaxPendingPerUser: 5,
+		CommandsPerMinute: 20,
+		LookupCache:       30 * time.Second,
 		RedisURL:          getenv("REDIS_URL"),
 		KeyPrefix:         or(getenv("CREDBOT_KEY_PREFIX"), "credbot"),
 		PolicyDir:         or(getenv("CREDBOT_POLICY_DIR"), "policies"),
@@ -124,6 +131,21 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if v := getenv("CREDBOT_WORKERS"); v != "" {
 		if c.Workers, err = strconv.Atoi(v); err != nil || c.Workers < 0 || c.Workers > 256 {
 			return c, fmt.Errorf("CREDBOT_WORKERS: %q is not a number from 0 to 256", v)
+		}
+	}
+	if v := getenv("CREDBOT_MAX_PENDING_PER_USER"); v != "" {
+		if c.MaxPendingPerUser, err = strconv.Atoi(v); err != nil || c.MaxPendingPerUser < 0 || c.MaxPendingPerUser > 1000 {
+			return c, fmt.Errorf("CREDBOT_MAX_PENDING_PER_USER: %q is not a number from 0 (no limit) to 1000", v)
+		}
+	}
+	if v := getenv("CREDBOT_COMMANDS_PER_MINUTE"); v != "" {
+		if c.CommandsPerMinute, err = strconv.Atoi(v); err != nil || c.CommandsPerMinute < 0 || c.CommandsPerMinute > 10000 {
+			return c, fmt.Errorf("CREDBOT_COMMANDS_PER_MINUTE: %q is not a number from 0 (no limit) to 10000", v)
+		}
+	}
+	if v := getenv("CREDBOT_LOOKUP_CACHE"); v != "" {
+		if c.LookupCache, err = ParseDuration(v); err != nil || c.LookupCache < 0 || c.LookupCache > 10*time.Minute {
+			return c, fmt.Errorf("CREDBOT_LOOKUP_CACHE: %q is not a duration from 0s (no cache) to 10m", v)
 		}
 	}
 	if !strings.HasSuffix(c.SlackAPIURL, "/") {
@@ -326,6 +348,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	lc := approval.Config{
 		PendingTTL: cfg.PendingTTL, ClaimWindow: cfg.ClaimWindow, MaxLifetime: cfg.MaxLifetime,
 		RemindAfter: cfg.RemindAfter, EscalateAfter: cfg.EscalateAfter, Hooks: deps.Hooks, Replica: a.replica,
+		MaxPendingPerUser: cfg.MaxPendingPerUser, LookupCache: cfg.LookupCache,
 	}
 	lc.AuditMirror = a.metrics.transition
 	lc.Observer = a.metrics
@@ -336,6 +359,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	a.Service = approval.NewService(a.Store, a.Policy, issuer, notifier, sealer, deps.Clock, log, lc)
 	hc := a.slack.handlerConfig(cfg, log, a.ready, a.Policy, a.Store.Once)
 	hc.Inbox = a.Store
+	hc.Limiter, hc.CommandsPerMinute = a.Store, cfg.CommandsPerMinute
 	hc.BTPDown = func() error { return a.health.failing("btp") }
 	a.handlers = handlers.NewServer(a.Service, hc)
 	a.health = newHealth(a.dependencies(issuer), log, a.metrics.reg)

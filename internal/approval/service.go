@@ -96,6 +96,11 @@ type Config struct {
 	// (e.g. to post it to a Slack audit channel). It must not block: the Redis
 	// stream is the record; the mirror is a convenience.
 	AuditMirror func(AuditEntry)
+	// MaxPendingPerUser is how many requests one requester may have waiting
+	// for approval at a time (0: no limit); LookupCache is how long list and
+	// get answers from BTP are kept (0: not at all). See limits.go.
+	MaxPendingPerUser int
+	LookupCache       time.Duration
 }
 
 // Hooks are called, when set, at the named steps of Mint.
@@ -158,7 +163,9 @@ func NewService(store Store, auth Authorizer, issuer Issuer, notify Notifier, se
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, auth: auth, issuer: issuer, notify: notify, sealer: sealer, clock: clock, log: log, cfg: cfg, maxRetry: 32}
+	s := &Service{store: store, auth: auth, notify: notify, sealer: sealer, clock: clock, log: log, cfg: cfg, maxRetry: 32}
+	s.issuer = forgetful{Issuer: issuer, s: s} // what credbot changes at BTP is not served stale
+	return s
 }
 
 // Submission is a new request as typed by the requester.
@@ -238,6 +245,9 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 	if !d.Allowed {
 		return nil, userErr(ErrForbidden, "you may not request credentials in %s%s", in.Scope, because(d))
 	}
+	if err := s.checkPending(ctx, in.User); err != nil { // early, before BTP is asked; s.create checks again
+		return nil, err
+	}
 	if err := s.checkName(ctx, in.Scope, in.Name); err != nil {
 		return nil, err
 	}
@@ -249,7 +259,7 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 		PendingUntil: now.Add(s.cfg.PendingTTL), NextReminder: now.Add(s.cfg.RemindAfter),
 	}
 	a := AuditEntry{RequestID: id, To: StatePending, Actor: in.User, At: now, Rule: d.Rule, PolicyHash: d.PolicyHash}
-	if err := s.store.Create(ctx, r, a, s.nextDeadline(r)); err != nil {
+	if err := s.create(ctx, r, a, s.nextDeadline(r)); err != nil {
 		if errors.Is(err, ErrConflict) && in.Key != "" {
 			// The same submission, run twice at once.
 			if r, err := s.store.Get(ctx, id); err == nil {
