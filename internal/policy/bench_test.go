@@ -195,6 +195,45 @@ func BenchmarkDecision(b *testing.B) {
 		b.ReportMetric(float64(allowed)/float64(b.N), "allowed/op")
 	})
 
+	// The same decisions with distinct_people_by_email: an allowed create or
+	// approve also reads one or two cached emails.
+	b.Run("credbot/authorize-by-email", func(b *testing.B) {
+		dir := b.TempDir()
+		for _, f := range []string{modelFile, "policy.csv", hierarchyFile} {
+			content, err := os.ReadFile(filepath.Join(w.dir, f))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), content, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, quorumFile), []byte("distinct_people_by_email: true\n"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		em, err := Load(ctx, Options{Dir: dir, Directory: w.fake, DirectoryTTL: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, u := range w.users {
+			if _, err := em.ids.names(ctx, u, em.snap.Load()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		allowed := 0
+		timed(b, func(i int) {
+			q := w.requests[i%len(w.requests)]
+			d, err := em.Authorize(ctx, q.user, q.act, q.scope, q.owner)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if d.Allowed {
+				allowed++
+			}
+		})
+		b.ReportMetric(float64(allowed)/float64(b.N), "allowed/op")
+	})
+
 	b.Run("credbot/decide", func(b *testing.B) {
 		names := make([][]name, len(w.requests))
 		paths := make([]reqPath, len(w.requests))

@@ -16,7 +16,8 @@ import (
 // rows); policy tests and the test suite use it as the reference the index
 // must agree with.
 type casbinEnforcer struct {
-	e *casbin.Enforcer
+	e           *casbin.Enforcer
+	trustGroups bool // quorum.yaml's trust_groups_for_approval
 }
 
 func newCasbinEnforcer(s *snapshot) (*casbinEnforcer, error) {
@@ -69,12 +70,14 @@ func newCasbinEnforcer(s *snapshot) (*casbinEnforcer, error) {
 			return nil, err
 		}
 	}
-	return &casbinEnforcer{e: e}, nil
+	return &casbinEnforcer{e: e, trustGroups: s.quorum.trustGroups}, nil
 }
 
 // decide asks Casbin once per name and combines the answers as the engine
 // does: an explicit deny through any name wins; otherwise an allow through a
-// trusted name allows. It returns the deciding row's fields.
+// trusted name allows, where a Slack group (with the roles Casbin resolves
+// through it) may not allow approve unless groups are trusted for approvals.
+// It returns the deciding row's fields.
 func (c *casbinEnforcer) decide(names []name, act approval.Action, path []string, user, owner string) (bool, string, error) {
 	dom := strings.Join(path, "/")
 	var allow string
@@ -83,10 +86,11 @@ func (c *casbinEnforcer) decide(names []name, act approval.Action, path []string
 		if err != nil {
 			return false, "", err
 		}
+		grants := n.trusted && !(act == approval.ActionApprove && isGroup(n.name) && !c.trustGroups)
 		switch {
 		case !ok && len(explain) > 0:
 			return false, strings.Join(explain, ", "), nil
-		case ok && n.trusted && allow == "":
+		case ok && grants && allow == "":
 			allow = strings.Join(explain, ", ")
 		}
 	}

@@ -79,6 +79,9 @@ func TestIndexAgreesWithCasbin(t *testing.T) {
 			"policy.csv":  []byte(randPolicy(r)),
 			hierarchyFile: []byte(randHierarchy),
 		}
+		if r.IntN(2) == 0 {
+			files[quorumFile] = []byte("trust_groups_for_approval: true\n")
+		}
 		s, err := compile(files)
 		if err != nil {
 			continue // duplicates and role loops are refused; draw again

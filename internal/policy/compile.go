@@ -344,13 +344,16 @@ func (s *snapshot) add(r *rule) {
 
 const numActions = 5
 
+// actApprove is actIndex(approval.ActionApprove).
+const actApprove = 1
+
 // actIndex numbers the actions rows may name; -1 for any other.
 func actIndex(a approval.Action) int {
 	switch a {
 	case approval.ActionCreate:
 		return 0
 	case approval.ActionApprove:
-		return 1
+		return actApprove
 	case approval.ActionList:
 		return 2
 	case approval.ActionGet:
@@ -559,14 +562,52 @@ func (s *snapshot) warn() {
 	}
 	// A quorum that names a group nobody in it may approve in can never be met.
 	for _, q := range s.quorum.rules {
-		if q.scope.literal == "" {
-			continue
-		}
-		path := s.path(q.scope.literal)
 		for _, f := range q.from {
-			if !s.mayApprove(f, path) {
+			if isGroup(f) && !s.quorum.trustGroups {
+				s.warnings = append(s.warnings, fmt.Sprintf("%s: rule %s requires an approval from %s, which can never come: %s", quorumFile, q.label(), f, groupsUntrusted))
+				continue
+			}
+			if q.scope.literal != "" && !s.mayApprove(f, s.path(q.scope.literal)) {
 				s.warnings = append(s.warnings, fmt.Sprintf("%s: rule %s requires an approval from %s, but no row lets %s approve in %s", quorumFile, q.label(), f, f, q.scope.literal))
 			}
+		}
+	}
+	if !s.quorum.trustGroups {
+		s.warnGroupApprovals()
+	}
+}
+
+// warnGroupApprovals names every row through which a Slack group would grant
+// approve, had groups been trusted for approvals: those grants are ignored,
+// and the policy's author should know (scopes aside: a warning, not a proof).
+func (s *snapshot) warnGroupApprovals() {
+	approves := map[string]bool{} // names with an approve allow row, or a role that has one
+	for _, r := range s.rules {
+		if r.ptype == "p" && r.allow && r.act == approval.ActionApprove {
+			approves[r.sub] = true
+		}
+	}
+	var reaches func(role string, depth int) bool
+	reaches = func(role string, depth int) bool {
+		if approves[role] {
+			return true
+		}
+		for _, r := range s.g[role] {
+			if depth < maxRoleDepth && reaches(r.role, depth+1) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range s.rules {
+		if !isGroup(r.sub) {
+			continue
+		}
+		switch {
+		case r.ptype == "p" && r.allow && r.act == approval.ActionApprove:
+			s.warnings = append(s.warnings, fmt.Sprintf("%s:%d: %s may not grant approve: %s; this row allows nothing", r.file, r.line, r.sub, groupsUntrusted))
+		case r.ptype == "g" && reaches(r.role, 1):
+			s.warnings = append(s.warnings, fmt.Sprintf("%s:%d: %s may not grant approve: %s; its members get %s's other permissions, not approve", r.file, r.line, r.sub, groupsUntrusted, r.role))
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -70,6 +71,20 @@ var _ approval.Authorizer = (*Engine)(nil)
 // SelfApprovalRule is the Decision.Rule of a refused approval of one's own
 // request; no policy row can override it.
 const SelfApprovalRule = "built-in: requesters never approve their own requests"
+
+// SamePersonRule is the Decision.Rule of a refused approval by another Slack
+// account with the requester's email, when quorum.yaml sets
+// distinct_people_by_email.
+const SamePersonRule = "built-in: distinct_people_by_email: one email is one person"
+
+// EmailRequiredRule is the Decision.Rule of a refused create or approve by
+// someone whose profile email credbot cannot read (or of a request whose
+// requester's it cannot), when quorum.yaml sets distinct_people_by_email: it
+// could not tell whether two accounts are one person, so it refuses.
+const EmailRequiredRule = "built-in: distinct_people_by_email: people are told apart by profile email"
+
+// groupsUntrusted is why a Slack group's approve permission did not count.
+const groupsUntrusted = "groups are not trusted for approvals (trust_groups_for_approval in quorum.yaml)"
 
 // Load reads and compiles the policy in opts.Dir. It fails if the policy is
 // broken: a service should not start without one.
@@ -153,6 +168,9 @@ func (e *Engine) Reload(ctx context.Context) error {
 	if e.ids == nil && (s.emails || len(s.groups) > 0) {
 		s.warnings = append(s.warnings, "email and group rows never match: no Slack directory is configured")
 	}
+	if e.ids == nil && s.quorum.byEmail {
+		s.warnings = append(s.warnings, quorumFile+": distinct_people_by_email refuses every create and approve: no Slack directory is configured to read emails")
+	}
 	e.install(s)
 	e.recovered()
 	e.metrics.reloads.WithLabelValues("success").Inc()
@@ -234,7 +252,8 @@ func short(hash string) string {
 
 // Authorize decides whether user may do act in scope. owner is the requester
 // of the request acted on; approve without one is denied, as is approving
-// one's own request. Invalid input is denied, never an error; an error means
+// one's own request (with distinct_people_by_email, from any account with the
+// requester's email). Invalid input is denied, never an error; an error means
 // the user's identity could not be resolved (and the decision is a deny).
 func (e *Engine) Authorize(ctx context.Context, user string, act approval.Action, scope approval.Scope, owner string) (approval.Decision, error) {
 	x, err := e.explain(ctx, user, act, scope, owner, false)
@@ -264,17 +283,24 @@ type Explanation struct {
 // ExplainedSubject is one subject name and how the user came to carry it.
 type ExplainedSubject struct {
 	Name    string
-	Trusted bool   // false: counts for deny rows only
-	Via     string // the g row that granted a role, or where a name came from
+	Trusted bool // false: counts for deny rows only
+	// NoApprove: a Slack group, or a role held only through one, while
+	// groups are not trusted for approvals: it may grant anything but approve.
+	NoApprove bool
+	Via       string // the g row that granted a role, or where a name came from
 }
 
 // ExplainedRule is one matching row and the name it matched through.
 type ExplainedRule struct {
-	Rule     string
-	Allow    bool
-	Subject  string
-	Counted  bool // false for an allow row matched through an untrusted name
-	Deciding bool
+	Rule    string
+	Allow   bool
+	Subject string
+	// Counted is false for an allow row matched through an untrusted name,
+	// or an approve row matched through a Slack group while groups are not
+	// trusted for approvals; NotCounted says which.
+	Counted    bool
+	NotCounted string
+	Deciding   bool
 }
 
 // Explain decides like Authorize and says why: which rule allowed or denied,
@@ -334,10 +360,21 @@ func (e *Engine) explain(ctx context.Context, user string, act approval.Action, 
 		v = s.decide(cl, act, path, each)
 	}
 	x.Decision = s.decision(cl, v, user, act, key)
+	if x.Decision.Allowed && s.quorum.byEmail && (act == approval.ActionApprove || act == approval.ActionCreate) {
+		d, err := e.distinctPeople(ctx, s, user, act, owner)
+		if err != nil {
+			x.Decision = approval.Decision{Reason: "denied: could not resolve who " + user + " is", PolicyHash: s.hash}
+			return x, fmt.Errorf("policy: %w", err)
+		}
+		if d != nil {
+			x.Decision = *d
+			v = verdict{} // no row decided: mark none as deciding
+		}
+	}
 	if full {
 		x.Path = strings.Join(path.segs, "/")
-		for _, c := range cl {
-			es := ExplainedSubject{Name: c.name, Trusted: c.trusted, Via: c.source}
+		for i, c := range cl {
+			es := ExplainedSubject{Name: c.name, Trusted: c.trusted, NoApprove: c.trusted && !s.counts(cl, i, approval.ActionApprove), Via: c.source}
 			if c.via != nil {
 				es.Via = fmt.Sprintf("%s, as %s", c.via.String(), cl[c.from].name)
 			}
@@ -345,13 +382,21 @@ func (e *Engine) explain(ctx context.Context, user string, act approval.Action, 
 		}
 		slices.SortFunc(matches, func(a, b match) int { return a.rule.order - b.rule.order })
 		for _, m := range matches {
-			x.Matches = append(x.Matches, ExplainedRule{
+			er := ExplainedRule{
 				Rule:     m.rule.String(),
 				Allow:    m.rule.allow,
 				Subject:  cl[m.entry].name,
-				Counted:  !m.rule.allow || cl[m.entry].trusted,
+				Counted:  !m.rule.allow || s.counts(cl, m.entry, act),
 				Deciding: m.rule == v.deny || (v.deny == nil && m.rule == v.allow),
-			})
+			}
+			switch {
+			case er.Counted:
+			case !cl[m.entry].trusted:
+				er.NotCounted = "untrusted name"
+			default:
+				er.NotCounted = groupRoot(cl, m.entry) + " may not grant approve: " + groupsUntrusted
+			}
+			x.Matches = append(x.Matches, er)
 		}
 	}
 	return x, nil
@@ -367,10 +412,45 @@ func (s *snapshot) decision(cl []entry, v verdict, user string, act approval.Act
 		d.Allowed = true
 		d.Rule = v.allow.String()
 		d.Reason = "allowed: " + describe(cl, v.allowEntry) + " may " + string(act) + " in " + v.allow.dom.src
+	case v.groupAllow != nil:
+		// Say why the row that would have allowed did not: otherwise a member
+		// of @security reads "no rule lets you" beside a rule naming it.
+		d.Reason = "denied: " + groupRoot(cl, v.groupEntry) + " may not grant approve: " + groupsUntrusted +
+			"; no other rule lets " + user + " approve in " + scope
 	default:
 		d.Reason = "denied: no rule lets " + user + " " + string(act) + " in " + scope
 	}
 	return d
+}
+
+// distinctPeople applies distinct_people_by_email to an allowed create or
+// approve: the user needs a readable profile email, and an approver that of
+// the requester, and the two must differ. It returns the refusal, or nil.
+func (e *Engine) distinctPeople(ctx context.Context, s *snapshot, user string, act approval.Action, owner string) (*approval.Decision, error) {
+	refuse := func(rule, reason string) (*approval.Decision, error) {
+		return &approval.Decision{Rule: rule, Reason: "denied: " + reason, PolicyHash: s.hash}, nil
+	}
+	mine, err := e.ids.personKey(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	if mine == "" {
+		return refuse(EmailRequiredRule, "credbot cannot read "+user+"'s Slack profile email, and this policy tells people apart by email (distinct_people_by_email in quorum.yaml)")
+	}
+	if act != approval.ActionApprove {
+		return nil, nil
+	}
+	theirs, err := e.ids.personKey(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case theirs == "":
+		return refuse(EmailRequiredRule, "credbot cannot read the requester "+owner+"'s Slack profile email, so it cannot tell whether "+user+" is the same person (distinct_people_by_email in quorum.yaml)")
+	case theirs == mine:
+		return refuse(SamePersonRule, user+" and the requester "+owner+" have the same email ("+mine+"): one person cannot approve their own request (distinct_people_by_email in quorum.yaml)")
+	}
+	return nil, nil
 }
 
 // describe renders how a name was reached, e.g. "U123 as role:approver".
@@ -417,8 +497,11 @@ func (x Explanation) String() string {
 	}
 	for _, s := range x.Subjects {
 		trust := ""
-		if !s.Trusted {
+		switch {
+		case !s.Trusted:
 			trust = " [deny rows only]"
+		case s.NoApprove && x.Action == approval.ActionApprove:
+			trust = " [not for approve: " + groupsUntrusted + "]"
 		}
 		fmt.Fprintf(&b, "  subject %s%s: %s\n", s.Name, trust, s.Via)
 	}
@@ -429,7 +512,7 @@ func (x Explanation) String() string {
 		}
 		note := ""
 		if !m.Counted {
-			note = " (not counted: untrusted name)"
+			note = " (not counted: " + m.NotCounted + ")"
 		}
 		fmt.Fprintf(&b, "  %s matched %s via %s%s\n", mark, m.Rule, m.Subject, note)
 	}
@@ -439,7 +522,9 @@ func (x Explanation) String() string {
 
 // Quorum reports whether the distinct approvers so far satisfy the scope's
 // quorum. Each approver is authorized again against the policy in force: an
-// approval from someone who may no longer approve here does not count.
+// approval from someone who may no longer approve here does not count. With
+// distinct_people_by_email, accounts sharing an email are one approver, and
+// an account whose email cannot be read does not count.
 func (e *Engine) Quorum(ctx context.Context, scope approval.Scope, approvers []string) (approval.QuorumStatus, error) {
 	if err := scope.Validate(); err != nil {
 		return approval.QuorumStatus{}, fmt.Errorf("policy: quorum: %w", err)
@@ -450,7 +535,8 @@ func (e *Engine) Quorum(ctx context.Context, scope approval.Scope, approvers []s
 	st := approval.QuorumStatus{Need: req.need}
 
 	seen := map[string]bool{}
-	var member []map[string]bool
+	var member []map[string]bool // one per distinct person: the names they approve as
+	person := map[string]int{}   // with distinct_people_by_email: email -> index in member
 	var ineligible []string
 	for _, a := range approvers {
 		if a == "" || seen[a] {
@@ -471,11 +557,30 @@ func (e *Engine) Quorum(ctx context.Context, scope approval.Scope, approvers []s
 			ineligible = append(ineligible, a)
 			continue
 		}
+		// Only names that may grant approve fill a from: a role held
+		// through a Slack group does not, unless groups are trusted.
 		in := map[string]bool{}
-		for _, c := range cl {
-			if c.trusted {
+		for i, c := range cl {
+			if s.counts(cl, i, approval.ActionApprove) {
 				in[c.name] = true
 			}
+		}
+		if s.quorum.byEmail {
+			key, err := e.ids.personKey(ctx, a)
+			if err != nil {
+				return approval.QuorumStatus{}, fmt.Errorf("policy: quorum: %w", err)
+			}
+			if key == "" {
+				ineligible = append(ineligible, a) // fail closed: cannot tell who this is
+				continue
+			}
+			if j, ok := person[key]; ok {
+				// Another account of someone who approved already: still one
+				// person, who covers one from at most (assign sees one row).
+				maps.Copy(member[j], in)
+				continue
+			}
+			person[key] = len(member)
 		}
 		member = append(member, in)
 	}

@@ -13,6 +13,15 @@ import (
 type quorumPolicy struct {
 	def   int
 	rules []quorumRule
+
+	// trustGroups lets Slack user groups grant approve. Off by default: in
+	// many workspaces any member may create a user group or edit its
+	// members, so "one from @security" would be one from whoever joined it.
+	trustGroups bool
+	// byEmail makes people distinct by normalised profile email as well as
+	// by Slack user ID, so that one person with two accounts neither
+	// approves their own request nor counts twice.
+	byEmail bool
 }
 
 type quorumRule struct {
@@ -31,8 +40,10 @@ func (q quorumRule) label() string {
 }
 
 type quorumDoc struct {
-	Default *int `yaml:"default"`
-	Rules   []struct {
+	Default                *int `yaml:"default"`
+	TrustGroupsForApproval bool `yaml:"trust_groups_for_approval"`
+	DistinctPeopleByEmail  bool `yaml:"distinct_people_by_email"`
+	Rules                  []struct {
 		Name      string   `yaml:"name"`
 		Scope     string   `yaml:"scope"`
 		Approvals int      `yaml:"approvals"`
@@ -47,6 +58,7 @@ func parseQuorum(b []byte, errs *errorList) quorumPolicy {
 		errs.add("%s: %w", quorumFile, err)
 		return q
 	}
+	q.trustGroups, q.byEmail = doc.TrustGroupsForApproval, doc.DistinctPeopleByEmail
 	if doc.Default != nil {
 		if *doc.Default < 1 || *doc.Default > maxApprovals {
 			errs.add("%s: default must be between 1 and %d approvals", quorumFile, maxApprovals)

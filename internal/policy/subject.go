@@ -14,7 +14,9 @@ import (
 //	U012ABCDEF            a Slack user ID (W… on Enterprise Grid)
 //	email:ann@example.com a Slack user's profile email, trusted only for active,
 //	                      non-guest, non-bot users
-//	group:platform-admins a Slack user group by handle, or group:S012ABCDEF by ID
+//	group:platform-admins a Slack user group by handle, or group:S012ABCDEF by ID;
+//	                      grants no approve unless trust_groups_for_approval,
+//	                      since members may often edit groups themselves
 //	role:approver         a role, granted to other subjects by g rows
 var (
 	groupIDRE     = regexp.MustCompile(`^S[A-Z0-9]{2,20}$`)
@@ -246,6 +248,42 @@ func (c *identityCache) resolve(ctx context.Context, now time.Time, user string,
 		}
 	}
 	return out, exp, nil
+}
+
+// personKey is what tells people apart under distinct_people_by_email: the
+// user's profile email, normalised by emailKey; "" when there is none to read
+// (no directory, no email, or no users:read.email scope).
+func (c *identityCache) personKey(ctx context.Context, user string) (string, error) {
+	if c == nil {
+		return "", nil
+	}
+	ident, _, err := c.user(ctx, c.clock(), user)
+	if err != nil {
+		return "", err
+	}
+	return emailKey(ident.Email), nil
+}
+
+// emailKey normalises an email address for telling people apart: trimmed,
+// lower-cased, and without a "+tag" in the local part, so that
+// ann+second@example.com is ann@example.com. Plus addressing delivers both to
+// one mailbox at Google, Microsoft and most mail hosts, so a workspace that
+// admits anyone with an @example.com address would otherwise let one person
+// confirm a second account. Stripping can only merge addresses, never split
+// them: at worst two people are taken for one and a request waits for
+// another approver. Dots are kept (only consumer Gmail ignores them). "" if
+// email is not an address.
+func emailKey(email string) string {
+	e := strings.ToLower(strings.TrimSpace(email))
+	at := strings.LastIndexByte(e, '@')
+	if at <= 0 || at == len(e)-1 {
+		return ""
+	}
+	local, domain := e[:at], e[at+1:]
+	if i := strings.IndexByte(local, '+'); i > 0 {
+		local = local[:i]
+	}
+	return local + "@" + domain
 }
 
 func untrustedWhy(id Identity) string {
