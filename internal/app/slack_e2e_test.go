@@ -764,8 +764,11 @@ func TestStatusWhyApproversAndCancelFromSlack(t *testing.T) {
 		if _, a := h.slash(t, ctx, Outsider, "why "+id); !strings.Contains(a.Body, ":warning:") {
 			t.Errorf("outsider why: %s", a.Body)
 		}
-		if _, a := h.slash(t, ctx, Outsider, "approvers "+subacct); !strings.Contains(a.Body, Approver.ID) || !strings.Contains(a.Body, "needs 1 approval") {
+		if _, a := h.slash(t, ctx, Requester, "approvers "+subacct); !strings.Contains(a.Body, Approver.ID) || !strings.Contains(a.Body, "needs 1 approval") {
 			t.Errorf("approvers: %s", a.Body)
+		}
+		if _, a := h.slash(t, ctx, Outsider, "approvers "+subacct); strings.Contains(a.Body, Approver.ID) || !strings.Contains(a.Body, ":warning:") {
+			t.Errorf("approvers for an outsider: %s", a.Body)
 		}
 		if _, a := h.slash(t, ctx, Approver, "cancel "+id); !strings.Contains(a.Body, ":warning:") {
 			t.Errorf("someone else cancelled: %s", a.Body)

@@ -416,6 +416,17 @@ func (s *Server) listApprovers(ctx context.Context, o origin, scope approval.Sco
 		s.reply(ctx, o, ":warning: approver lists are not available here")
 		return
 	}
+	// Who approves where tells an attacker whom to phish or impersonate:
+	// answer only those who may request or look up credentials here.
+	may, err := s.mayAskApprovers(ctx, o.user, scope)
+	if err != nil {
+		s.warn(ctx, o, err, "approvers")
+		return
+	}
+	if !may {
+		s.reply(ctx, o, ":warning: you can see who approves in "+escape(scopeLabel(scope))+" only if you may request or look up credentials there")
+		return
+	}
 	names, err := s.cfg.Policy.Approvers(ctx, scope)
 	if err != nil {
 		s.warn(ctx, o, err, "approvers")
@@ -435,6 +446,21 @@ func (s *Server) listApprovers(ctx context.Context, o origin, scope approval.Sco
 		text += "."
 	}
 	s.reply(ctx, o, "Approvers in "+scopeLabel(scope), section(text))
+}
+
+// mayAskApprovers reports whether user may create or get in scope, the
+// people an approver list is for.
+func (s *Server) mayAskApprovers(ctx context.Context, user string, scope approval.Scope) (bool, error) {
+	for _, act := range []approval.Action{approval.ActionCreate, approval.ActionGet} {
+		d, err := s.cfg.Policy.Authorize(ctx, user, act, scope, "")
+		if err != nil {
+			return false, err
+		}
+		if d.Allowed {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // subjects renders policy subjects for an ephemeral answer (where a mention
