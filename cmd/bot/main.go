@@ -44,10 +44,19 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
 	cmd := ""
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
+	}
+	// A server's lines go to a log pipeline (JSON); a person at a terminal
+	// reads the rest (text). CREDBOT_LOG_FORMAT overrides either.
+	format := "text"
+	if cmd == "serve" || (cmd == "" && os.Getenv("SLACK_BOT_TOKEN") != "") {
+		format = "json"
+	}
+	log, err := app.NewLogger(os.Getenv, os.Stderr, format)
+	if err != nil {
+		return err
 	}
 	switch cmd {
 	case "":
@@ -211,12 +220,4 @@ func audit(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("audit chain verifies: %d entries, head %s\n", rep.Entries, rep.Head)
 	return nil
-}
-
-func logLevel() slog.Level {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(os.Getenv("CREDBOT_LOG_LEVEL"))); err != nil {
-		return slog.LevelInfo
-	}
-	return l
 }

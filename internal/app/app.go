@@ -229,7 +229,7 @@ func NewRedis(rawURL string) (redis.UniversalClient, error) {
 		}
 		opts, err := redis.ParseClusterURL(u)
 		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL (cluster): %w", err)
+			return nil, fmt.Errorf("REDIS_URL (cluster): %w", withoutURL(err))
 		}
 		if opts.PoolTimeout == 0 {
 			opts.PoolTimeout = poolTimeout
@@ -240,7 +240,7 @@ func NewRedis(rawURL string) (redis.UniversalClient, error) {
 	if rest, ok := strings.CutPrefix(rawURL, "redis-sentinel://"); ok {
 		opts, err := redis.ParseFailoverURL("redis://" + withAddrParams(rest))
 		if err != nil {
-			return nil, fmt.Errorf("REDIS_URL (sentinel): %w", err)
+			return nil, fmt.Errorf("REDIS_URL (sentinel): %w", withoutURL(err))
 		}
 		if opts.PoolTimeout == 0 {
 			opts.PoolTimeout = poolTimeout
@@ -252,7 +252,7 @@ func NewRedis(rawURL string) (redis.UniversalClient, error) {
 	}
 	opts, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
+		return nil, fmt.Errorf("REDIS_URL: %w", withoutURL(err))
 	}
 	if opts.PoolTimeout == 0 {
 		opts.PoolTimeout = poolTimeout
@@ -290,6 +290,16 @@ func withAddrParams(rest string) string {
 // long after the replica took over; this bounds it to a few seconds, for one
 // CLUSTER SLOTS per client every 2 s.
 const clusterStateReload = 2 * time.Second
+
+// withoutURL drops the URL from a parse error: REDIS_URL may hold a password,
+// and url.Error prints the whole URL.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("it does not parse as a URL (%w); its text is not shown, as it may hold a password", ue.Err)
+	}
+	return err
+}
 
 // poolTimeout is how long work waits for a Redis connection when a burst has
 // them all busy. go-redis's default (read timeout + 1 s) turned a burst of 200

@@ -87,6 +87,21 @@ func newMetrics() *metrics {
 		}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.transitions, m.btpCalls, m.btpTime, m.slackCalls, m.slackTime, m.approveTime, m.deliverTime, m.reveals)
+	// The series alerts watch exist from the start at 0, so that the first
+	// failure on a new replica is an increase, not a new series rate() misses.
+	for _, to := range []approval.State{approval.StateFailed, approval.StateRevoked, approval.StateDelivered} {
+		m.transitions.WithLabelValues(string(to))
+	}
+	for _, op := range []string{"login", "create", "get", "list", "delete"} {
+		for _, o := range []string{"ok", "refused", "rate_limited", "server_error", "unreachable"} {
+			m.btpCalls.WithLabelValues(op, o)
+		}
+	}
+	for _, method := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "conversations.open", "views.publish"} {
+		for _, o := range []string{"ok", "rate_limited", "error", "unreachable"} {
+			m.slackCalls.WithLabelValues(method, o)
+		}
+	}
 	version, revision := buildVersion()
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "credbot_build_info", Help: "The running build: module version, VCS revision, Go version. Always 1.",

@@ -1,8 +1,11 @@
 package approval
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 )
 
 // Observer is told what the lifecycle did, for metrics. It must not block,
@@ -21,6 +24,17 @@ func (s *Service) observe(r *Request, e AuditEntry) {
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.Transitioned(r, e)
 	}
+}
+
+// logMove writes one INFO line per change of state, for whoever follows a
+// request through the logs; annotations (a message posted) are DEBUG.
+func (s *Service) logMove(e AuditEntry) {
+	level := slog.LevelInfo
+	if e.From == e.To {
+		level = slog.LevelDebug
+	}
+	s.log.Log(context.Background(), level, "request "+strings.ToLower(string(e.To)),
+		"request_id", e.RequestID, "from", string(e.From), "to", string(e.To), "actor", e.Actor, "rule", e.Rule, "note", e.Note)
 }
 
 // errUnsealable: the secret was taken but does not open on this replica.

@@ -225,7 +225,17 @@ func (s *Store) Writable(ctx context.Context, replica string) error {
 // AOF reports whether Redis appends every write to its log: without it a
 // restart loses what was acknowledged since the last snapshot.
 func (s *Store) AOF(ctx context.Context) (bool, error) {
-	info, err := s.rdb.Info(ctx, "persistence").Result()
+	node := redis.Cmdable(s.rdb)
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		// On a cluster, the primary that holds credbot's slot is the one whose
+		// persistence matters.
+		m, err := cc.MasterForKey(ctx, s.inboxKey())
+		if err != nil {
+			return false, err
+		}
+		node = m
+	}
+	info, err := node.Info(ctx, "persistence").Result()
 	if err != nil {
 		return false, err
 	}
