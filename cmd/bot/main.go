@@ -176,6 +176,9 @@ func load(ctx context.Context, args []string) error {
 		keep = 1000
 	}
 	l.Slack.KeepLast(keep)
+	if l.BTP != nil {
+		l.BTP.KeepLast(keep) // its request log, likewise
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	if *burst {

@@ -50,10 +50,13 @@ type Local struct {
 // StartLocal starts the local bot. getenv supplies overrides (REDIS_URL,
 // BTP_*, CREDBOT_POLICY_DIR, CREDBOT_CLAIM_WINDOW …).
 func StartLocal(ctx context.Context, getenv func(string) string, log *slog.Logger, deps Deps) (l *Local, err error) {
-	l = &Local{deps: deps, log: log}
+	started := &Local{deps: deps, log: log}
+	l = started
 	defer func() {
 		if err != nil {
-			l.Close()
+			// What was started so far stops; the error says why (l itself
+			// is nil by then).
+			started.Close()
 		}
 	}()
 	cfg, err := ConfigFromEnv(getenv)

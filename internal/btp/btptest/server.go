@@ -128,6 +128,8 @@ type Server struct {
 	clients  map[clientKey]*oauthClient
 	secrets  []string
 	reqs     []Request
+	counts   map[string]int // requests per action, kept whatever KeepLast drops
+	keep     int            // KeepLast's bound; 0 keeps every request
 	faults   []*Fault
 }
 
@@ -240,17 +242,20 @@ func (s *Server) Requests() []Request {
 	return slices.Clone(s.reqs)
 }
 
-// Count returns how many requests of action the server received, faulted or not.
+// Count returns how many requests of action the server received, faulted or
+// not (also those KeepLast no longer keeps).
 func (s *Server) Count(action string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
-	for _, r := range s.reqs {
-		if r.Action == action {
-			n++
-		}
-	}
-	return n
+	return s.counts[action]
+}
+
+// KeepLast bounds the request log to the newest n entries (0: keep all), so
+// that a long load run measures the bot's memory, not the emulator's log.
+func (s *Server) KeepLast(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keep = n
 }
 
 // Live returns the sorted names of the live credentials in scope.
@@ -484,7 +489,15 @@ func (s *Server) write(w http.ResponseWriter, rep *reply) {
 func (s *Server) record(e Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.counts == nil {
+		s.counts = map[string]int{}
+	}
+	s.counts[e.Action]++
 	s.reqs = append(s.reqs, e)
+	if s.keep > 0 && len(s.reqs) > 2*s.keep {
+		// Drop the oldest in one copy now and then, not one by one.
+		s.reqs = append(s.reqs[:0:0], s.reqs[len(s.reqs)-s.keep:]...)
+	}
 }
 
 // login implements POST /login/<version> for the password and JWT flows.
