@@ -341,7 +341,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	a.slack = newSlackSide(cfg, log)
 	a.metrics = newMetrics()
 	a.slack.api.Observe = a.metrics.slack
-	if a.Policy, err = policy.Load(ctx, policy.Options{Dir: cfg.PolicyDir, Logger: log, Directory: a.slack.dir, Registerer: a.metrics.reg}); err != nil {
+	if a.Policy, err = policy.Load(ctx, policy.Options{Dir: cfg.PolicyDir, Logger: log, Directory: a.slack.dir, Registerer: a.metrics.reg, LastGood: a.Store}); err != nil {
 		return nil, fmt.Errorf("policy in %s: %w", cfg.PolicyDir, err)
 	}
 	issuer := deps.Issuer

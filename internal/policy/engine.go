@@ -43,6 +43,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// ReloadInterval is how often Run polls the files. Default 5 seconds.
 	ReloadInterval time.Duration
+	// LastGood, when set, keeps every policy that loaded, so that a replica
+	// starting while the mounted files are broken serves the last good policy
+	// instead of failing (see Load).
+	LastGood LastGood
 	// Clock defaults to time.Now.
 	Clock func() time.Time
 }
@@ -64,6 +68,9 @@ type Engine struct {
 	failedHash string // content hash of the broken files, if the last load failed
 	failedErr  error
 	failedAt   time.Time
+
+	keep     LastGood    // nil: nothing kept
+	lastGood atomic.Bool // the policy in force came from keep, not from dir
 }
 
 var _ approval.Authorizer = (*Engine)(nil)
@@ -86,16 +93,43 @@ const EmailRequiredRule = "built-in: distinct_people_by_email: people are told a
 // groupsUntrusted is why a Slack group's approve permission did not count.
 const groupsUntrusted = "groups are not trusted for approvals (trust_groups_for_approval in quorum.yaml)"
 
-// Load reads and compiles the policy in opts.Dir. It fails if the policy is
-// broken: a service should not start without one.
+// LastGood keeps the last policy that loaded, outside the pod (Redis): its
+// files and their content hash.
+type LastGood interface {
+	SaveLastGoodPolicy(ctx context.Context, hash string, files map[string][]byte) error
+	LastGoodPolicy(ctx context.Context) (hash string, files map[string][]byte, err error)
+}
+
+// Load reads and compiles the policy in opts.Dir. If the files are broken it
+// falls back to the last good policy opts.LastGood kept (reporting the broken
+// files in Health, and loading them as soon as they are fixed); without one
+// it fails: a service should not start without a policy.
 func Load(ctx context.Context, opts Options) (*Engine, error) {
 	e, err := newEngine(opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.Reload(ctx); err != nil {
+	err = e.Reload(ctx)
+	if err == nil {
+		return e, nil
+	}
+	if opts.LastGood == nil {
 		return nil, err
 	}
+	hash, files, lerr := opts.LastGood.LastGoodPolicy(ctx)
+	if lerr != nil || len(files) == 0 {
+		return nil, fmt.Errorf("%w (and no last good policy is kept to fall back on: %v)", err, lerr)
+	}
+	s, cerr := compile(files)
+	if cerr != nil || hashFiles(files) != hash {
+		return nil, fmt.Errorf("%w (and the last good policy kept does not load: %v)", err, cerr)
+	}
+	s.hash, s.loadedAt = hash, e.clock()
+	e.install(s)
+	e.metrics.rules.Set(float64(len(s.rules)))
+	e.lastGood.Store(true)
+	e.log.ErrorContext(ctx, "the policy files are broken; serving the last good policy kept in Redis until they are fixed",
+		"in_force", hash, "dir", e.dir, "error", err)
 	return e, nil
 }
 
@@ -105,6 +139,7 @@ func newEngine(opts Options) (*Engine, error) {
 		log:      opts.Logger,
 		clock:    opts.Clock,
 		interval: opts.ReloadInterval,
+		keep:     opts.LastGood,
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -173,6 +208,12 @@ func (e *Engine) Reload(ctx context.Context) error {
 	}
 	e.install(s)
 	e.recovered()
+	e.lastGood.Store(false)
+	if e.keep != nil {
+		if err := e.keep.SaveLastGoodPolicy(ctx, hash, files); err != nil {
+			e.log.WarnContext(ctx, "could not keep the policy as the last good one in Redis; a replica starting with broken files would not start", "hash", hash, "error", err)
+		}
+	}
 	e.metrics.reloads.WithLabelValues("success").Inc()
 	e.metrics.lastSuccess.Set(float64(s.loadedAt.Unix()))
 	e.metrics.rules.Set(float64(len(s.rules)))
@@ -237,6 +278,9 @@ func (e *Engine) Health() (ok bool, detail string) {
 	err, at := e.failedErr, e.failedAt
 	e.healthMu.Unlock()
 	inForce := fmt.Sprintf("policy %s loaded %s (%d rules)", short(s.hash), s.loadedAt.UTC().Format(time.RFC3339), len(s.rules))
+	if e.lastGood.Load() {
+		inForce = fmt.Sprintf("the last good policy %s kept in Redis (%d rules; this replica started while the files were broken)", short(s.hash), len(s.rules))
+	}
 	if err != nil {
 		return false, fmt.Sprintf("policy files broken since %s, keeping %s: %v", at.UTC().Format(time.RFC3339), inForce, err)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -304,4 +305,36 @@ func (s *Store) Queues(ctx context.Context) (map[string]QueueStats, error) {
 // PendingCount is how many requests wait for approval, for metrics.
 func (s *Store) PendingCount(ctx context.Context) (int64, error) {
 	return s.rdb.ZCard(ctx, s.pendingKey()).Result()
+}
+
+// The last good policy: its files and content hash, so that a replica that
+// starts while the mounted policy is broken serves it (policy.LastGood). One
+// key, as large as the policy; overwritten by every policy that loads.
+func (s *Store) policyKey() string { return s.prefix + ":policy:last-good" }
+
+// SaveLastGoodPolicy implements policy.LastGood.
+func (s *Store) SaveLastGoodPolicy(ctx context.Context, hash string, files map[string][]byte) error {
+	b, err := json.Marshal(files) // []byte values as base64
+	if err != nil {
+		return err
+	}
+	return s.rdb.HSet(ctx, s.policyKey(), "hash", hash, "files", b, "saved", time.Now().UTC().Format(time.RFC3339)).Err()
+}
+
+// LastGoodPolicy implements policy.LastGood.
+func (s *Store) LastGoodPolicy(ctx context.Context) (string, map[string][]byte, error) {
+	v, err := s.rdb.HMGet(ctx, s.policyKey(), "hash", "files").Result()
+	if err != nil {
+		return "", nil, err
+	}
+	hash, _ := v[0].(string)
+	raw, _ := v[1].(string)
+	if hash == "" || raw == "" {
+		return "", nil, errors.New("no policy was ever kept in Redis")
+	}
+	var files map[string][]byte
+	if err := json.Unmarshal([]byte(raw), &files); err != nil {
+		return "", nil, fmt.Errorf("the kept policy does not decode: %w", err)
+	}
+	return hash, files, nil
 }
