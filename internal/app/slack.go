@@ -64,7 +64,7 @@ func (s *slackSide) runSocketMode(ctx context.Context, h *handlers.Server, log *
 		if ctx.Err() != nil || errors.Is(err, handlers.ErrClosed) {
 			return
 		}
-		log.Error("socket mode stopped; retrying", "err", err, "in", wait)
+		log.Error("socket mode stopped; retrying", "error", err, "in", wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

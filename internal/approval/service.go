@@ -331,7 +331,7 @@ func (s *Service) checkName(ctx context.Context, scope Scope, name string) error
 		return nil
 	}
 	s.log.Warn("could not check the name at BTP; the worker checks it again before it creates",
-		"scope", scope.String(), "name", name, "err", errMessage(err))
+		"scope", scope.String(), "name", name, "error", errMessage(err))
 	return nil
 }
 
@@ -393,7 +393,7 @@ func (s *Service) Decide(ctx context.Context, id, user string, approve bool) (Ou
 		return Outcome{Request: r}, err
 	}
 	if err := s.notify.UpdateApproval(ctx, r, q); err != nil {
-		s.log.Warn("update approval message", "request", id, "err", err)
+		s.log.Warn("update approval message", "request_id", id, "error", err)
 	}
 	switch r.State {
 	case StateDenied:
@@ -489,7 +489,7 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 	}
 	call(s.cfg.Hooks.AfterSeal, r.ID)
 	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
-		s.log.Warn("update approval message", "request", r.ID, "err", err)
+		s.log.Warn("update approval message", "request_id", r.ID, "error", err)
 	}
 	return true, s.offer(ctx, r)
 }
@@ -523,7 +523,7 @@ func (s *Service) offer(ctx context.Context, r *Request) error {
 	ch, ts, err := s.notify.OfferReveal(ctx, r, r.ClaimUntil.Sub(s.clock.Now()).Round(time.Second))
 	if err != nil {
 		// The claim-window deadline revokes it if the requester never gets the DM.
-		s.log.Error("offer reveal", "request", r.ID, "err", err)
+		s.log.Error("offer reveal", "request_id", r.ID, "error", err)
 		return nil
 	}
 	_, err = s.transition(ctx, r.ID, "system", func(cur *Request) (*AuditEntry, Effects, error) {
@@ -531,7 +531,7 @@ func (s *Service) offer(ctx context.Context, r *Request) error {
 		return &AuditEntry{Note: "reveal offered"}, Effects{}, nil
 	})
 	if err != nil {
-		s.log.Warn("record DM", "request", r.ID, "err", err)
+		s.log.Warn("record DM", "request_id", r.ID, "error", err)
 	}
 	return nil
 }
@@ -540,7 +540,7 @@ func (s *Service) offer(ctx context.Context, r *Request) error {
 // credential with an unknown secret stays live at BTP.
 func (s *Service) undo(ctx context.Context, r *Request, issued Issued, cause error) error {
 	if err := s.issuer.Delete(ctx, issued.Credential.Scope, issued.Credential.Name); err != nil && !errors.Is(err, ErrNotFound) {
-		s.log.Error("delete unkept credential", "request", r.ID, "name", issued.Credential.Name, "err", err)
+		s.log.Error("delete unkept credential", "request_id", r.ID, "name", issued.Credential.Name, "error", err)
 	}
 	return cause
 }
@@ -570,7 +570,7 @@ func (s *Service) retryOrFail(ctx context.Context, r *Request, job MintJob, caus
 		// with a secret nobody has.
 		if err := s.issuer.Delete(ctx, r.Scope, r.Name); err != nil && !errors.Is(err, ErrNotFound) {
 			s.log.Error("could not delete what a failed create may have left at BTP; delete it by hand",
-				"request", r.ID, "scope", r.Scope.String(), "name", r.Name, "err", errMessage(err))
+				"request_id", r.ID, "scope", r.Scope.String(), "name", r.Name, "error", errMessage(err))
 		}
 	}
 	r, err = s.transition(ctx, r.ID, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
@@ -587,7 +587,7 @@ func (s *Service) retryOrFail(ctx context.Context, r *Request, job MintJob, caus
 		return false, err
 	}
 	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
-		s.log.Warn("update approval message", "request", r.ID, "err", err)
+		s.log.Warn("update approval message", "request_id", r.ID, "error", err)
 	}
 	s.tell(ctx, r, fmt.Sprintf("Your request %s for %q failed: %s", r.ID, r.Name, msg))
 	return true, nil
@@ -656,15 +656,15 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 			// whose secret nobody holds must not live on at BTP.
 			s.log.Error("a sealed secret does not open on this replica; deleting the credential at BTP. "+
 				"Check that every replica has the same CREDBOT_SECRET_KEY, listing previous keys after the current one",
-				"request", id, "err", err)
+				"request_id", id, "error", err)
 			if uerr := s.Undeliverable(ctx, id, err); uerr != nil {
-				s.log.Error("revoke unopenable secret", "request", id, "err", uerr)
+				s.log.Error("revoke unopenable secret", "request_id", id, "error", uerr)
 			}
 			return Revelation{}, userErr(errUnsealable, "credbot could not unseal this secret, so the credential was deleted at BTP; please ask again")
 		}
 		next.Version = r.Version + 1
 		if err := s.notify.Revealed(ctx, &next); err != nil {
-			s.log.Warn("update DM notice", "request", id, "err", err)
+			s.log.Warn("update DM notice", "request_id", id, "error", err)
 		}
 		return Revelation{Request: &next, Secret: sec}, nil
 	}
@@ -675,7 +675,7 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 // Slack failed). The secret is gone from the store and unseen, so the credential
 // must not live on: it is deleted at BTP and the requester told to ask again.
 func (s *Service) Undeliverable(ctx context.Context, id string, cause error) error {
-	s.log.Warn("a revealed secret could not be shown; deleting the credential", "request", id, "err", errMessage(cause))
+	s.log.Warn("a revealed secret could not be shown; deleting the credential", "request_id", id, "error", errMessage(cause))
 	r, err := s.retire(ctx, id, "system", StateRevoked, "the secret could not be shown to you", func(cur *Request) bool {
 		return cur.State == StateDelivered
 	})
@@ -728,7 +728,7 @@ func (s *Service) Cancel(ctx context.Context, id, user string) (*Request, error)
 		return r, err
 	}
 	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{}); err != nil {
-		s.log.Warn("update approval message", "request", id, "err", err)
+		s.log.Warn("update approval message", "request_id", id, "error", err)
 	}
 	return r, nil
 }
@@ -752,7 +752,7 @@ func (s *Service) RunMinter(ctx context.Context, consumer string, rescueAfter ti
 		jobs, err := s.store.ClaimMintJobs(ctx, consumer, 250*time.Millisecond, rescueAfter)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Warn("claim mint jobs", "err", err)
+				s.log.Warn("claim mint jobs", "error", err)
 				sleep(ctx, time.Second)
 			}
 			continue
@@ -771,11 +771,11 @@ func (s *Service) RunMinter(ctx context.Context, consumer string, rescueAfter ti
 			done, err := s.Mint(jctx, j)
 			cancel()
 			if err != nil {
-				s.log.Warn("mint", "request", j.RequestID, "delivery", j.Deliveries, "err", errMessage(err))
+				s.log.Warn("mint", "request_id", j.RequestID, "delivery", j.Deliveries, "error", errMessage(err))
 			}
 			if done {
 				if err := s.store.AckMintJob(ctx, j); err != nil {
-					s.log.Warn("ack mint job", "request", j.RequestID, "err", err)
+					s.log.Warn("ack mint job", "request_id", j.RequestID, "error", err)
 				}
 			}
 		}
@@ -794,7 +794,7 @@ func (s *Service) SweepDeadlines(ctx context.Context) error {
 	var errs []error
 	for _, d := range due {
 		if err := s.due(ctx, d); err != nil && !errors.Is(err, errNoop) {
-			s.log.Warn("deadline", "request", d.ID, "err", errMessage(err))
+			s.log.Warn("deadline", "request_id", d.ID, "error", errMessage(err))
 			errs = append(errs, err)
 		}
 	}
@@ -821,7 +821,7 @@ func (s *Service) due(ctx context.Context, d Due) error {
 			return err
 		}
 		if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{}); err != nil {
-			s.log.Warn("update approval message", "request", id, "err", err)
+			s.log.Warn("update approval message", "request_id", id, "error", err)
 		}
 		s.tell(ctx, r, fmt.Sprintf("Your request %s for %q expired without a decision. You can ask again.", r.ID, r.Name))
 	case r.State == StatePending:
@@ -834,7 +834,7 @@ func (s *Service) due(ctx context.Context, d Due) error {
 			return err
 		}
 		if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
-			s.log.Warn("update approval message", "request", id, "err", err)
+			s.log.Warn("update approval message", "request_id", id, "error", err)
 		}
 		s.tell(ctx, r, fmt.Sprintf("The secret of %q was not revealed within %s, so the credential was deleted. You can ask again.", r.Name, humanDuration(s.cfg.ClaimWindow)))
 	case r.State == StateDelivered && (r.Revoking || !now.Before(r.ExpiresAt)):
@@ -857,7 +857,7 @@ func (s *Service) due(ctx context.Context, d Due) error {
 			return err
 		}
 		if err := s.notify.WarnExpiry(ctx, r); err != nil {
-			s.log.Warn("warn owner of expiry", "request", id, "err", err)
+			s.log.Warn("warn owner of expiry", "request_id", id, "error", err)
 		}
 	case s.nextDeadline(r).IsZero():
 		// Nothing is ever due in this state: the entry outlived a transition.
@@ -947,7 +947,7 @@ func (s *Service) leaseHeld(ctx context.Context, r *Request, now time.Time) bool
 	}
 	alive, err := s.store.Alive(ctx, r.LeaseHolder)
 	if err != nil {
-		s.log.Warn("could not check the liveness of the replica that holds a revocation lease; leaving it", "request", r.ID, "replica", r.LeaseHolder, "err", err)
+		s.log.Warn("could not check the liveness of the replica that holds a revocation lease; leaving it", "request_id", r.ID, "replica", r.LeaseHolder, "error", err)
 		return true
 	}
 	return alive
@@ -1023,7 +1023,7 @@ func (s *Service) mirror(a AuditEntry) {
 
 func (s *Service) tell(ctx context.Context, r *Request, text string) {
 	if err := s.notify.Tell(ctx, r, text); err != nil {
-		s.log.Warn("tell requester", "request", r.ID, "err", err)
+		s.log.Warn("tell requester", "request_id", r.ID, "error", err)
 	}
 }
 

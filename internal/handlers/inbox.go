@@ -77,7 +77,7 @@ func (s *Server) accept(ctx context.Context, key string, j job, ack any) any {
 	}
 	b, err := json.Marshal(j)
 	if err != nil {
-		s.log.Error("encode job", "kind", j.Kind, "user", j.User, "err", err)
+		s.log.Error("encode job", "kind", j.Kind, "user", j.User, "error", err)
 		return s.unrecorded(j)
 	}
 	dk := ""
@@ -87,7 +87,7 @@ func (s *Server) accept(ctx context.Context, key string, j job, ack any) any {
 	ok, err := s.cfg.Inbox.Record(ctx, dk, dedupeTTL, b)
 	if err != nil {
 		s.log.Error("could not record a Slack delivery before its ack; the user was told to try again",
-			"kind", j.Kind, "user", j.User, "err", err)
+			"kind", j.Kind, "user", j.User, "error", err)
 		return s.unrecorded(j)
 	}
 	if !ok {
@@ -119,7 +119,7 @@ func (s *Server) work(ctx context.Context, consumer string) {
 		entries, err := s.cfg.Inbox.ClaimInbox(ctx, consumer, 250*time.Millisecond)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Warn("read the inbox", "consumer", consumer, "err", err)
+				s.log.Warn("read the inbox", "consumer", consumer, "error", err)
 				sleep(ctx, time.Second)
 			}
 			continue
@@ -127,7 +127,7 @@ func (s *Server) work(ctx context.Context, consumer string) {
 		for _, e := range entries {
 			var j job
 			if err := json.Unmarshal(e.Payload, &j); err != nil || !userIDRE.MatchString(j.User) {
-				s.log.Error("dropping an unreadable inbox entry", "entry", e.ID, "err", err)
+				s.log.Error("dropping an unreadable inbox entry", "entry", e.ID, "error", err)
 			} else {
 				if e.Deliveries > 1 {
 					s.log.Info("taking over a job of a replica that stopped", "entry", e.ID, "kind", j.Kind, "user", j.User)
@@ -139,7 +139,7 @@ func (s *Server) work(ctx context.Context, consumer string) {
 				cancel()
 			}
 			if err := s.cfg.Inbox.DoneInbox(context.WithoutCancel(ctx), e.ID); err != nil {
-				s.log.Warn("mark inbox entry done (it will run again)", "entry", e.ID, "err", err)
+				s.log.Warn("mark inbox entry done (it will run again)", "entry", e.ID, "error", err)
 			}
 		}
 	}

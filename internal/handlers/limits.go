@@ -35,7 +35,7 @@ func (s *Server) overCommandLimit(ctx context.Context, user string) (any, bool) 
 	}
 	n, left, err := s.cfg.Limiter.CountInWindow(ctx, "commands:"+user, commandWindow)
 	if err != nil {
-		s.log.Warn("count commands; not limiting this one", "user", user, "err", err)
+		s.log.Warn("count commands; not limiting this one", "user", user, "error", err)
 		return nil, false
 	}
 	if n <= int64(limit) {

@@ -108,7 +108,7 @@ func (s *Server) first(ctx context.Context, kind, key string) bool {
 	}
 	ok, err := s.cfg.Once(ctx, "slack:"+kind+":"+key, dedupeTTL)
 	if err != nil {
-		s.log.Warn("dedupe", "kind", kind, "err", err)
+		s.log.Warn("dedupe", "kind", kind, "error", err)
 		return true
 	}
 	if !ok {
@@ -203,7 +203,7 @@ func (s *Server) userMessage(err error, op string) string {
 	if errors.As(err, &ue) {
 		return escape(ue.Msg)
 	}
-	s.log.Error(op, "err", err)
+	s.log.Error(op, "error", err)
 	return "something went wrong on our side; please try again or ask an admin"
 }
 
@@ -222,7 +222,7 @@ func (s *Server) reply(ctx context.Context, o origin, text string, blocks ...sla
 			msg.Blocks = &slack.Blocks{BlockSet: blocks}
 		}
 		if err := s.post(ctx, o.responseURL, msg); err != nil {
-			s.log.Warn("respond", "err", err)
+			s.log.Warn("respond", "error", err)
 		}
 		return
 	}
@@ -239,7 +239,7 @@ func (s *Server) reply(ctx context.Context, o origin, text string, blocks ...sla
 		err = s.cfg.API.PostEphemeral(ctx, ch, o.user, opts...)
 	}
 	if err != nil {
-		s.log.Warn("reply in DM", "user", o.user, "err", err)
+		s.log.Warn("reply in DM", "user", o.user, "error", err)
 	}
 }
 

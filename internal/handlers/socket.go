@@ -84,7 +84,7 @@ func (s *Server) socketEvent(ctx context.Context, client *socketmode.Client, evt
 		s.log.Debug("socket mode connecting")
 	case socketmode.EventTypeConnectionError:
 		s.socket.Store(socketConnecting)
-		s.log.Warn("socket mode connection error", "err", evt.Data)
+		s.log.Warn("socket mode connection error", "error", evt.Data)
 	case socketmode.EventTypeInvalidAuth:
 		s.log.Error("socket mode: the app-level token was refused")
 	case socketmode.EventTypeConnected:
@@ -95,7 +95,7 @@ func (s *Server) socketEvent(ctx context.Context, client *socketmode.Client, evt
 			s.log.Info("socket mode hello", "connections", evt.Request.NumConnections)
 		}
 	case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorWriteFailed:
-		s.log.Warn("socket mode", "event", evt.Type, "err", evt.Data)
+		s.log.Warn("socket mode", "event", evt.Type, "error", evt.Data)
 	case socketmode.EventTypeErrorBadMessage:
 		// Ack it anyway if we can: a retry of a message we cannot parse cannot help.
 		if bad, ok := evt.Data.(*socketmode.ErrorBadMessage); ok {
@@ -150,6 +150,6 @@ func (s *Server) ack(ctx context.Context, client *socketmode.Client, envelopeID 
 	ctx, cancel := context.WithTimeout(ctx, ackTimeout)
 	defer cancel()
 	if err := client.AckCtx(ctx, envelopeID, payload); err != nil && !errors.Is(err, context.Canceled) {
-		s.log.Warn("socket mode ack", "envelope", envelopeID, "err", err)
+		s.log.Warn("socket mode ack", "envelope", envelopeID, "error", err)
 	}
 }
