@@ -32,22 +32,40 @@ func (m *auditMirror) add(e approval.AuditEntry) {
 	select {
 	case m.queue <- e:
 	default:
-		m.log.Warn("audit mirror queue full; entry kept in Redis only", "request", e.RequestID, "to", e.To)
+		m.log.Warn("audit mirror queue full; entry kept in Redis only", "request_id", e.RequestID, "to", e.To)
 	}
 }
 
+// mirrorBatch bounds one audit channel message: entries that queued while the
+// last one was posted go together, up to this many characters. Slack allows
+// about one message a second per channel, so one post per entry would fall
+// behind any burst (and cost a Web API call per transition).
+const mirrorBatch = 3500
+
 func (m *auditMirror) run(ctx context.Context) {
 	for {
+		var e approval.AuditEntry
 		select {
 		case <-ctx.Done():
 			return
-		case e := <-m.queue:
-			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			if _, _, err := m.api.PostMessage(pctx, m.channel, slack.MsgOptionText(auditLine(e), false)); err != nil {
-				m.log.Warn("audit mirror", "request", e.RequestID, "err", err)
-			}
-			cancel()
+		case e = <-m.queue:
 		}
+		lines, n := []string{auditLine(e)}, len(auditLine(e))
+	more:
+		for n < mirrorBatch {
+			select {
+			case next := <-m.queue:
+				l := auditLine(next)
+				lines, n = append(lines, l), n+len(l)+1
+			default:
+				break more
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if _, _, err := m.api.PostMessage(pctx, m.channel, slack.MsgOptionText(strings.Join(lines, "\n"), false)); err != nil {
+			m.log.Warn("audit mirror", "entries", len(lines), "first_request_id", e.RequestID, "error", err)
+		}
+		cancel()
 	}
 }
 
@@ -76,6 +94,7 @@ func auditLine(e approval.AuditEntry) string {
 	return line
 }
 
-func escapeText(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "'").Replace(s)
-}
+// textEscaper never changes after it is built.
+var textEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "'")
+
+func escapeText(s string) string { return textEscaper.Replace(s) }
