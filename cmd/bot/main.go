@@ -12,8 +12,10 @@
 //	                         fire n slash commands at the bot, c at a time, check none is lost, and
 //	                         compare its ack p99 at a steady rate with a bare slack-go handler's
 //	bot doctor               check every dependency of the configuration in the environment, with fixes
-//	bot audit verify         check the hash chain of the audit trail in REDIS_URL
-//	bot audit export         write the audit trail as JSON lines to stdout
+//	bot audit verify [--expect-head CHAIN/SEQ/MAC]
+//	                         check the MAC'd audit trail in REDIS_URL (needs CREDBOT_AUDIT_KEY); prints its head
+//	bot audit export [--since TIME|ID]  write the audit trail (from an RFC 3339 time or after a stream id) as JSON lines
+//	bot audit trim --keep N  remove all but the last N audit entries, through a signed checkpoint
 //	bot pause DURATION       wait, then exit 0: the chart's preStop hook (the image has no sleep)
 package main
 
@@ -31,7 +33,6 @@ import (
 	"github.com/credbot/credbot/internal/app"
 	"github.com/credbot/credbot/internal/btp/btptest"
 	"github.com/credbot/credbot/internal/policy"
-	"github.com/credbot/credbot/internal/store"
 )
 
 func main() {
@@ -98,7 +99,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "help", "-h", "--help":
-		fmt.Println("usage: bot [serve | local | load [-n N] [-c C] | btp-emulator --listen ADDR | policy test [DIR] | audit verify|export | doctor | pause DURATION]")
+		fmt.Println("usage: bot [serve | local | load [-n N] [-c C] | btp-emulator --listen ADDR | policy test [DIR] | audit verify|export|trim | doctor | pause DURATION]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: bot help)", cmd)
@@ -185,42 +186,4 @@ func load(ctx context.Context, args []string) error {
 		return l.Burst(ctx, app.BurstOptions{N: *n, Conc: *c, Rate: *rate, Steady: *steady}, os.Stdout)
 	}
 	return l.LoadWith(ctx, app.LoadOptions{N: *n, Conc: *c, BTP: bt}, os.Stdout)
-}
-
-func audit(ctx context.Context, args []string) error {
-	if len(args) != 1 || (args[0] != "verify" && args[0] != "export") {
-		return errors.New("usage: bot audit verify|export")
-	}
-	cfg, err := app.ConfigFromEnv(os.Getenv)
-	if err != nil {
-		return err
-	}
-	if cfg.RedisURL == "" {
-		return errors.New("REDIS_URL is not set")
-	}
-	rdb, err := app.NewRedis(cfg.RedisURL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	st, err := store.New(ctx, rdb, cfg.KeyPrefix)
-	if err != nil {
-		return err
-	}
-	if args[0] == "export" {
-		_, err := st.ExportAudit(ctx, os.Stdout)
-		return err
-	}
-	rep, err := st.VerifyAudit(ctx)
-	if err != nil {
-		return err
-	}
-	for _, p := range rep.Problems {
-		fmt.Println("BROKEN:", p)
-	}
-	if len(rep.Problems) > 0 {
-		return fmt.Errorf("audit chain broken in %d place(s) over %d entries", len(rep.Problems), rep.Entries)
-	}
-	fmt.Printf("audit chain verifies: %d entries, head %s\n", rep.Entries, rep.Head)
-	return nil
 }

@@ -68,6 +68,16 @@ type Config struct {
 	CommandsPerMinute int
 	LookupCache       time.Duration
 	BTP               btp.Config
+
+	// AuditKey MACs the audit trail: the current key, then previous ones.
+	AuditKey string
+	// AuditRetain is how many audit entries Redis keeps; older ones are
+	// trimmed through a checkpoint.
+	AuditRetain int64
+	// AuditWebhookURL, when set, gets every audit entry, signed with
+	// AuditWebhookSecret.
+	AuditWebhookURL    string
+	AuditWebhookSecret string
 }
 
 // ConfigFromEnv reads the documented variables (see README).
@@ -82,8 +92,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		ApprovalChannel:   getenv("CREDBOT_APPROVAL_CHANNEL"),
 		EscalationChannel: getenv("CREDBOT_ESCALATION_CHANNEL"),
 		AuditChannel:      getenv("CREDBOT_AUDIT_CHANNEL"),
+		AuditKey:          getenv("CREDBOT_AUDIT_KEY"),
+		AuditRetain:       1_000_000,
+		AuditWebhookURL:   getenv("CREDBOT_AUDIT_WEBHOOK_URL"),
 		EscalateAfter:     3,
-		MintWorkers:       1,
+		MintWorkers:       4,
 		Workers:           8,
 		MaxPendingPerUser: 5,
 		CommandsPerMinute: 20,
@@ -148,6 +161,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("CREDBOT_LOOKUP_CACHE: %q is not a duration from 0s (no cache) to 10m", v)
 		}
 	}
+	c.AuditWebhookSecret = getenv("CREDBOT_AUDIT_WEBHOOK_SECRET")
+	if v := getenv("CREDBOT_AUDIT_RETAIN"); v != "" {
+		if c.AuditRetain, err = strconv.ParseInt(v, 10, 64); err != nil || c.AuditRetain < 2 || c.AuditRetain > 1_000_000_000 {
+			return c, fmt.Errorf("CREDBOT_AUDIT_RETAIN: %q is not a number of entries from 2 to 1000000000", v)
+		}
+	}
 	if !strings.HasSuffix(c.SlackAPIURL, "/") {
 		c.SlackAPIURL += "/"
 	}
@@ -160,8 +179,9 @@ func (c Config) Validate() error {
 	need := map[string]string{
 		"SLACK_BOT_TOKEN": c.SlackBotToken, "SLACK_SIGNING_SECRET": c.SigningSecret,
 		"CREDBOT_APPROVAL_CHANNEL": c.ApprovalChannel, "REDIS_URL": c.RedisURL, "CREDBOT_SECRET_KEY": c.SecretKey,
+		"CREDBOT_AUDIT_KEY": c.AuditKey,
 	}
-	for _, k := range []string{"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "CREDBOT_APPROVAL_CHANNEL", "REDIS_URL", "CREDBOT_SECRET_KEY"} {
+	for _, k := range []string{"SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "CREDBOT_APPROVAL_CHANNEL", "REDIS_URL", "CREDBOT_SECRET_KEY", "CREDBOT_AUDIT_KEY"} {
 		if need[k] == "" && (k != "SLACK_SIGNING_SECRET" || c.SlackAppToken == "") { // Socket Mode needs no signing secret
 			errs = append(errs, fmt.Errorf("%s is not set", k))
 		}
@@ -171,6 +191,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("CREDBOT_SECRET_KEY: %w", err))
 		}
 	}
+	errs = append(errs, c.validateAudit()...)
 	return errors.Join(errs...)
 }
 
@@ -185,6 +206,7 @@ type App struct {
 	handlers *handlers.Server
 	slack    *slackSide
 	audit    *auditMirror // nil without CREDBOT_AUDIT_CHANNEL
+	auditOut *auditSink
 	metrics  *metrics
 	health   *health
 	srv      *http.Server
@@ -338,6 +360,9 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	if a.Store, err = store.New(ctx, a.rdb, cfg.KeyPrefix); err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	if err := a.useAuditConfig(cfg); err != nil {
+		return nil, err
+	}
 	a.slack = newSlackSide(cfg, log)
 	a.metrics = newMetrics()
 	a.slack.api.Observe = a.metrics.slack
@@ -486,6 +511,10 @@ func (a *App) Start(ctx context.Context) error {
 		a.spawn(func() { a.slack.runSocketMode(ctx, a.handlers, a.log) })
 	}
 	a.spawn(func() { a.Policy.Run(ctx) })
+	a.spawn(func() { a.runAuditTrim(ctx) })
+	if a.auditOut.hook != nil {
+		a.spawn(func() { a.auditOut.hook.run(ctx) })
+	}
 	if a.audit != nil {
 		a.spawn(func() { a.audit.run(ctx) })
 	}

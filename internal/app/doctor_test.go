@@ -19,7 +19,7 @@ func (h *harness) doctorEnv(redisURL string) map[string]string {
 		"SLACK_BOT_TOKEN": h.Config.SlackBotToken, "SLACK_API_URL": h.Config.SlackAPIURL,
 		"SLACK_SIGNING_SECRET": h.Config.SigningSecret, "CREDBOT_APPROVAL_CHANNEL": h.Config.ApprovalChannel,
 		"REDIS_URL": redisURL, "CREDBOT_KEY_PREFIX": h.Config.KeyPrefix, "CREDBOT_POLICY_DIR": h.Config.PolicyDir,
-		"CREDBOT_SECRET_KEY": approval.NewRandomKey(),
+		"CREDBOT_SECRET_KEY": approval.NewRandomKey(), "CREDBOT_AUDIT_KEY": h.Config.AuditKey,
 		"BTP_CLI_SERVER_URL": h.BTP.URL(), "BTP_GLOBALACCOUNT": btptest.DefaultGlobalAccount,
 		"BTP_USERNAME": btptest.DefaultUser, "BTP_PASSWORD": btptest.DefaultPassword,
 	}

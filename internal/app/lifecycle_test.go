@@ -172,7 +172,7 @@ func (h *harness) killWorkerAt(t *testing.T, ctx context.Context, key, step stri
 	cmd.Env = append(os.Environ(),
 		"CREDBOT_TEST_KILL_AT="+step,
 		"REDIS_URL="+h.Config.RedisURL, "CREDBOT_KEY_PREFIX="+h.Config.KeyPrefix,
-		"CREDBOT_SECRET_KEY="+key, "CREDBOT_POLICY_DIR="+h.Config.PolicyDir,
+		"CREDBOT_SECRET_KEY="+key, "CREDBOT_AUDIT_KEY="+h.Config.AuditKey, "CREDBOT_POLICY_DIR="+h.Config.PolicyDir,
 		"SLACK_BOT_TOKEN="+h.Config.SlackBotToken, "SLACK_API_URL="+h.Config.SlackAPIURL,
 		"SLACK_SIGNING_SECRET="+h.Config.SigningSecret, "CREDBOT_APPROVAL_CHANNEL="+h.Config.ApprovalChannel,
 		"BTP_CLI_SERVER_URL="+h.BTP.URL(), "BTP_GLOBALACCOUNT="+btptest.DefaultGlobalAccount,

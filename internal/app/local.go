@@ -104,6 +104,10 @@ func StartLocal(ctx context.Context, getenv func(string) string, log *slog.Logge
 		log.Warn("local mode: CREDBOT_SECRET_KEY not set, sealing secrets with a throw-away key")
 		cfg.SecretKey = approval.NewRandomKey()
 	}
+	if cfg.AuditKey == "" {
+		log.Warn("local mode: CREDBOT_AUDIT_KEY not set, MACing the audit trail with a throw-away key")
+		cfg.AuditKey = approval.NewRandomKey()
+	}
 	l.Config = cfg
 	if l.App, err = l.StartReplica(ctx); err != nil {
 		return nil, err

@@ -58,7 +58,7 @@ func (h *harness) startBot(t *testing.T, ctx context.Context, key string) *botPr
 	cmd.Env = append(os.Environ(),
 		"CREDBOT_TEST_BOT_CHILD=1",
 		"REDIS_URL="+h.Config.RedisURL, "CREDBOT_KEY_PREFIX="+h.Config.KeyPrefix,
-		"CREDBOT_SECRET_KEY="+key, "CREDBOT_POLICY_DIR="+h.Config.PolicyDir,
+		"CREDBOT_SECRET_KEY="+key, "CREDBOT_AUDIT_KEY="+h.Config.AuditKey, "CREDBOT_POLICY_DIR="+h.Config.PolicyDir,
 		"SLACK_BOT_TOKEN="+h.Config.SlackBotToken, "SLACK_API_URL="+h.Config.SlackAPIURL,
 		"SLACK_SIGNING_SECRET="+h.Config.SigningSecret, "CREDBOT_APPROVAL_CHANNEL="+h.Config.ApprovalChannel,
 		"CREDBOT_RESPONSE_HOSTS="+h.Slack.Host(),

@@ -1,21 +1,47 @@
 -- Compare-and-set one request transition, with its audit entry and side writes,
--- in one atomic step. Fails with CONFLICT when state or version moved on. The
--- audit entry is written first: if it cannot be, nothing else is (fail closed).
+-- in one atomic step. Fails with CONFLICT when state or version moved on, and
+-- with AUDITHEAD <head> when the audit chain's head is not the one the caller
+-- MAC'd the entry against (another transition got there first: the caller
+-- MACs again against the new head and retries), and with AUDITTURN while
+-- another writer holds the turn (see audit.go: a writer that lost the race
+-- for the head claims the next write, so that no replica starves). Every check comes before the
+-- first write, and the audit entry is written first: if it cannot be, nothing
+-- else is (fail closed).
 -- KEYS: 1 request hash, 2 sealed secret, 3 audit stream, 4 audit head,
---       5 mint stream, 6 deadline zset, 7 pending zset, 8 name reservation
+--       5 mint stream, 6 deadline zset, 7 pending zset, 8 name reservation,
+--       9 audit genesis marker, 10 audit turn
 -- ARGV: 1 expected state, 2 expected version, 3 new state, 4 request json,
 --       5 audit json, 6 request id, 7 enqueue mint (0|1), 8 sealed secret ("" none),
 --       9 secret ttl ms, 10 drop secret (0|1), 11 deadline ms ("" keep),
---       12 clear deadline (0|1), 13 audit maxlen, 14 release the name (0|1)
+--       12 clear deadline (0|1), 13 release the name (0|1),
+--       14 expected audit head ("" none), 15 new audit head, 16 seq, 17 chain,
+--       18 prev MAC, 19 MAC, 20 genesis marker ("" unless the entry starts a chain),
+--       21 the caller's turn token ("" none)
+-- Returns the audit entry's stream id.
 local st = redis.call('HGET', KEYS[1], 'state')
 local ver = redis.call('HGET', KEYS[1], 'version')
 if st ~= ARGV[1] or ver ~= ARGV[2] then
   return redis.error_reply('CONFLICT request moved on')
 end
-local prev = redis.call('GET', KEYS[4]) or ''
-local h = redis.sha1hex(prev .. '\n' .. ARGV[5])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[13], '*', 'entry', ARGV[5], 'prev', prev, 'hash', h)
-redis.call('SET', KEYS[4], h)
+local turn = redis.call('GET', KEYS[10])
+if turn and turn ~= ARGV[21] then
+  return redis.error_reply('AUDITTURN another writer has the turn')
+end
+local head = redis.call('GET', KEYS[4]) or ''
+if head ~= ARGV[14] then
+  if ARGV[21] ~= '' then
+    redis.call('SET', KEYS[10], ARGV[21], 'NX', 'PX', 250)
+  end
+  return redis.error_reply('AUDITHEAD ' .. head)
+end
+local aid = redis.call('XADD', KEYS[3], '*', 'seq', ARGV[16], 'chain', ARGV[17], 'prev', ARGV[18], 'mac', ARGV[19], 'entry', ARGV[5])
+redis.call('SET', KEYS[4], ARGV[15])
+if turn then
+  redis.call('DEL', KEYS[10])
+end
+if ARGV[20] ~= '' then
+  redis.call('SET', KEYS[9], ARGV[20], 'NX')
+end
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'version', tostring(tonumber(ARGV[2]) + 1), 'data', ARGV[4])
 if ARGV[3] ~= 'PENDING' then
   redis.call('ZREM', KEYS[7], ARGV[6])
@@ -35,7 +61,7 @@ end
 if ARGV[11] ~= '' then
   redis.call('ZADD', KEYS[6], ARGV[11], ARGV[6])
 end
-if ARGV[14] == '1' and redis.call('GET', KEYS[8]) == ARGV[6] then
+if ARGV[13] == '1' and redis.call('GET', KEYS[8]) == ARGV[6] then
   redis.call('DEL', KEYS[8])
 end
-return 'OK'
+return aid

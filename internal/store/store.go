@@ -1,7 +1,8 @@
 // Package store keeps credbot's request lifecycle in Redis. Every transition is
 // one Lua script (embedded below) that compares state and version, writes the
-// request, appends a hash-chained audit entry and does its side writes — queueing
-// the mint, sealing or dropping the secret, moving the deadline — atomically.
+// request, appends a MAC-chained audit entry (audit.go) and does its side
+// writes — queueing the mint, sealing or dropping the secret, moving the
+// deadline — atomically.
 //
 // Keys: every key starts with the deployment's prefix (credbot:req:{id},
 // credbot:audit, …), and the scripts touch per-request and global keys
@@ -41,7 +42,6 @@ var (
 
 const (
 	mintGroup    = "minters"
-	auditMaxLen  = "1000000"
 	defaultSpace = "credbot"
 )
 
@@ -50,6 +50,7 @@ type Store struct {
 	rdb      redis.UniversalClient
 	prefix   string
 	takeover takeoverClock
+	audit    auditChain
 }
 
 var _ approval.Store = (*Store)(nil)
@@ -142,10 +143,12 @@ func (s *Store) Create(ctx context.Context, r *approval.Request, a approval.Audi
 	if err != nil {
 		return err
 	}
-	err = createScript.Run(ctx, s.rdb,
-		[]string{s.reqKey(r.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey(), s.pendingKey(), s.userKey(r.Requester),
-			s.nameKey(r.Scope, r.Name)},
-		string(r.State), data, audit, r.ID, deadline.UnixMilli(), auditMaxLen, r.CreatedAt.UnixMilli()).Err()
+	err = s.appendAudit(ctx, audit, func(w auditWrite) (string, error) {
+		return createScript.Run(ctx, s.rdb,
+			[]string{s.reqKey(r.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey(), s.pendingKey(), s.userKey(r.Requester),
+				s.nameKey(r.Scope, r.Name), s.auditGenesisKey(), s.auditTurnKey()},
+			append([]any{string(r.State), data, audit, r.ID, deadline.UnixMilli(), r.CreatedAt.UnixMilli()}, w.args()...)...).Text()
+	})
 	switch {
 	case err == nil:
 		return nil
@@ -189,12 +192,14 @@ func (s *Store) Apply(ctx context.Context, next *approval.Request, from approval
 	if !fx.Deadline.IsZero() {
 		deadline = strconv.FormatInt(fx.Deadline.UnixMilli(), 10)
 	}
-	err = applyScript.Run(ctx, s.rdb,
-		[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.mintKey(), s.deadlineKey(),
-			s.pendingKey(), s.nameKey(next.Scope, next.Name)},
-		string(from), strconv.FormatInt(fromVersion, 10), string(next.State), data, audit, next.ID,
-		flag(fx.EnqueueMint), string(fx.SealedSecret), fx.SecretTTL.Milliseconds(), flag(fx.DropSecret),
-		deadline, flag(fx.ClearDeadline), auditMaxLen, flag(fx.ReleaseName)).Err()
+	err = s.appendAudit(ctx, audit, func(w auditWrite) (string, error) {
+		return applyScript.Run(ctx, s.rdb,
+			[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.mintKey(), s.deadlineKey(),
+				s.pendingKey(), s.nameKey(next.Scope, next.Name), s.auditGenesisKey(), s.auditTurnKey()},
+			append([]any{string(from), strconv.FormatInt(fromVersion, 10), string(next.State), data, audit, next.ID,
+				flag(fx.EnqueueMint), string(fx.SealedSecret), fx.SecretTTL.Milliseconds(), flag(fx.DropSecret),
+				deadline, flag(fx.ClearDeadline), flag(fx.ReleaseName)}, w.args()...)...).Text()
+	})
 	if err != nil && strings.HasPrefix(err.Error(), "CONFLICT") {
 		return fmt.Errorf("request %s: %w", next.ID, approval.ErrConflict)
 	}
@@ -211,12 +216,24 @@ func (s *Store) Take(ctx context.Context, next *approval.Request, fromVersion in
 	if !deadline.IsZero() {
 		dl = strconv.FormatInt(deadline.UnixMilli(), 10)
 	}
-	res, err := takeScript.Run(ctx, s.rdb,
-		[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey()},
-		strconv.FormatInt(fromVersion, 10), data, audit, next.ID, auditMaxLen, dl).Text()
+	var sealed string
+	err = s.appendAudit(ctx, audit, func(w auditWrite) (string, error) {
+		res, err := takeScript.Run(ctx, s.rdb,
+			[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey(), s.auditGenesisKey(), s.auditTurnKey()},
+			append([]any{strconv.FormatInt(fromVersion, 10), data, audit, next.ID, dl}, w.args()...)...).Slice()
+		if err != nil {
+			return "", err
+		}
+		if len(res) != 2 {
+			return "", fmt.Errorf("take: unexpected reply %d values", len(res))
+		}
+		sealed, _ = res[0].(string)
+		id, _ := res[1].(string)
+		return id, nil
+	})
 	switch {
 	case err == nil:
-		return []byte(res), nil
+		return []byte(sealed), nil
 	case strings.HasPrefix(err.Error(), "CONFLICT"):
 		return nil, fmt.Errorf("request %s: %w", next.ID, approval.ErrConflict)
 	case strings.HasPrefix(err.Error(), "GONE"):
