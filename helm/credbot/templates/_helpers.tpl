@@ -86,6 +86,14 @@ The Secret the chart renders for every group given inline.
 {{- default (include "credbot.secretName" .) .Values.secretKey.existingSecret }}
 {{- end }}
 
+{{- define "credbot.auditKeySecret" -}}
+{{- default (include "credbot.secretName" .) .Values.auditKey.existingSecret }}
+{{- end }}
+
+{{- define "credbot.auditWebhookSecret" -}}
+{{- default (include "credbot.secretName" .) .Values.auditWebhookSecret.existingSecret }}
+{{- end }}
+
 {{- define "credbot.redisSecret" -}}
 {{- default (include "credbot.secretName" .) .Values.redis.existingSecret }}
 {{- end }}
@@ -95,7 +103,7 @@ The Secret the chart renders for every group given inline.
 is needed.
 */}}
 {{- define "credbot.needsSecret" -}}
-{{- if or (not .Values.slack.existingSecret) (not .Values.btp.existingSecret) (not .Values.secretKey.existingSecret) (not .Values.redis.existingSecret) }}true{{ end }}
+{{- if or (not .Values.slack.existingSecret) (not .Values.btp.existingSecret) (not .Values.secretKey.existingSecret) (not .Values.auditKey.existingSecret) (and .Values.config.auditWebhookUrl (not .Values.auditWebhookSecret.existingSecret)) (not .Values.redis.existingSecret) }}true{{ end }}
 {{- end }}
 
 {{/*

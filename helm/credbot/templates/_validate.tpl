@@ -49,6 +49,24 @@ values describe a release that cannot start or does not do what they say.
 {{- $errs = append $errs "secretKey: set secretKey.value (openssl rand -base64 32) or secretKey.existingSecret" }}
 {{- end }}
 
+{{- /* Audit key and webhook */}}
+{{- if and $v.auditKey.existingSecret $v.auditKey.value }}
+{{- $errs = append $errs "auditKey: set either auditKey.existingSecret or auditKey.value, not both" }}
+{{- end }}
+{{- if not (or $v.auditKey.existingSecret $v.auditKey.value) }}
+{{- $errs = append $errs "auditKey: set auditKey.value (openssl rand -base64 32, not the sealing key) or auditKey.existingSecret" }}
+{{- end }}
+{{- if and $v.auditWebhookSecret.existingSecret $v.auditWebhookSecret.value }}
+{{- $errs = append $errs "auditWebhookSecret: set either auditWebhookSecret.existingSecret or auditWebhookSecret.value, not both" }}
+{{- end }}
+{{- $webhookSecret := or $v.auditWebhookSecret.existingSecret $v.auditWebhookSecret.value }}
+{{- if and $v.config.auditWebhookUrl (not $webhookSecret) }}
+{{- $errs = append $errs "config.auditWebhookUrl needs the secret that signs its requests: set auditWebhookSecret.value or auditWebhookSecret.existingSecret" }}
+{{- end }}
+{{- if and $webhookSecret (not $v.config.auditWebhookUrl) }}
+{{- $errs = append $errs "auditWebhookSecret is set but config.auditWebhookUrl is not" }}
+{{- end }}
+
 {{- /* Redis */}}
 {{- if and $v.redis.existingSecret $v.redis.url }}
 {{- $errs = append $errs "redis: set either redis.existingSecret or redis.url, not both" }}
@@ -132,7 +150,7 @@ values describe a release that cannot start or does not do what they say.
 {{- end }}
 
 {{- /* Extra environment */}}
-{{- $managed := list "CREDBOT_LISTEN_ADDR" "CREDBOT_POLICY_DIR" "CREDBOT_APPROVAL_CHANNEL" "CREDBOT_ESCALATION_CHANNEL" "CREDBOT_AUDIT_CHANNEL" "CREDBOT_ALLOWED_TEAMS" "CREDBOT_PENDING_TTL" "CREDBOT_CLAIM_WINDOW" "CREDBOT_MAX_LIFETIME" "CREDBOT_REMIND_AFTER" "CREDBOT_ESCALATE_AFTER" "CREDBOT_MINT_WORKERS" "CREDBOT_WORKERS" "CREDBOT_RESCUE_AFTER" "CREDBOT_SWEEP_INTERVAL" "CREDBOT_LOG_LEVEL" "CREDBOT_LOG_FORMAT" "CREDBOT_DRAIN_TIMEOUT" "CREDBOT_MAX_PENDING_PER_USER" "CREDBOT_COMMANDS_PER_MINUTE" "CREDBOT_LOOKUP_CACHE" "CREDBOT_SECRET_KEY" "CREDBOT_KEY_PREFIX" "REDIS_URL" "SLACK_BOT_TOKEN" "SLACK_SIGNING_SECRET" "SLACK_APP_TOKEN" "SLACK_API_URL" "BTP_CLI_SERVER_URL" "BTP_GLOBALACCOUNT" "BTP_USERNAME" "BTP_PASSWORD" "BTP_IDP" "BTP_ASSERTION" "BTP_TLS_CLIENT_CERTIFICATE" "BTP_TLS_CLIENT_KEY" "BTP_TLS_IDP_URL" "BTP_PROTOCOL_VERSION" "BTP_VERIFY_CREDENTIALS" }}
+{{- $managed := list "CREDBOT_LISTEN_ADDR" "CREDBOT_POLICY_DIR" "CREDBOT_APPROVAL_CHANNEL" "CREDBOT_ESCALATION_CHANNEL" "CREDBOT_AUDIT_CHANNEL" "CREDBOT_ALLOWED_TEAMS" "CREDBOT_PENDING_TTL" "CREDBOT_CLAIM_WINDOW" "CREDBOT_MAX_LIFETIME" "CREDBOT_REMIND_AFTER" "CREDBOT_ESCALATE_AFTER" "CREDBOT_MINT_WORKERS" "CREDBOT_WORKERS" "CREDBOT_RESCUE_AFTER" "CREDBOT_SWEEP_INTERVAL" "CREDBOT_LOG_LEVEL" "CREDBOT_LOG_FORMAT" "CREDBOT_DRAIN_TIMEOUT" "CREDBOT_MAX_PENDING_PER_USER" "CREDBOT_COMMANDS_PER_MINUTE" "CREDBOT_LOOKUP_CACHE" "CREDBOT_SECRET_KEY" "CREDBOT_AUDIT_KEY" "CREDBOT_AUDIT_RETAIN" "CREDBOT_AUDIT_WEBHOOK_URL" "CREDBOT_AUDIT_WEBHOOK_SECRET" "CREDBOT_KEY_PREFIX" "REDIS_URL" "SLACK_BOT_TOKEN" "SLACK_SIGNING_SECRET" "SLACK_APP_TOKEN" "SLACK_API_URL" "BTP_CLI_SERVER_URL" "BTP_GLOBALACCOUNT" "BTP_USERNAME" "BTP_PASSWORD" "BTP_IDP" "BTP_ASSERTION" "BTP_TLS_CLIENT_CERTIFICATE" "BTP_TLS_CLIENT_KEY" "BTP_TLS_IDP_URL" "BTP_PROTOCOL_VERSION" "BTP_VERIFY_CREDENTIALS" }}
 {{- range $v.extraEnv }}
 {{- if has .name $managed }}
 {{- $errs = append $errs (printf "extraEnv: %s is set by the chart from its values; use those instead" .name) }}
