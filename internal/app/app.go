@@ -363,10 +363,12 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	if err := a.useAuditConfig(cfg); err != nil {
 		return nil, err
 	}
+	a.replica = consumerName()
 	a.slack = newSlackSide(cfg, log)
 	a.metrics = newMetrics()
 	a.slack.api.Observe = a.metrics.slack
-	if a.Policy, err = policy.Load(ctx, policy.Options{Dir: cfg.PolicyDir, Logger: log, Directory: a.slack.dir, Registerer: a.metrics.reg, LastGood: a.Store}); err != nil {
+	if a.Policy, err = policy.Load(ctx, policy.Options{Dir: cfg.PolicyDir, Logger: log, Directory: a.slack.dir, Registerer: a.metrics.reg, LastGood: a.Store,
+		Changed: a.policyChanged}); err != nil {
 		return nil, fmt.Errorf("policy in %s: %w", cfg.PolicyDir, err)
 	}
 	issuer := deps.Issuer
@@ -379,7 +381,6 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		}
 	}
 	notifier := a.slack.notifier(cfg, a.Policy, log)
-	a.replica = consumerName()
 	lc := approval.Config{
 		PendingTTL: cfg.PendingTTL, ClaimWindow: cfg.ClaimWindow, MaxLifetime: cfg.MaxLifetime,
 		RemindAfter: cfg.RemindAfter, EscalateAfter: cfg.EscalateAfter, Hooks: deps.Hooks, Replica: a.replica,
@@ -532,10 +533,31 @@ func (a *App) Start(ctx context.Context) error {
 			}
 		}
 	})
+	version, revision := buildVersion()
+	a.note(ctx, approval.AuditEntry{Event: approval.EventStart, Actor: "replica:" + a.replica,
+		Result: fmt.Sprintf("started credbot %s (revision %s), policy %s", version, revision, a.Policy.Hash())})
 	a.log.Info("credbot listening", "addr", ln.Addr().String(), "replica", a.replica,
 		"workers", a.cfg.Workers, "mint_workers", a.cfg.MintWorkers)
 	return nil
 }
+
+// policyChanged records every policy this replica puts in force, old hash →
+// new hash, in the audit trail.
+func (a *App) policyChanged(ctx context.Context, from, to, how string) {
+	a.note(ctx, approval.AuditEntry{Event: approval.EventPolicy, Actor: "replica:" + a.replica, PolicyHash: to,
+		Result: fmt.Sprintf("policy %s → %s: %s", or(shortHash(from), "none"), shortHash(to), how)})
+}
+
+// note writes an audit entry that changes no request; the trail is the
+// record, so a failure is an error in the log.
+func (a *App) note(ctx context.Context, e approval.AuditEntry) {
+	e.At = time.Now().UTC()
+	if err := a.Store.Note(ctx, e); err != nil {
+		a.log.Error("could not write an audit entry", "event", e.Event, "error", err)
+	}
+}
+
+func shortHash(h string) string { return h[:min(len(h), 12)] }
 
 // heartbeat renews the replica's liveness lease until ctx ends. If it cannot
 // for a whole lease, other replicas take this one's work over: harmless, as

@@ -76,6 +76,25 @@ func auditLine(e approval.AuditEntry) string {
 	if strings.HasPrefix(actor, "U") || strings.HasPrefix(actor, "W") {
 		actor = "<@" + actor + ">"
 	}
+	if e.Event != "" {
+		// An entry that changes no request: a refusal, a lookup, a policy load.
+		line := fmt.Sprintf("%s by %s", e.Event, actor)
+		if e.Action != "" && string(e.Action) != e.Event {
+			line += ": " + string(e.Action)
+		}
+		for _, part := range []string{e.RequestID, e.Scope, e.Name} {
+			if part != "" {
+				line += " `" + escapeText(part) + "`"
+			}
+		}
+		if e.Result != "" {
+			line += " — " + escapeText(e.Result)
+		}
+		if e.Rule != "" {
+			line += fmt.Sprintf(" (rule `%s`)", escapeText(e.Rule))
+		}
+		return line
+	}
 	from := string(e.From)
 	if from == "" {
 		from = "new"

@@ -61,7 +61,9 @@ func TestMetricsShowCallsQueuesLatenciesAndReveals(t *testing.T) {
 	if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool { return c.Method == "chat.update" }); err != nil {
 		t.Fatal(err)
 	}
-	// The reveal's inbox entry is marked done just after its reply.
+	// The reveal's inbox entry is marked done just after its reply, and the
+	// mint job acknowledged just after the DM (the reveal may be quicker).
+	h.scrapeUntil(t, ctx, `credbot_queue_depth{queue="mint"} 0`)
 	m := h.scrapeUntil(t, ctx, `credbot_queue_depth{queue="inbox"} 0`)
 	for _, want := range []string{
 		`credbot_btp_requests_total{op="create",outcome="ok"} 1`,

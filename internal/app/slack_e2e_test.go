@@ -546,7 +546,8 @@ func TestAllowedTeamsAdmitsAnotherWorkspace(t *testing.T) {
 func TestRateLimitedMessageIsDeliveredAfterRetryAfterWhileTheAckIsImmediate(t *testing.T) {
 	h := start(t, nil)
 	ctx := ctxT(t)
-	h.Slack.Inject(slackfake.Fault{Method: "chat.postMessage", Times: 1, Status: http.StatusTooManyRequests, RetryAfter: 2 * time.Second})
+	// The approval message gets the 429 (not the audit channel's copy of an entry).
+	h.Slack.Inject(slackfake.Fault{Method: "chat.postMessage", Channel: localApprovals, Times: 1, Status: http.StatusTooManyRequests, RetryAfter: 2 * time.Second})
 	ack, err := h.Workspace.Slash(ctx, Requester, createText)
 	acked := time.Now()
 	if err != nil || ack.Status != http.StatusOK {

@@ -38,12 +38,17 @@ func (s *Service) Requests(ctx context.Context, user string) (mine, awaiting []*
 // the lookup cache (limits.go), which holds BTP's metadata, never a secret,
 // while the join with credbot's records is always fresh.
 func (s *Service) ListCredentials(ctx context.Context, user string, scope Scope) ([]CredentialView, error) {
-	if err := s.allow(ctx, user, ActionList, scope); err != nil {
+	d, err := s.allow(ctx, user, ActionList, scope, "")
+	if err != nil {
 		return nil, err
 	}
 	creds, err := s.listAtBTP(ctx, scope)
 	if err != nil {
+		_ = s.looked(ctx, EventList, user, scope, "", d, "failed at BTP: "+errMessage(err))
 		return nil, fmt.Errorf("list at BTP: %w", err)
+	}
+	if err := s.looked(ctx, EventList, user, scope, "", d, fmt.Sprintf("%d credential(s)", len(creds))); err != nil {
+		return nil, err
 	}
 	out := make([]CredentialView, 0, len(creds))
 	for _, c := range creds {
@@ -61,17 +66,31 @@ func (s *Service) GetCredential(ctx context.Context, user string, scope Scope, n
 	if err := ValidateName(name); err != nil {
 		return CredentialView{}, &UserError{Msg: err.Error(), Err: ErrInvalid}
 	}
-	if err := s.allow(ctx, user, ActionGet, scope); err != nil {
+	d, err := s.allow(ctx, user, ActionGet, scope, name)
+	if err != nil {
 		return CredentialView{}, err
 	}
 	c, err := s.getAtBTP(ctx, scope, name)
-	if errors.Is(err, ErrNotFound) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		_ = s.looked(ctx, EventGet, user, scope, name, d, "not found")
 		return CredentialView{}, userErr(ErrNotFound, "there is no API credential %q in %s", name, scope)
-	}
-	if err != nil {
+	case err != nil:
+		_ = s.looked(ctx, EventGet, user, scope, name, d, "failed at BTP: "+errMessage(err))
 		return CredentialView{}, fmt.Errorf("get at BTP: %w", err)
 	}
-	return s.view(ctx, scope, c)
+	v, err := s.view(ctx, scope, c)
+	if err != nil {
+		return v, err
+	}
+	result := "found, not issued by credbot"
+	if v.Managed {
+		result = "found, issued by credbot in request " + v.Request.ID
+	}
+	if err := s.looked(ctx, EventGet, user, scope, name, d, result); err != nil {
+		return CredentialView{}, err
+	}
+	return v, nil
 }
 
 // DeleteCredential deletes a credential at BTP for an admin. A credential
@@ -81,12 +100,13 @@ func (s *Service) DeleteCredential(ctx context.Context, user string, scope Scope
 	if err := ValidateName(name); err != nil {
 		return &UserError{Msg: err.Error(), Err: ErrInvalid}
 	}
-	if err := s.allow(ctx, user, ActionDelete, scope); err != nil {
+	d, err := s.allow(ctx, user, ActionDelete, scope, name)
+	if err != nil {
 		return err
 	}
 	id, err := s.store.NameHolder(ctx, scope, name)
 	if err == nil {
-		r, err := s.retire(ctx, id, user, StateDeleted, "deleted by an admin", func(cur *Request) bool {
+		r, err := s.retire(ctx, id, user, d, StateDeleted, "deleted by an admin", func(cur *Request) bool {
 			return cur.State == StateIssued || cur.State == StateDelivered
 		})
 		if err == nil {
@@ -101,26 +121,31 @@ func (s *Service) DeleteCredential(ctx context.Context, user string, scope Scope
 	}
 	if err := s.issuer.Delete(ctx, scope, name); err != nil {
 		if errors.Is(err, ErrNotFound) {
+			_ = s.looked(ctx, EventDelete, user, scope, name, d, "not found at BTP")
 			return userErr(ErrNotFound, "there is no API credential %q in %s", name, scope)
 		}
+		_ = s.looked(ctx, EventDelete, user, scope, name, d, "failed at BTP: "+errMessage(err))
 		return fmt.Errorf("delete at BTP: %w", err)
 	}
 	s.log.Info("admin deleted unmanaged credential", "user", user, "scope", scope.String(), "name", name)
+	_ = s.looked(ctx, EventDelete, user, scope, name, d, "deleted at BTP (not issued by credbot)")
 	return nil
 }
 
-func (s *Service) allow(ctx context.Context, user string, act Action, scope Scope) error {
+// allow authorizes an admin action; a refusal is recorded.
+func (s *Service) allow(ctx context.Context, user string, act Action, scope Scope, name string) (Decision, error) {
 	if err := scope.Validate(); err != nil {
-		return &UserError{Msg: err.Error(), Err: ErrInvalid}
+		return Decision{}, &UserError{Msg: err.Error(), Err: ErrInvalid}
 	}
 	d, err := s.auth.Authorize(ctx, user, act, scope, "")
 	if err != nil {
-		return fmt.Errorf("authorize %s: %w", act, err)
+		return d, fmt.Errorf("authorize %s: %w", act, err)
 	}
 	if !d.Allowed {
-		return userErr(ErrForbidden, "you may not %s API credentials in %s%s", act, scope, because(d))
+		s.refused(ctx, user, act, scope, "", name, d, "not allowed"+because(d))
+		return d, userErr(ErrForbidden, "you may not %s API credentials in %s%s", act, scope, because(d))
 	}
-	return nil
+	return d, nil
 }
 
 func (s *Service) view(ctx context.Context, scope Scope, c Credential) (CredentialView, error) {

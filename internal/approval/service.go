@@ -243,12 +243,17 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 		return nil, fmt.Errorf("authorize create: %w", err)
 	}
 	if !d.Allowed {
+		s.refused(ctx, in.User, ActionCreate, in.Scope, "", in.Name, d, "not allowed"+because(d))
 		return nil, userErr(ErrForbidden, "you may not request credentials in %s%s", in.Scope, because(d))
 	}
 	if err := s.checkPending(ctx, in.User); err != nil { // early, before BTP is asked; s.create checks again
 		return nil, err
 	}
 	if err := s.checkName(ctx, in.Scope, in.Name); err != nil {
+		var ue *UserError
+		if errors.As(err, &ue) {
+			s.refused(ctx, in.User, ActionCreate, in.Scope, "", in.Name, d, ue.Msg)
+		}
 		return nil, err
 	}
 	now := s.clock.Now().UTC()
@@ -349,6 +354,7 @@ func (s *Service) Decide(ctx context.Context, id, user string, approve bool) (Ou
 		return Outcome{}, s.notFound(err, id)
 	}
 	if user == r.Requester {
+		s.refused(ctx, user, decideAction(approve), r.Scope, r.ID, r.Name, Decision{Rule: selfApprovalRule}, "the requester may not decide their own request")
 		return Outcome{Request: r}, userErr(ErrForbidden, "you cannot approve or deny your own request")
 	}
 	d, err := s.auth.Authorize(ctx, user, ActionApprove, r.Scope, r.Requester)
@@ -356,6 +362,7 @@ func (s *Service) Decide(ctx context.Context, id, user string, approve bool) (Ou
 		return Outcome{}, fmt.Errorf("authorize approve: %w", err)
 	}
 	if !d.Allowed {
+		s.refused(ctx, user, decideAction(approve), r.Scope, r.ID, r.Name, d, "not an approver"+because(d))
 		return Outcome{Request: r}, userErr(ErrForbidden, "you are not an approver for %s%s", r.Scope, because(d))
 	}
 	var q QuorumStatus
@@ -616,6 +623,7 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 			return Revelation{}, s.notFound(err, id)
 		}
 		if user != r.Requester {
+			s.refused(ctx, user, "reveal", r.Scope, r.ID, r.Name, Decision{Rule: ownerOnlyRule}, "not the requester")
 			return Revelation{}, userErr(ErrForbidden, "only the requester can reveal this credential")
 		}
 		switch {
@@ -632,6 +640,7 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 			return Revelation{}, fmt.Errorf("authorize reveal: %w", err)
 		}
 		if !d.Allowed {
+			s.refused(ctx, user, "reveal", r.Scope, r.ID, r.Name, d, "no longer allowed to hold credentials here"+because(d))
 			return Revelation{}, userErr(ErrForbidden, "you are no longer allowed to hold credentials in %s%s", r.Scope, because(d))
 		}
 		next := *r
@@ -676,7 +685,7 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 // must not live on: it is deleted at BTP and the requester told to ask again.
 func (s *Service) Undeliverable(ctx context.Context, id string, cause error) error {
 	s.log.Warn("a revealed secret could not be shown; deleting the credential", "request_id", id, "error", errMessage(cause))
-	r, err := s.retire(ctx, id, "system", StateRevoked, "the secret could not be shown to you", func(cur *Request) bool {
+	r, err := s.retire(ctx, id, "system", Decision{}, StateRevoked, "the secret could not be shown to you", func(cur *Request) bool {
 		return cur.State == StateDelivered
 	})
 	if err != nil {
@@ -697,9 +706,10 @@ func (s *Service) DeleteOwn(ctx context.Context, id, user string) (*Request, err
 		return nil, s.notFound(err, id)
 	}
 	if r.Requester != user {
+		s.refused(ctx, user, ActionDelete, r.Scope, r.ID, r.Name, Decision{Rule: ownerOnlyRule}, "not the owner")
 		return nil, userErr(ErrForbidden, "only the owner can delete this credential this way")
 	}
-	r, err = s.retire(ctx, id, user, StateDeleted, "deleted by its owner", func(cur *Request) bool {
+	r, err = s.retire(ctx, id, user, ownerDelete(), StateDeleted, "deleted by its owner", func(cur *Request) bool {
 		return cur.State == StateDelivered
 	})
 	if errors.Is(err, errNoop) {
@@ -715,6 +725,7 @@ func (s *Service) Cancel(ctx context.Context, id, user string) (*Request, error)
 		return nil, s.notFound(err, id)
 	}
 	if r.Requester != user {
+		s.refused(ctx, user, "cancel", r.Scope, r.ID, r.Name, Decision{Rule: ownerOnlyRule}, "not the requester")
 		return nil, userErr(ErrForbidden, "only the requester can cancel request %s", id)
 	}
 	r, err = s.transition(ctx, id, user, func(cur *Request) (*AuditEntry, Effects, error) {
@@ -827,7 +838,7 @@ func (s *Service) due(ctx context.Context, d Due) error {
 	case r.State == StatePending:
 		return s.remind(ctx, r)
 	case r.State == StateIssued && (r.Revoking || !now.Before(r.ClaimUntil)):
-		r, err := s.retire(ctx, id, "deadline", StateRevoked, "the secret was not revealed within the claim window", func(cur *Request) bool {
+		r, err := s.retire(ctx, id, "deadline", Decision{}, StateRevoked, "the secret was not revealed within the claim window", func(cur *Request) bool {
 			return cur.State == StateIssued && (cur.Revoking || !s.clock.Now().Before(cur.ClaimUntil))
 		})
 		if err != nil {
@@ -838,7 +849,7 @@ func (s *Service) due(ctx context.Context, d Due) error {
 		}
 		s.tell(ctx, r, fmt.Sprintf("The secret of %q was not revealed within %s, so the credential was deleted. You can ask again.", r.Name, humanDuration(s.cfg.ClaimWindow)))
 	case r.State == StateDelivered && (r.Revoking || !now.Before(r.ExpiresAt)):
-		r, err := s.retire(ctx, id, "deadline", StateDeleted, "the credential reached the end of its lifetime", func(cur *Request) bool {
+		r, err := s.retire(ctx, id, "deadline", Decision{}, StateDeleted, "the credential reached the end of its lifetime", func(cur *Request) bool {
 			return cur.State == StateDelivered && (cur.Revoking || !s.clock.Now().Before(cur.ExpiresAt))
 		})
 		if err != nil {
@@ -893,7 +904,10 @@ func (s *Service) remind(ctx context.Context, r *Request) error {
 // under a lease: first mark it Revoking (which stops any reveal) and push its
 // deadline out, then delete at BTP, then finish. A worker that dies in between
 // is replaced when the pushed-out deadline comes due.
-func (s *Service) retire(ctx context.Context, id, actor string, to State, why string, when func(*Request) bool) (*Request, error) {
+//
+// d is the decision that asked for it (an admin's or the owner's delete); its
+// rule and policy hash go into both audit entries. Deadlines pass none.
+func (s *Service) retire(ctx context.Context, id, actor string, d Decision, to State, why string, when func(*Request) bool) (*Request, error) {
 	r, err := s.transition(ctx, id, actor, func(cur *Request) (*AuditEntry, Effects, error) {
 		now := s.clock.Now()
 		if !when(cur) || cur.Credential == nil || s.leaseHeld(ctx, cur, now) {
@@ -910,7 +924,7 @@ func (s *Service) retire(ctx context.Context, id, actor string, to State, why st
 		if cur.LeaseUntil.Before(recheck) {
 			recheck = cur.LeaseUntil
 		}
-		return &AuditEntry{Note: note}, Effects{Deadline: recheck, DropSecret: true}, nil
+		return &AuditEntry{Note: note, Rule: d.Rule, PolicyHash: d.PolicyHash}, Effects{Deadline: recheck, DropSecret: true}, nil
 	})
 	if err != nil {
 		return r, err
@@ -927,7 +941,7 @@ func (s *Service) retire(ctx context.Context, id, actor string, to State, why st
 		if to == StateRevoked {
 			cur.Failure = why
 		}
-		return &AuditEntry{Note: why}, Effects{ClearDeadline: true, DropSecret: true, ReleaseName: true}, nil
+		return &AuditEntry{Note: why, Rule: d.Rule, PolicyHash: d.PolicyHash}, Effects{ClearDeadline: true, DropSecret: true, ReleaseName: true}, nil
 	})
 }
 

@@ -45,6 +45,10 @@ type Store interface {
 	// Alive reports whether a replica's liveness lease is current.
 	Alive(ctx context.Context, replica string) (bool, error)
 
+	// Note appends an audit entry that changes no request: a refused
+	// attempt, an admin lookup or delete, a policy load, a replica start.
+	Note(ctx context.Context, a AuditEntry) error
+
 	// Quotas count pending requests and cache lookups (limits.go).
 	Quotas
 }
@@ -85,4 +89,12 @@ type AuditEntry struct {
 	Rule       string    `json:"rule,omitempty"`
 	PolicyHash string    `json:"policy_hash,omitempty"`
 	Note       string    `json:"note,omitempty"`
+
+	// Event names what an entry that changes no request records (Store.Note):
+	// refused, list, get, delete, policy, start. Empty on a transition.
+	Event  string `json:"event,omitempty"`
+	Action Action `json:"action,omitempty"` // what was attempted (refused)
+	Scope  string `json:"scope,omitempty"`
+	Name   string `json:"name,omitempty"`   // the credential name
+	Result string `json:"result,omitempty"` // how it ended, in credbot's words
 }

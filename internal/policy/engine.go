@@ -43,6 +43,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// ReloadInterval is how often Run polls the files. Default 5 seconds.
 	ReloadInterval time.Duration
+	// Changed, when set, is told of every policy put in force: the hash it
+	// replaces ("" at start), the new one, and how it came (for the audit
+	// trail).
+	Changed func(ctx context.Context, from, to, how string)
 	// LastGood, when set, keeps every policy that loaded, so that a replica
 	// starting while the mounted files are broken serves the last good policy
 	// instead of failing (see Load).
@@ -69,6 +73,7 @@ type Engine struct {
 	failedErr  error
 	failedAt   time.Time
 
+	changed  func(ctx context.Context, from, to, how string)
 	keep     LastGood    // nil: nothing kept
 	lastGood atomic.Bool // the policy in force came from keep, not from dir
 }
@@ -128,6 +133,9 @@ func Load(ctx context.Context, opts Options) (*Engine, error) {
 	e.install(s)
 	e.metrics.rules.Set(float64(len(s.rules)))
 	e.lastGood.Store(true)
+	if opts.Changed != nil {
+		opts.Changed(ctx, "", hash, "the files in "+e.dir+" are broken ("+err.Error()+"); serving the last good policy kept in Redis")
+	}
 	e.log.ErrorContext(ctx, "the policy files are broken; serving the last good policy kept in Redis until they are fixed",
 		"in_force", hash, "dir", e.dir, "error", err)
 	return e, nil
@@ -140,6 +148,7 @@ func newEngine(opts Options) (*Engine, error) {
 		clock:    opts.Clock,
 		interval: opts.ReloadInterval,
 		keep:     opts.LastGood,
+		changed:  opts.Changed,
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -206,9 +215,16 @@ func (e *Engine) Reload(ctx context.Context) error {
 	if e.ids == nil && s.quorum.byEmail {
 		s.warnings = append(s.warnings, quorumFile+": distinct_people_by_email refuses every create and approve: no Slack directory is configured to read emails")
 	}
+	prev := ""
+	if cur != nil {
+		prev = cur.hash
+	}
 	e.install(s)
 	e.recovered()
 	e.lastGood.Store(false)
+	if e.changed != nil {
+		e.changed(ctx, prev, hash, "loaded from "+e.dir)
+	}
 	if e.keep != nil {
 		if err := e.keep.SaveLastGoodPolicy(ctx, hash, files); err != nil {
 			e.log.WarnContext(ctx, "could not keep the policy as the last good one in Redis; a replica starting with broken files would not start", "hash", hash, "error", err)

@@ -55,6 +55,7 @@ type Message struct {
 // Fault makes the next Times calls of Method fail.
 type Fault struct {
 	Method     string
+	Channel    string // only calls to this channel ("" any)
 	Times      int
 	Status     int           // HTTP status, e.g. 429
 	RetryAfter time.Duration // with 429
@@ -424,11 +425,11 @@ func (s *Server) record(c Call) {
 	s.waiters = kept
 }
 
-func (s *Server) fault(method string) (Fault, bool) {
+func (s *Server) fault(method, channel string) (Fault, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, f := range s.faults {
-		if f.Method == method && f.Times > 0 {
+		if f.Method == method && f.Times > 0 && (f.Channel == "" || f.Channel == channel) {
 			s.faults[i].Times--
 			return f, true
 		}
@@ -448,7 +449,7 @@ func (s *Server) fault(method string) (Fault, bool) {
 
 func (s *Server) response(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if f, ok := s.fault("response_url"); ok {
+	if f, ok := s.fault("response_url", ""); ok {
 		s.record(Call{Method: "response_url!" + strconv.Itoa(f.Status), Body: string(body)})
 		http.Error(w, "fault", f.Status)
 		return
@@ -488,7 +489,7 @@ func (s *Server) api(w http.ResponseWriter, r *http.Request) {
 		reply(map[string]any{"ok": false, "error": "invalid_auth"})
 		return
 	}
-	if f, ok := s.fault(method); ok {
+	if f, ok := s.fault(method, params.Get("channel")); ok {
 		s.record(Call{Method: method + "!fault", Params: params, Body: string(body)})
 		if f.Status != 0 {
 			if f.RetryAfter > 0 {
