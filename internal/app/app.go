@@ -63,6 +63,9 @@ type Config struct {
 	// DrainTimeout bounds the graceful stop: finishing jobs in hand before
 	// handing the rest back.
 	DrainTimeout time.Duration
+	// Retention is how long the record of a request that ended is kept in
+	// Redis; the audit trail keeps its history.
+	Retention time.Duration
 	// The per-user limits (0: off) and the lookup cache (0: none).
 	MaxPendingPerUser int
 	CommandsPerMinute int
@@ -123,6 +126,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		{"CREDBOT_RESCUE_AFTER", 2 * time.Minute, &c.RescueAfter},
 		{"CREDBOT_SWEEP_INTERVAL", 5 * time.Second, &c.SweepInterval},
 		{"CREDBOT_DRAIN_TIMEOUT", 20 * time.Second, &c.DrainTimeout},
+		{"CREDBOT_RETENTION", store.DefaultRetention, &c.Retention},
 	} {
 		*d.into = d.def
 		if v := getenv(d.env); v != "" {
@@ -130,6 +134,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 				return c, fmt.Errorf("%s: %q is not a positive duration like 15m", d.env, v)
 			}
 		}
+	}
+	if c.Retention < 24*time.Hour {
+		// A click on an old message must still find the request it ended.
+		return c, fmt.Errorf("CREDBOT_RETENTION: %q is shorter than a day", getenv("CREDBOT_RETENTION"))
 	}
 	if v := getenv("CREDBOT_ESCALATE_AFTER"); v != "" {
 		if c.EscalateAfter, err = strconv.Atoi(v); err != nil || c.EscalateAfter < 1 {
@@ -360,6 +368,11 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	if a.Store, err = store.New(ctx, a.rdb, cfg.KeyPrefix); err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	// A person's list of request ids outlives every record in it: the ended
+	// ones, kept for the retention, and the live ones, which live at most a
+	// day more than pending TTL, claim window and lifetime together.
+	a.Store.SetRetention(store.Retention{Ended: cfg.Retention,
+		Lists: max(cfg.Retention, cfg.PendingTTL+cfg.ClaimWindow+cfg.MaxLifetime+24*time.Hour)})
 	if err := a.useAuditConfig(cfg); err != nil {
 		return nil, err
 	}
@@ -513,6 +526,14 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.spawn(func() { a.Policy.Run(ctx) })
 	a.spawn(func() { a.runAuditTrim(ctx) })
+	a.spawn(func() {
+		// Once per start: what an earlier version kept forever gets its TTL.
+		if n, err := a.Store.BoundOldKeys(ctx); err != nil && ctx.Err() == nil {
+			a.log.Warn("give the keys an earlier credbot kept without a TTL theirs", "error", err)
+		} else if n > 0 {
+			a.log.Info("gave the keys an earlier credbot kept without a TTL theirs", "keys", n)
+		}
+	})
 	if a.auditOut.hook != nil {
 		a.spawn(func() { a.auditOut.hook.run(ctx) })
 	}
@@ -529,6 +550,11 @@ func (a *App) Start(ctx context.Context) error {
 			case <-t.C:
 				if err := a.Service.SweepDeadlines(ctx); err != nil {
 					a.log.Warn("sweep deadlines", "err", err)
+				}
+				// Done mint jobs are deleted when acknowledged; this removes
+				// those an earlier version (or replica) only acknowledged.
+				if _, err := a.Store.TrimMintQueue(ctx); err != nil && ctx.Err() == nil {
+					a.log.Warn("trim the mint queue", "error", err)
 				}
 			}
 		}

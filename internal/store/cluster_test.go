@@ -114,6 +114,9 @@ func TestEveryScriptAndKeyStaysInOneClusterSlot(t *testing.T) {
 		t.Fatalf("mint jobs = %v, %v", jobs, err)
 	}
 	must("ack mint job", s.AckMintJob(ctx, jobs[0]))
+	if _, err := s.TrimMintQueue(ctx); err != nil {
+		t.Fatalf("trim the mint queue: %v", err)
+	}
 	issued := approved
 	issued.State = approval.StateIssued
 	must("issue", s.Apply(ctx, &issued, approval.StateApproved, 2, approval.AuditEntry{To: approval.StateIssued},

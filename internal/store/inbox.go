@@ -255,10 +255,11 @@ type QueueStats struct {
 	Oldest time.Duration
 }
 
-// Queues reports the inbox and the mint queue. The inbox holds only work not
-// done (done entries are deleted); the mint stream keeps its history, so its
-// depth is what the consumer group has not acknowledged, counting entries
-// not yet delivered.
+// Queues reports the inbox and the mint queue. Both hold only work not done
+// (done entries are deleted), and a queue's depth is what its consumer group
+// has not acknowledged, counting entries not yet delivered; when Redis cannot
+// tell how many are undelivered (a deletion ahead of the group's position),
+// the stream's length.
 func (s *Store) Queues(ctx context.Context) (map[string]QueueStats, error) {
 	out := map[string]QueueStats{}
 	now := time.Now()
@@ -280,7 +281,12 @@ func (s *Store) Queues(ctx context.Context) (map[string]QueueStats, error) {
 			if g.Name != q.group {
 				continue
 			}
-			st.Depth = g.Pending + max(g.Lag, 0)
+			st.Depth = g.Pending + g.Lag
+			if g.Lag < 0 {
+				if st.Depth, err = s.rdb.XLen(ctx, q.stream).Result(); err != nil {
+					return nil, fmt.Errorf("queue %s: %w", q.name, err)
+				}
+			}
 			oldest := ""
 			if g.Pending > 0 {
 				p, err := s.rdb.XPending(ctx, q.stream, q.group).Result()

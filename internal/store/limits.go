@@ -104,8 +104,11 @@ func (s *Store) CachedLookup(ctx context.Context, key string) ([]byte, error) {
 	return b, err
 }
 
-// CacheLookup implements approval.Quotas.
+// CacheLookup implements approval.Quotas; without a TTL nothing is cached.
 func (s *Store) CacheLookup(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	if ttl <= 0 {
+		return nil
+	}
 	return s.rdb.Set(ctx, s.lookupKey(key), val, ttl).Err()
 }
 

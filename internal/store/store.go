@@ -51,6 +51,7 @@ type Store struct {
 	prefix   string
 	takeover takeoverClock
 	audit    auditChain
+	keep     Retention
 }
 
 var _ approval.Store = (*Store)(nil)
@@ -69,7 +70,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, prefix string) (*Store,
 			return nil, err
 		}
 	}
-	s := &Store{rdb: rdb, prefix: prefix}
+	s := &Store{rdb: rdb, prefix: prefix, keep: Retention{Ended: DefaultRetention, Lists: DefaultRetention}}
 	if err := s.ensureGroups(ctx); err != nil {
 		return nil, err
 	}
@@ -147,7 +148,8 @@ func (s *Store) Create(ctx context.Context, r *approval.Request, a approval.Audi
 		return createScript.Run(ctx, s.rdb,
 			[]string{s.reqKey(r.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey(), s.pendingKey(), s.userKey(r.Requester),
 				s.nameKey(r.Scope, r.Name), s.auditGenesisKey(), s.auditTurnKey()},
-			append([]any{string(r.State), data, audit, r.ID, deadline.UnixMilli(), r.CreatedAt.UnixMilli()}, w.args()...)...).Text()
+			append([]any{string(r.State), data, audit, r.ID, deadline.UnixMilli(), r.CreatedAt.UnixMilli(),
+				s.keep.Lists.Milliseconds(), UserListMax}, w.args()...)...).Text()
 	})
 	switch {
 	case err == nil:
@@ -192,13 +194,19 @@ func (s *Store) Apply(ctx context.Context, next *approval.Request, from approval
 	if !fx.Deadline.IsZero() {
 		deadline = strconv.FormatInt(fx.Deadline.UnixMilli(), 10)
 	}
+	// A request that ends keeps nothing but its record, and that for
+	// s.keep.Ended (the script also drops its deadline, secret and name).
+	ended := ""
+	if next.State.Terminal() {
+		ended = strconv.FormatInt(s.keep.Ended.Milliseconds(), 10)
+	}
 	err = s.appendAudit(ctx, audit, func(w auditWrite) (string, error) {
 		return applyScript.Run(ctx, s.rdb,
 			[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.mintKey(), s.deadlineKey(),
-				s.pendingKey(), s.nameKey(next.Scope, next.Name), s.auditGenesisKey(), s.auditTurnKey()},
+				s.pendingKey(), s.nameKey(next.Scope, next.Name), s.auditGenesisKey(), s.auditTurnKey(), s.userKey(next.Requester)},
 			append([]any{string(from), strconv.FormatInt(fromVersion, 10), string(next.State), data, audit, next.ID,
 				flag(fx.EnqueueMint), string(fx.SealedSecret), fx.SecretTTL.Milliseconds(), flag(fx.DropSecret),
-				deadline, flag(fx.ClearDeadline), flag(fx.ReleaseName)}, w.args()...)...).Text()
+				deadline, flag(fx.ClearDeadline), flag(fx.ReleaseName), ended, s.keep.Lists.Milliseconds()}, w.args()...)...).Text()
 	})
 	if err != nil && strings.HasPrefix(err.Error(), "CONFLICT") {
 		return fmt.Errorf("request %s: %w", next.ID, approval.ErrConflict)
@@ -304,9 +312,14 @@ func (s *Store) jobs(ctx context.Context, msgs []redis.XMessage, claimed bool) (
 	return jobs, nil
 }
 
-// AckMintJob implements approval.Store.
+// AckMintJob implements approval.Store: the job is acknowledged and deleted
+// (as the inbox's entries are), so the mint stream holds only jobs not done.
 func (s *Store) AckMintJob(ctx context.Context, job approval.MintJob) error {
-	return s.rdb.XAck(ctx, s.mintKey(), mintGroup, job.StreamID).Err()
+	pipe := s.rdb.TxPipeline()
+	pipe.XAck(ctx, s.mintKey(), mintGroup, job.StreamID)
+	pipe.XDel(ctx, s.mintKey(), job.StreamID)
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // DueDeadlines implements approval.Store.
@@ -375,6 +388,9 @@ func (s *Store) getAll(ctx context.Context, ids []string) ([]*approval.Request, 
 // Once records key and reports whether this was the first time within ttl; it
 // makes replayed Slack requests and redelivered events harmless.
 func (s *Store) Once(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if ttl <= 0 {
+		return false, fmt.Errorf("once %s: a TTL is needed, or the key is kept forever", key)
+	}
 	return s.rdb.SetNX(ctx, s.prefix+":once:"+key, "1", ttl).Result()
 }
 
