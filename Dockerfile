@@ -4,8 +4,12 @@
 #   docker build -t credbot:dev .
 #   docker buildx build --platform linux/amd64,linux/arm64 -t <registry>/credbot:<tag> .
 #
-# The entrypoint serves Slack; other subcommands need --entrypoint, e.g.
-#   docker run --rm --entrypoint /credbot credbot:dev policy test /etc/credbot/policies
+# The entrypoint is the binary and the default command serves Slack; any other
+# subcommand replaces it, e.g.
+#   docker run --rm credbot:dev policy test /etc/credbot/policies
+#   docker run --rm credbot:dev --version
+# Pass the commit so that --version and credbot_build_info name it:
+#   docker build --build-arg REVISION=$(git rev-parse HEAD) -t credbot:dev .
 #
 # Keep GO_VERSION equal to go.mod's go line (tools/dockerfile_test.go checks).
 ARG GO_VERSION=1.26.8
@@ -16,6 +20,7 @@ ARG GO_VERSION=1.26.8
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
 ARG TARGETOS
 ARG TARGETARCH
+ARG REVISION=unknown
 # Never download another toolchain: the image's Go must match go.mod.
 ENV CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=readonly
 WORKDIR /src
@@ -24,7 +29,7 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     GOOS=$TARGETOS GOARCH=$TARGETARCH CGO_ENABLED=0 \
-    go build -trimpath -ldflags=-s -o /out/credbot ./cmd/bot
+    go build -trimpath -ldflags="-s -X main.buildRevision=${REVISION}" -o /out/credbot ./cmd/bot
 
 # gcr.io/distroless/static-debian12:nonroot, pinned by digest. The digest was
 # taken from public Dockerfiles that pin this tag (one dated 2026-08-26); it
@@ -39,4 +44,5 @@ COPY policies/ /etc/credbot/policies/
 ENV CREDBOT_POLICY_DIR=/etc/credbot/policies
 USER 65532:65532
 EXPOSE 3000
-ENTRYPOINT ["/credbot", "serve"]
+ENTRYPOINT ["/credbot"]
+CMD ["serve"]

@@ -56,12 +56,14 @@ func TestDockerfileRuntimeIsDistrolessNonrootPinnedByDigest(t *testing.T) {
 	if !regexp.MustCompile(`^gcr\.io/distroless/static-debian12:nonroot@sha256:[0-9a-f]{64}$`).MatchString(from) {
 		t.Errorf("runtime image %q is not distroless static nonroot pinned by digest", from)
 	}
-	var entrypoint, user string
+	var entrypoint, command, user string
 	env := map[string]string{}
 	for _, in := range rest {
 		switch in.cmd {
 		case "ENTRYPOINT":
 			entrypoint = in.args
+		case "CMD":
+			command = in.args
 		case "USER":
 			user = in.args
 		case "ENV":
@@ -73,9 +75,14 @@ func TestDockerfileRuntimeIsDistrolessNonrootPinnedByDigest(t *testing.T) {
 			t.Errorf("RUN in the runtime stage (%s): distroless has no shell", in.args)
 		}
 	}
-	var argv []string
-	if err := json.Unmarshal([]byte(entrypoint), &argv); err != nil || !slices.Equal(argv, []string{"/credbot", "serve"}) {
-		t.Errorf("ENTRYPOINT %s, want exec form [\"/credbot\", \"serve\"]", entrypoint)
+	// The entrypoint is the binary alone and serve the default command, so
+	// that `docker run IMAGE audit verify` runs audit verify, not serve.
+	var argv, cmd []string
+	if err := json.Unmarshal([]byte(entrypoint), &argv); err != nil || !slices.Equal(argv, []string{"/credbot"}) {
+		t.Errorf("ENTRYPOINT %s, want exec form [\"/credbot\"]", entrypoint)
+	}
+	if err := json.Unmarshal([]byte(command), &cmd); err != nil || !slices.Equal(cmd, []string{"serve"}) {
+		t.Errorf("CMD %s, want exec form [\"serve\"]", command)
 	}
 	if user != "65532:65532" {
 		t.Errorf("USER %q, want 65532:65532 (the chart's runAsUser)", user)
@@ -101,12 +108,12 @@ func TestDockerfileBuildsStaticTrimmedBinaryWithGoModsGo(t *testing.T) {
 	var build bool
 	for _, in := range ins {
 		if in.cmd == "RUN" && strings.Contains(in.args, "CGO_ENABLED=0") &&
-			strings.Contains(in.args, "go build -trimpath -ldflags=-s") && strings.HasSuffix(in.args, "./cmd/bot") {
+			strings.Contains(in.args, `go build -trimpath -ldflags="-s -X main.buildRevision=${REVISION}"`) && strings.HasSuffix(in.args, "./cmd/bot") {
 			build = true
 		}
 	}
 	if !build {
-		t.Error("no RUN with CGO_ENABLED=0 go build -trimpath -ldflags=-s … ./cmd/bot")
+		t.Error("no RUN with CGO_ENABLED=0 go build -trimpath -ldflags=\"-s -X main.buildRevision=${REVISION}\" … ./cmd/bot")
 	}
 	gomod, err := os.ReadFile("../go.mod")
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,16 +39,65 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
+	err := run(ctx, os.Args[1:])
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		// --help printed the usage: not a failure.
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(os.Stderr, "credbot:", err)
+		os.Exit(2)
+	default:
 		fmt.Fprintln(os.Stderr, "credbot:", err)
 		os.Exit(1)
 	}
+}
+
+// usageError is a mistake in the command line: exit status 2, as Go's flag
+// package and most tools do.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
+}
+
+// noArgs refuses arguments a command does not take.
+func noArgs(cmd string, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Sprintf("%s takes no arguments, got %q (try: credbot %s --help)", cmd, strings.Join(args, " "), cmd)}
+	}
+	return nil
 }
 
 func run(ctx context.Context, args []string) error {
 	cmd := ""
 	if len(args) > 0 {
 		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "help", "-h", "-help", "--help":
+		if len(args) == 1 && commandUsage(os.Stdout, args[0]) {
+			return nil
+		}
+		usage(os.Stdout)
+		return nil
+	case "version", "-version", "--version":
+		fmt.Println(version())
+		return nil
+	}
+	if cmd != "load" && cmd != "btp-emulator" && cmd != "audit" && cmd != "pause" && wantsHelp(args) {
+		// Commands with flags answer --help themselves.
+		if !commandUsage(os.Stdout, cmd) {
+			return usageError{fmt.Sprintf("unknown command %q (try: credbot --help)", cmd)}
+		}
+		return nil
 	}
 	// A server's lines go to a log pipeline (JSON); a person at a terminal
 	// reads the rest (text). CREDBOT_LOG_FORMAT overrides either.
@@ -66,14 +116,20 @@ func run(ctx context.Context, args []string) error {
 		}
 		return serve(ctx, log)
 	case "serve":
+		if err := noArgs(cmd, args); err != nil {
+			return err
+		}
 		return serve(ctx, log)
 	case "local":
+		if err := noArgs(cmd, args); err != nil {
+			return err
+		}
 		return local(ctx, log)
 	case "btp-emulator":
 		return btptest.Serve(ctx, args, os.Stderr, os.Getenv, nil)
 	case "policy":
-		if len(args) == 0 || args[0] != "test" {
-			return errors.New("usage: bot policy test [dir]")
+		if len(args) == 0 || args[0] != "test" || len(args) > 2 {
+			return usageError{"usage: credbot policy test [DIR]"}
 		}
 		dir := "policies"
 		if len(args) > 1 {
@@ -90,6 +146,9 @@ func run(ctx context.Context, args []string) error {
 	case "audit":
 		return audit(ctx, args)
 	case "doctor":
+		if err := noArgs(cmd, args); err != nil {
+			return err
+		}
 		return app.Doctor(ctx, os.Getenv, os.Stdout)
 	case "load":
 		return load(ctx, args)
@@ -98,11 +157,8 @@ func run(ctx context.Context, args []string) error {
 			os.Exit(status)
 		}
 		return nil
-	case "help", "-h", "--help":
-		fmt.Println("usage: bot [serve | local | load [-n N] [-c C] | btp-emulator --listen ADDR | policy test [DIR] | audit verify|export|trim | doctor | pause DURATION]")
-		return nil
 	}
-	return fmt.Errorf("unknown command %q (try: bot help)", cmd)
+	return usageError{fmt.Sprintf("unknown command %q (try: credbot --help)", cmd)}
 }
 
 func serve(ctx context.Context, log *slog.Logger) error {

@@ -390,7 +390,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		bc.Logger = log
 		bc.Observe = a.metrics.btp
 		if issuer, err = btp.New(bc); err != nil {
-			return nil, fmt.Errorf("btp: %w", err)
+			return nil, err // its errors say "btp: …" already
 		}
 	}
 	notifier := a.slack.notifier(cfg, a.Policy, log)
