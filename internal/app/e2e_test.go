@@ -20,6 +20,7 @@ import (
 	"github.com/credbot/credbot/internal/approval"
 	"github.com/credbot/credbot/internal/btp/btptest"
 	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/logctx"
 	"github.com/credbot/credbot/internal/redistest"
 	"github.com/credbot/credbot/internal/slackfake"
 )
@@ -68,7 +69,7 @@ func startWith(t *testing.T, env map[string]string, deps Deps) *harness {
 func startOn(t *testing.T, r *redistest.Redis, env map[string]string, deps Deps) *harness {
 	t.Helper()
 	logs := &syncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(logctx.Handler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	vars := map[string]string{
 		"REDIS_URL": r.URL, "CREDBOT_KEY_PREFIX": r.Prefix, "CREDBOT_POLICY_DIR": "../../policies",
 		"CREDBOT_SWEEP_INTERVAL": "50ms",

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/credbot/credbot/internal/logctx"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -36,7 +37,7 @@ func NewLogger(getenv func(string) string, w io.Writer, defaultFormat string) (*
 	default:
 		return nil, fmt.Errorf("CREDBOT_LOG_FORMAT: %q is not json or text", format)
 	}
-	log := slog.New(h)
+	log := slog.New(logctx.Handler(h))
 	redis.SetLogger(redisLogger{log: log})
 	return log, nil
 }

@@ -94,8 +94,25 @@ func TestNoSecretInAnyLogLine(t *testing.T) {
 	approve := h.click(t, ctx, Approver, msg, handlers.ActionApprove)
 	secret := h.revealSecret(t, ctx, h.waitDM(t, ctx))
 	logs := h.logs.String()
-	if !strings.Contains(logs, `"msg":"request delivered"`) {
-		t.Error("no INFO line for the delivery")
+	// The lines about a request say which request, whose click and which.
+	var delivered, issued map[string]any
+	for _, line := range strings.Split(logs, "\n") {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		switch l["msg"] {
+		case "request delivered":
+			delivered = l
+		case "request issued":
+			issued = l
+		}
+	}
+	if delivered == nil || delivered["request_id"] == nil || delivered["user"] != Requester.ID || delivered["action"] != handlers.ActionReveal || delivered["level"] != "INFO" {
+		t.Errorf("the delivery's line: %v", delivered)
+	}
+	if issued == nil || issued["request_id"] == nil || issued["mint_job"] == nil {
+		t.Errorf("the mint's line: %v", issued)
 	}
 	for name, v := range map[string]string{
 		"the Redis password": redisPassword, "the Slack bot token": h.Config.SlackBotToken,

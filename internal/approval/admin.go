@@ -127,7 +127,7 @@ func (s *Service) DeleteCredential(ctx context.Context, user string, scope Scope
 		_ = s.looked(ctx, EventDelete, user, scope, name, d, "failed at BTP: "+errMessage(err))
 		return fmt.Errorf("delete at BTP: %w", err)
 	}
-	s.log.Info("admin deleted unmanaged credential", "user", user, "scope", scope.String(), "name", name)
+	s.log.InfoContext(ctx, "admin deleted unmanaged credential", "user", user, "scope", scope.String(), "name", name)
 	_ = s.looked(ctx, EventDelete, user, scope, name, d, "deleted at BTP (not issued by credbot)")
 	return nil
 }

@@ -165,7 +165,7 @@ func (s *Service) cachedLookup(ctx context.Context, key string, v any) bool {
 	b, err := s.store.CachedLookup(ctx, key)
 	if err != nil {
 		if !errors.Is(err, ErrNotFound) {
-			s.log.Warn("read the lookup cache", "key", key, "error", err)
+			s.log.WarnContext(ctx, "read the lookup cache", "key", key, "error", err)
 		}
 		return false
 	}
@@ -181,7 +181,7 @@ func (s *Service) cacheLookup(ctx context.Context, key string, v any) {
 		err = s.store.CacheLookup(ctx, key, b, s.cfg.LookupCache)
 	}
 	if err != nil {
-		s.log.Warn("fill the lookup cache", "key", key, "error", err)
+		s.log.WarnContext(ctx, "fill the lookup cache", "key", key, "error", err)
 	}
 }
 
@@ -208,7 +208,7 @@ func (f forgetful) forget(ctx context.Context, scope Scope, name string) {
 		return
 	}
 	if err := f.s.store.ForgetLookups(context.WithoutCancel(ctx), listKey(scope), getKey(scope, name)); err != nil {
-		f.s.log.Warn("forget cached lookups; they lapse on their own", "scope", scope.String(), "name", name, "error", err,
+		f.s.log.WarnContext(ctx, "forget cached lookups; they lapse on their own", "scope", scope.String(), "name", name, "error", err,
 			"within", f.s.cfg.LookupCache)
 	}
 }

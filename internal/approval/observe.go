@@ -28,12 +28,12 @@ func (s *Service) observe(r *Request, e AuditEntry) {
 
 // logMove writes one INFO line per change of state, for whoever follows a
 // request through the logs; annotations (a message posted) are DEBUG.
-func (s *Service) logMove(e AuditEntry) {
+func (s *Service) logMove(ctx context.Context, e AuditEntry) {
 	level := slog.LevelInfo
 	if e.From == e.To {
 		level = slog.LevelDebug
 	}
-	s.log.Log(context.Background(), level, "request "+strings.ToLower(string(e.To)),
+	s.log.Log(ctx, level, "request "+strings.ToLower(string(e.To)),
 		"request_id", e.RequestID, "from", string(e.From), "to", string(e.To), "actor", e.Actor, "rule", e.Rule, "note", e.Note)
 }
 

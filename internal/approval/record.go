@@ -43,7 +43,7 @@ func decideAction(approve bool) Action {
 func (s *Service) record(ctx context.Context, a AuditEntry) error {
 	a.At = s.clock.Now().UTC()
 	if err := s.store.Note(ctx, a); err != nil {
-		s.log.Error("could not write an audit entry", "event", a.Event, "action", string(a.Action), "actor", a.Actor,
+		s.log.ErrorContext(ctx, "could not write an audit entry", "event", a.Event, "action", string(a.Action), "actor", a.Actor,
 			"request_id", a.RequestID, "error", err)
 		return fmt.Errorf("record in the audit trail: %w", err)
 	}

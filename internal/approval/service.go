@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/credbot/credbot/internal/logctx"
 )
 
 // The lifecycle, in one place. Every arrow is one Store.Apply (or Store.Take)
@@ -278,7 +280,7 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 	}
 	s.mirror(a)
 	s.observe(r, a)
-	s.logMove(a)
+	s.logMove(ctx, a)
 	return s.post(ctx, r)
 }
 
@@ -335,7 +337,7 @@ func (s *Service) checkName(ctx context.Context, scope Scope, name string) error
 	case errors.Is(err, ErrNotFound):
 		return nil
 	}
-	s.log.Warn("could not check the name at BTP; the worker checks it again before it creates",
+	s.log.WarnContext(ctx, "could not check the name at BTP; the worker checks it again before it creates",
 		"scope", scope.String(), "name", name, "error", errMessage(err))
 	return nil
 }
@@ -400,7 +402,7 @@ func (s *Service) Decide(ctx context.Context, id, user string, approve bool) (Ou
 		return Outcome{Request: r}, err
 	}
 	if err := s.notify.UpdateApproval(ctx, r, q); err != nil {
-		s.log.Warn("update approval message", "request_id", id, "error", err)
+		s.log.WarnContext(ctx, "update approval message", "request_id", id, "error", err)
 	}
 	switch r.State {
 	case StateDenied:
@@ -496,7 +498,7 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 	}
 	call(s.cfg.Hooks.AfterSeal, r.ID)
 	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
-		s.log.Warn("update approval message", "request_id", r.ID, "error", err)
+		s.log.WarnContext(ctx, "update approval message", "request_id", r.ID, "error", err)
 	}
 	return true, s.offer(ctx, r)
 }
@@ -530,7 +532,7 @@ func (s *Service) offer(ctx context.Context, r *Request) error {
 	ch, ts, err := s.notify.OfferReveal(ctx, r, r.ClaimUntil.Sub(s.clock.Now()).Round(time.Second))
 	if err != nil {
 		// The claim-window deadline revokes it if the requester never gets the DM.
-		s.log.Error("offer reveal", "request_id", r.ID, "error", err)
+		s.log.ErrorContext(ctx, "offer reveal", "request_id", r.ID, "error", err)
 		return nil
 	}
 	_, err = s.transition(ctx, r.ID, "system", func(cur *Request) (*AuditEntry, Effects, error) {
@@ -538,7 +540,7 @@ func (s *Service) offer(ctx context.Context, r *Request) error {
 		return &AuditEntry{Note: "reveal offered"}, Effects{}, nil
 	})
 	if err != nil {
-		s.log.Warn("record DM", "request_id", r.ID, "error", err)
+		s.log.WarnContext(ctx, "record DM", "request_id", r.ID, "error", err)
 	}
 	return nil
 }
@@ -547,7 +549,7 @@ func (s *Service) offer(ctx context.Context, r *Request) error {
 // credential with an unknown secret stays live at BTP.
 func (s *Service) undo(ctx context.Context, r *Request, issued Issued, cause error) error {
 	if err := s.issuer.Delete(ctx, issued.Credential.Scope, issued.Credential.Name); err != nil && !errors.Is(err, ErrNotFound) {
-		s.log.Error("delete unkept credential", "request_id", r.ID, "name", issued.Credential.Name, "error", err)
+		s.log.ErrorContext(ctx, "delete unkept credential", "request_id", r.ID, "name", issued.Credential.Name, "error", err)
 	}
 	return cause
 }
@@ -576,7 +578,7 @@ func (s *Service) retryOrFail(ctx context.Context, r *Request, job MintJob, caus
 		// name is ours (we saw it free and hold it), and must not live on
 		// with a secret nobody has.
 		if err := s.issuer.Delete(ctx, r.Scope, r.Name); err != nil && !errors.Is(err, ErrNotFound) {
-			s.log.Error("could not delete what a failed create may have left at BTP; delete it by hand",
+			s.log.ErrorContext(ctx, "could not delete what a failed create may have left at BTP; delete it by hand",
 				"request_id", r.ID, "scope", r.Scope.String(), "name", r.Name, "error", errMessage(err))
 		}
 	}
@@ -594,7 +596,7 @@ func (s *Service) retryOrFail(ctx context.Context, r *Request, job MintJob, caus
 		return false, err
 	}
 	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
-		s.log.Warn("update approval message", "request_id", r.ID, "error", err)
+		s.log.WarnContext(ctx, "update approval message", "request_id", r.ID, "error", err)
 	}
 	s.tell(ctx, r, fmt.Sprintf("Your request %s for %q failed: %s", r.ID, r.Name, msg))
 	return true, nil
@@ -658,22 +660,22 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 		}
 		s.mirror(a)
 		s.observe(&next, a)
-		s.logMove(a)
+		s.logMove(ctx, a)
 		sec, err := s.sealer.Open(id, sealed)
 		if err != nil {
 			// The sealed copy is gone and nobody can read it: a credential
 			// whose secret nobody holds must not live on at BTP.
-			s.log.Error("a sealed secret does not open on this replica; deleting the credential at BTP. "+
+			s.log.ErrorContext(ctx, "a sealed secret does not open on this replica; deleting the credential at BTP. "+
 				"Check that every replica has the same CREDBOT_SECRET_KEY, listing previous keys after the current one",
 				"request_id", id, "error", err)
 			if uerr := s.Undeliverable(ctx, id, err); uerr != nil {
-				s.log.Error("revoke unopenable secret", "request_id", id, "error", uerr)
+				s.log.ErrorContext(ctx, "revoke unopenable secret", "request_id", id, "error", uerr)
 			}
 			return Revelation{}, userErr(errUnsealable, "credbot could not unseal this secret, so the credential was deleted at BTP; please ask again")
 		}
 		next.Version = r.Version + 1
 		if err := s.notify.Revealed(ctx, &next); err != nil {
-			s.log.Warn("update DM notice", "request_id", id, "error", err)
+			s.log.WarnContext(ctx, "update DM notice", "request_id", id, "error", err)
 		}
 		return Revelation{Request: &next, Secret: sec}, nil
 	}
@@ -684,7 +686,7 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 // Slack failed). The secret is gone from the store and unseen, so the credential
 // must not live on: it is deleted at BTP and the requester told to ask again.
 func (s *Service) Undeliverable(ctx context.Context, id string, cause error) error {
-	s.log.Warn("a revealed secret could not be shown; deleting the credential", "request_id", id, "error", errMessage(cause))
+	s.log.WarnContext(ctx, "a revealed secret could not be shown; deleting the credential", "request_id", id, "error", errMessage(cause))
 	r, err := s.retire(ctx, id, "system", Decision{}, StateRevoked, "the secret could not be shown to you", func(cur *Request) bool {
 		return cur.State == StateDelivered
 	})
@@ -739,7 +741,7 @@ func (s *Service) Cancel(ctx context.Context, id, user string) (*Request, error)
 		return r, err
 	}
 	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{}); err != nil {
-		s.log.Warn("update approval message", "request_id", id, "error", err)
+		s.log.WarnContext(ctx, "update approval message", "request_id", id, "error", err)
 	}
 	return r, nil
 }
@@ -763,7 +765,7 @@ func (s *Service) RunMinter(ctx context.Context, consumer string, rescueAfter ti
 		jobs, err := s.store.ClaimMintJobs(ctx, consumer, 250*time.Millisecond, rescueAfter)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Warn("claim mint jobs", "error", err)
+				s.log.WarnContext(ctx, "claim mint jobs", "error", err)
 				sleep(ctx, time.Second)
 			}
 			continue
@@ -779,14 +781,15 @@ func (s *Service) RunMinter(ctx context.Context, consumer string, rescueAfter ti
 				jobTimeout = rescueAfter / 2
 			}
 			jctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), jobTimeout)
+			jctx = logctx.With(jctx, "request_id", j.RequestID, "mint_job", j.StreamID)
 			done, err := s.Mint(jctx, j)
 			cancel()
 			if err != nil {
-				s.log.Warn("mint", "request_id", j.RequestID, "delivery", j.Deliveries, "error", errMessage(err))
+				s.log.WarnContext(ctx, "mint", "request_id", j.RequestID, "delivery", j.Deliveries, "error", errMessage(err))
 			}
 			if done {
 				if err := s.store.AckMintJob(ctx, j); err != nil {
-					s.log.Warn("ack mint job", "request_id", j.RequestID, "error", err)
+					s.log.WarnContext(ctx, "ack mint job", "request_id", j.RequestID, "error", err)
 				}
 			}
 		}
@@ -805,7 +808,7 @@ func (s *Service) SweepDeadlines(ctx context.Context) error {
 	var errs []error
 	for _, d := range due {
 		if err := s.due(ctx, d); err != nil && !errors.Is(err, errNoop) {
-			s.log.Warn("deadline", "request_id", d.ID, "error", errMessage(err))
+			s.log.WarnContext(ctx, "deadline", "request_id", d.ID, "error", errMessage(err))
 			errs = append(errs, err)
 		}
 	}
@@ -832,7 +835,7 @@ func (s *Service) due(ctx context.Context, d Due) error {
 			return err
 		}
 		if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{}); err != nil {
-			s.log.Warn("update approval message", "request_id", id, "error", err)
+			s.log.WarnContext(ctx, "update approval message", "request_id", id, "error", err)
 		}
 		s.tell(ctx, r, fmt.Sprintf("Your request %s for %q expired without a decision. You can ask again.", r.ID, r.Name))
 	case r.State == StatePending:
@@ -845,7 +848,7 @@ func (s *Service) due(ctx context.Context, d Due) error {
 			return err
 		}
 		if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
-			s.log.Warn("update approval message", "request_id", id, "error", err)
+			s.log.WarnContext(ctx, "update approval message", "request_id", id, "error", err)
 		}
 		s.tell(ctx, r, fmt.Sprintf("The secret of %q was not revealed within %s, so the credential was deleted. You can ask again.", r.Name, humanDuration(s.cfg.ClaimWindow)))
 	case r.State == StateDelivered && (r.Revoking || !now.Before(r.ExpiresAt)):
@@ -868,7 +871,7 @@ func (s *Service) due(ctx context.Context, d Due) error {
 			return err
 		}
 		if err := s.notify.WarnExpiry(ctx, r); err != nil {
-			s.log.Warn("warn owner of expiry", "request_id", id, "error", err)
+			s.log.WarnContext(ctx, "warn owner of expiry", "request_id", id, "error", err)
 		}
 	case s.nextDeadline(r).IsZero():
 		// Nothing is ever due in this state: the entry outlived a transition.
@@ -961,7 +964,7 @@ func (s *Service) leaseHeld(ctx context.Context, r *Request, now time.Time) bool
 	}
 	alive, err := s.store.Alive(ctx, r.LeaseHolder)
 	if err != nil {
-		s.log.Warn("could not check the liveness of the replica that holds a revocation lease; leaving it", "request_id", r.ID, "replica", r.LeaseHolder, "error", err)
+		s.log.WarnContext(ctx, "could not check the liveness of the replica that holds a revocation lease; leaving it", "request_id", r.ID, "replica", r.LeaseHolder, "error", err)
 		return true
 	}
 	return alive
@@ -1023,7 +1026,7 @@ func (s *Service) transition(ctx context.Context, id, actor string, change func(
 		s.mirror(*a)
 		cur.Version = fromVersion + 1
 		s.observe(cur, *a)
-		s.logMove(*a)
+		s.logMove(ctx, *a)
 		return cur, nil
 	}
 	return nil, fmt.Errorf("request %s: %w (gave up after %d tries)", id, ErrConflict, s.maxRetry)
@@ -1037,7 +1040,7 @@ func (s *Service) mirror(a AuditEntry) {
 
 func (s *Service) tell(ctx context.Context, r *Request, text string) {
 	if err := s.notify.Tell(ctx, r, text); err != nil {
-		s.log.Warn("tell requester", "request_id", r.ID, "error", err)
+		s.log.WarnContext(ctx, "tell requester", "request_id", r.ID, "error", err)
 	}
 }
 

@@ -251,9 +251,9 @@ func (s *Server) reveal(ctx context.Context, o origin, id string) {
 	}
 	if err != nil {
 		// The secret is gone from our store and was not (fully) shown: revoke it.
-		s.log.Error("deliver revealed secret", "request_id", id, "error", err)
+		s.log.ErrorContext(ctx, "deliver revealed secret", "request_id", id, "error", err)
 		if err := s.life.Undeliverable(ctx, id, err); err != nil {
-			s.log.Error("revoke undeliverable secret", "request_id", id, "error", err)
+			s.log.ErrorContext(ctx, "revoke undeliverable secret", "request_id", id, "error", err)
 		}
 	}
 }
@@ -383,7 +383,7 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 	if x, err := p.Explain(ctx, r.Requester, approval.ActionCreate, r.Scope, ""); err == nil {
 		parts = append(parts, "*Who may request here* — <@"+r.Requester+">'s request:\n```"+escape(x.String())+"```")
 	} else {
-		s.log.Warn("explain", "request_id", id, "error", err)
+		s.log.WarnContext(ctx, "explain", "request_id", id, "error", err)
 	}
 	if q, err := p.Quorum(ctx, r.Scope, approvalUsers(r)); err == nil {
 		line := fmt.Sprintf("*Approval* — %d of %d approval(s)", q.Have, max(q.Need, 1))

@@ -25,16 +25,16 @@ func (s *Server) publishHome(ctx context.Context, user string) {
 	}
 	var blocks []slack.Block
 	if err := s.admit(ctx, user); err != nil {
-		blocks = []slack.Block{section(":no_entry: " + s.userMessage(err, "admit"))}
+		blocks = []slack.Block{section(":no_entry: " + s.userMessage(ctx, err, "admit"))}
 	} else if mine, awaiting, err := s.life.Requests(ctx, user); err != nil {
-		s.log.Warn("home: requests", "user", user, "error", err)
+		s.log.WarnContext(ctx, "home: requests", "user", user, "error", err)
 		blocks = []slack.Block{section(":warning: credbot could not load your requests just now. Open the tab again in a moment.")}
 	} else {
 		blocks = homeBlocks(mine, awaiting)
 	}
 	err := s.cfg.API.PublishHome(ctx, user, slack.HomeTabViewRequest{Type: slack.VTHomeTab, Blocks: slack.Blocks{BlockSet: blocks}})
 	if err != nil {
-		s.log.Warn("publish home", "user", user, "error", err)
+		s.log.WarnContext(ctx, "publish home", "user", user, "error", err)
 	}
 }
 

@@ -57,7 +57,7 @@ func (s *Server) signed(next func(http.ResponseWriter, *http.Request, []byte)) h
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, status, err := s.verify.read(w, r)
 		if err != nil {
-			s.log.Warn("rejected slack request", "path", r.URL.Path, "status", status, "error", err, "remote", r.RemoteAddr)
+			s.log.WarnContext(r.Context(), "rejected slack request", "path", r.URL.Path, "status", status, "error", err, "remote", r.RemoteAddr)
 			http.Error(w, http.StatusText(status), status)
 			return
 		}
@@ -116,7 +116,7 @@ func (s *Server) httpEvent(w http.ResponseWriter, r *http.Request, body []byte) 
 	ev, err := slackevents.ParseEvent(body, slackevents.OptionNoVerifyToken())
 	if err != nil {
 		// Answer 200 anyway: a retry of an event we cannot parse cannot help.
-		s.log.Warn("unparsable event", "error", err)
+		s.log.WarnContext(r.Context(), "unparsable event", "error", err)
 		return
 	}
 	writeAck(w, s.HandleEvent(r.Context(), ev))

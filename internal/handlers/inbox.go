@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/logctx"
 	"github.com/credbot/credbot/internal/store"
 )
 
@@ -77,7 +78,7 @@ func (s *Server) accept(ctx context.Context, key string, j job, ack any) any {
 	}
 	b, err := json.Marshal(j)
 	if err != nil {
-		s.log.Error("encode job", "kind", j.Kind, "user", j.User, "error", err)
+		s.log.ErrorContext(ctx, "encode job", "kind", j.Kind, "user", j.User, "error", err)
 		return s.unrecorded(j)
 	}
 	dk := ""
@@ -86,12 +87,12 @@ func (s *Server) accept(ctx context.Context, key string, j job, ack any) any {
 	}
 	ok, err := s.cfg.Inbox.Record(ctx, dk, dedupeTTL, b)
 	if err != nil {
-		s.log.Error("could not record a Slack delivery before its ack; the user was told to try again",
+		s.log.ErrorContext(ctx, "could not record a Slack delivery before its ack; the user was told to try again",
 			"kind", j.Kind, "user", j.User, "error", err)
 		return s.unrecorded(j)
 	}
 	if !ok {
-		s.log.Info("ignored a repeated delivery", "kind", j.Kind, "user", j.User)
+		s.log.InfoContext(ctx, "ignored a repeated delivery", "kind", j.Kind, "user", j.User)
 		return nil
 	}
 	return ack
@@ -119,7 +120,7 @@ func (s *Server) work(ctx context.Context, consumer string) {
 		entries, err := s.cfg.Inbox.ClaimInbox(ctx, consumer, 250*time.Millisecond)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Warn("read the inbox", "consumer", consumer, "error", err)
+				s.log.WarnContext(ctx, "read the inbox", "consumer", consumer, "error", err)
 				sleep(ctx, time.Second)
 			}
 			continue
@@ -127,19 +128,21 @@ func (s *Server) work(ctx context.Context, consumer string) {
 		for _, e := range entries {
 			var j job
 			if err := json.Unmarshal(e.Payload, &j); err != nil || !userIDRE.MatchString(j.User) {
-				s.log.Error("dropping an unreadable inbox entry", "entry", e.ID, "error", err)
+				s.log.ErrorContext(ctx, "dropping an unreadable inbox entry", "entry", e.ID, "error", err)
 			} else {
 				if e.Deliveries > 1 {
-					s.log.Info("taking over a job of a replica that stopped", "entry", e.ID, "kind", j.Kind, "user", j.User)
+					s.log.InfoContext(ctx, "taking over a job of a replica that stopped", "entry", e.ID, "kind", j.Kind, "user", j.User)
 				}
 				// The job runs to its end even while draining: its context
 				// is not ctx, only bounded by WorkTimeout.
 				jctx, cancel := context.WithTimeout(s.ctx, s.cfg.WorkTimeout)
+				// Every line logged about this job says whose and which.
+				jctx = logctx.With(jctx, "user", j.User, "trigger", j.Trigger, "action", j.Action, "inbox_entry", e.ID)
 				s.run(jctx, j)
 				cancel()
 			}
 			if err := s.cfg.Inbox.DoneInbox(context.WithoutCancel(ctx), e.ID); err != nil {
-				s.log.Warn("mark inbox entry done (it will run again)", "entry", e.ID, "error", err)
+				s.log.WarnContext(ctx, "mark inbox entry done (it will run again)", "entry", e.ID, "error", err)
 			}
 		}
 	}

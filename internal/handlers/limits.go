@@ -35,7 +35,7 @@ func (s *Server) overCommandLimit(ctx context.Context, user string) (any, bool) 
 	}
 	n, left, err := s.cfg.Limiter.CountInWindow(ctx, "commands:"+user, commandWindow)
 	if err != nil {
-		s.log.Warn("count commands; not limiting this one", "user", user, "error", err)
+		s.log.WarnContext(ctx, "count commands; not limiting this one", "user", user, "error", err)
 		return nil, false
 	}
 	if n <= int64(limit) {
@@ -45,6 +45,6 @@ func (s *Server) overCommandLimit(ctx context.Context, user string) (any, bool) 
 	if secs < 1 {
 		secs = 1
 	}
-	s.log.Info("refused a command over the per-user limit", "user", user, "limit", limit, "retry_in", left)
+	s.log.InfoContext(ctx, "refused a command over the per-user limit", "user", user, "limit", limit, "retry_in", left)
 	return ackText(fmt.Sprintf(":hourglass_flowing_sand: credbot takes at most %d commands a minute from one person; try again in %d s. Nothing was done.", limit, secs)), true
 }

@@ -72,7 +72,7 @@ func (s *Server) openCreateModal(ctx context.Context, trigger string) any {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.AckBudget)
 	defer cancel()
 	if err := s.cfg.API.OpenView(ctx, trigger, createModal()); err != nil {
-		s.log.Warn("open create modal", "error", err)
+		s.log.WarnContext(ctx, "open create modal", "error", err)
 		return ackText(":warning: Slack did not open the form; please try again, or give the flags instead.\n\n" + Help("create"))
 	}
 	return nil

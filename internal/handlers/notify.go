@@ -139,7 +139,7 @@ func (n *Notifier) mentions(ctx context.Context, r *approval.Request) string {
 	}
 	names, err := n.approvers.Approvers(ctx, r.Scope)
 	if err != nil {
-		n.log.Warn("list approvers", "request_id", r.ID, "error", err)
+		n.log.WarnContext(ctx, "list approvers", "request_id", r.ID, "error", err)
 		return ""
 	}
 	var out []string

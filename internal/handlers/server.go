@@ -108,11 +108,11 @@ func (s *Server) first(ctx context.Context, kind, key string) bool {
 	}
 	ok, err := s.cfg.Once(ctx, "slack:"+kind+":"+key, dedupeTTL)
 	if err != nil {
-		s.log.Warn("dedupe", "kind", kind, "error", err)
+		s.log.WarnContext(ctx, "dedupe", "kind", kind, "error", err)
 		return true
 	}
 	if !ok {
-		s.log.Info("ignored a repeated delivery", "kind", kind)
+		s.log.InfoContext(ctx, "ignored a repeated delivery", "kind", kind)
 	}
 	return ok
 }
@@ -198,12 +198,12 @@ func (s *Server) admit(ctx context.Context, user string) error {
 
 // userMessage turns an error into text for the clicker; unexpected errors are
 // logged and summarised, never shown raw.
-func (s *Server) userMessage(err error, op string) string {
+func (s *Server) userMessage(ctx context.Context, err error, op string) string {
 	var ue *approval.UserError
 	if errors.As(err, &ue) {
 		return escape(ue.Msg)
 	}
-	s.log.Error(op, "error", err)
+	s.log.ErrorContext(ctx, op, "error", err)
 	return "something went wrong on our side; please try again or ask an admin"
 }
 
@@ -222,12 +222,12 @@ func (s *Server) reply(ctx context.Context, o origin, text string, blocks ...sla
 			msg.Blocks = &slack.Blocks{BlockSet: blocks}
 		}
 		if err := s.post(ctx, o.responseURL, msg); err != nil {
-			s.log.Warn("respond", "error", err)
+			s.log.WarnContext(ctx, "respond", "error", err)
 		}
 		return
 	}
 	if s.cfg.API == nil {
-		s.log.Warn("no way to reply: no response_url and no Web API")
+		s.log.WarnContext(ctx, "no way to reply: no response_url and no Web API")
 		return
 	}
 	ch, err := s.cfg.API.DM(ctx, o.user)
@@ -239,12 +239,12 @@ func (s *Server) reply(ctx context.Context, o origin, text string, blocks ...sla
 		err = s.cfg.API.PostEphemeral(ctx, ch, o.user, opts...)
 	}
 	if err != nil {
-		s.log.Warn("reply in DM", "user", o.user, "error", err)
+		s.log.WarnContext(ctx, "reply in DM", "user", o.user, "error", err)
 	}
 }
 
 func (s *Server) warn(ctx context.Context, o origin, err error, op string) {
-	s.reply(ctx, o, ":warning: "+s.userMessage(err, op))
+	s.reply(ctx, o, ":warning: "+s.userMessage(ctx, err, op))
 }
 
 // withoutRedirects returns a copy of hc (or of a default client with a

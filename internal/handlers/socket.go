@@ -81,21 +81,21 @@ func (s *Server) socketEvent(ctx context.Context, client *socketmode.Client, evt
 	switch evt.Type {
 	case socketmode.EventTypeConnecting:
 		s.socket.Store(socketConnecting)
-		s.log.Debug("socket mode connecting")
+		s.log.DebugContext(ctx, "socket mode connecting")
 	case socketmode.EventTypeConnectionError:
 		s.socket.Store(socketConnecting)
-		s.log.Warn("socket mode connection error", "error", evt.Data)
+		s.log.WarnContext(ctx, "socket mode connection error", "error", evt.Data)
 	case socketmode.EventTypeInvalidAuth:
-		s.log.Error("socket mode: the app-level token was refused")
+		s.log.ErrorContext(ctx, "socket mode: the app-level token was refused")
 	case socketmode.EventTypeConnected:
-		s.log.Info("socket mode connected")
+		s.log.InfoContext(ctx, "socket mode connected")
 	case socketmode.EventTypeHello:
 		s.socket.Store(socketConnected)
 		if evt.Request != nil {
-			s.log.Info("socket mode hello", "connections", evt.Request.NumConnections)
+			s.log.InfoContext(ctx, "socket mode hello", "connections", evt.Request.NumConnections)
 		}
 	case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorWriteFailed:
-		s.log.Warn("socket mode", "event", evt.Type, "error", evt.Data)
+		s.log.WarnContext(ctx, "socket mode", "event", evt.Type, "error", evt.Data)
 	case socketmode.EventTypeErrorBadMessage:
 		// Ack it anyway if we can: a retry of a message we cannot parse cannot help.
 		if bad, ok := evt.Data.(*socketmode.ErrorBadMessage); ok {
@@ -106,7 +106,7 @@ func (s *Server) socketEvent(ctx context.Context, client *socketmode.Client, evt
 				s.ack(ctx, client, env.EnvelopeID, nil)
 			}
 		}
-		s.log.Warn("socket mode: unparsable message")
+		s.log.WarnContext(ctx, "socket mode: unparsable message")
 	case socketmode.EventTypeSlashCommand, socketmode.EventTypeInteractive, socketmode.EventTypeEventsAPI:
 		if evt.Request == nil {
 			return
@@ -139,7 +139,7 @@ func (s *Server) handleEnvelope(ctx context.Context, evt socketmode.Event) any {
 		return s.HandleInteraction(ctx, data)
 	case slackevents.EventsAPIEvent:
 		if evt.Request.RetryAttempt > 0 {
-			s.log.Info("socket mode: event redelivered", "attempt", evt.Request.RetryAttempt, "reason", evt.Request.RetryReason)
+			s.log.InfoContext(ctx, "socket mode: event redelivered", "attempt", evt.Request.RetryAttempt, "reason", evt.Request.RetryReason)
 		}
 		return s.HandleEvent(ctx, data)
 	}
@@ -150,6 +150,6 @@ func (s *Server) ack(ctx context.Context, client *socketmode.Client, envelopeID 
 	ctx, cancel := context.WithTimeout(ctx, ackTimeout)
 	defer cancel()
 	if err := client.AckCtx(ctx, envelopeID, payload); err != nil && !errors.Is(err, context.Canceled) {
-		s.log.Warn("socket mode ack", "envelope", envelopeID, "error", err)
+		s.log.WarnContext(ctx, "socket mode ack", "envelope", envelopeID, "error", err)
 	}
 }
