@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,6 +115,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		c.ResponseHosts = strings.Split(h, ",")
 	}
 	var err error
+	var errs []error // every problem, reported at once
 	for _, d := range []struct {
 		env  string
 		def  time.Duration
@@ -131,54 +133,63 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		*d.into = d.def
 		if v := getenv(d.env); v != "" {
 			if *d.into, err = ParseDuration(v); err != nil || *d.into <= 0 {
-				return c, fmt.Errorf("%s: %q is not a positive duration like 15m", d.env, v)
+				errs = append(errs, fmt.Errorf("%s: %q is not a positive duration like 15m or 90d", d.env, v))
+				*d.into = d.def
 			}
 		}
 	}
 	if c.Retention < 24*time.Hour {
 		// A click on an old message must still find the request it ended.
-		return c, fmt.Errorf("CREDBOT_RETENTION: %q is shorter than a day", getenv("CREDBOT_RETENTION"))
+		errs = append(errs, fmt.Errorf("CREDBOT_RETENTION: %q is shorter than a day", getenv("CREDBOT_RETENTION")))
 	}
 	if v := getenv("CREDBOT_ESCALATE_AFTER"); v != "" {
 		if c.EscalateAfter, err = strconv.Atoi(v); err != nil || c.EscalateAfter < 1 {
-			return c, fmt.Errorf("CREDBOT_ESCALATE_AFTER: %q is not a positive number of reminders", v)
+			errs = append(errs, fmt.Errorf("CREDBOT_ESCALATE_AFTER: %q is not a positive number of reminders", v))
 		}
 	}
 	if v := getenv("CREDBOT_MINT_WORKERS"); v != "" {
 		if c.MintWorkers, err = strconv.Atoi(v); err != nil || c.MintWorkers < 0 || c.MintWorkers > 64 {
-			return c, fmt.Errorf("CREDBOT_MINT_WORKERS: %q is not a number from 0 to 64", v)
+			errs = append(errs, fmt.Errorf("CREDBOT_MINT_WORKERS: %q is not a number from 0 to 64", v))
 		}
 	}
 	if v := getenv("CREDBOT_WORKERS"); v != "" {
 		if c.Workers, err = strconv.Atoi(v); err != nil || c.Workers < 0 || c.Workers > 256 {
-			return c, fmt.Errorf("CREDBOT_WORKERS: %q is not a number from 0 to 256", v)
+			errs = append(errs, fmt.Errorf("CREDBOT_WORKERS: %q is not a number from 0 to 256", v))
 		}
 	}
 	if v := getenv("CREDBOT_MAX_PENDING_PER_USER"); v != "" {
 		if c.MaxPendingPerUser, err = strconv.Atoi(v); err != nil || c.MaxPendingPerUser < 0 || c.MaxPendingPerUser > 1000 {
-			return c, fmt.Errorf("CREDBOT_MAX_PENDING_PER_USER: %q is not a number from 0 (no limit) to 1000", v)
+			errs = append(errs, fmt.Errorf("CREDBOT_MAX_PENDING_PER_USER: %q is not a number from 0 (no limit) to 1000", v))
 		}
 	}
 	if v := getenv("CREDBOT_COMMANDS_PER_MINUTE"); v != "" {
 		if c.CommandsPerMinute, err = strconv.Atoi(v); err != nil || c.CommandsPerMinute < 0 || c.CommandsPerMinute > 10000 {
-			return c, fmt.Errorf("CREDBOT_COMMANDS_PER_MINUTE: %q is not a number from 0 (no limit) to 10000", v)
+			errs = append(errs, fmt.Errorf("CREDBOT_COMMANDS_PER_MINUTE: %q is not a number from 0 (no limit) to 10000", v))
 		}
 	}
 	if v := getenv("CREDBOT_LOOKUP_CACHE"); v != "" {
 		if c.LookupCache, err = ParseDuration(v); err != nil || c.LookupCache < 0 || c.LookupCache > 10*time.Minute {
-			return c, fmt.Errorf("CREDBOT_LOOKUP_CACHE: %q is not a duration from 0s (no cache) to 10m", v)
+			errs = append(errs, fmt.Errorf("CREDBOT_LOOKUP_CACHE: %q is not a duration from 0s (no cache) to 10m", v))
 		}
 	}
 	c.AuditWebhookSecret = getenv("CREDBOT_AUDIT_WEBHOOK_SECRET")
 	if v := getenv("CREDBOT_AUDIT_RETAIN"); v != "" {
 		if c.AuditRetain, err = strconv.ParseInt(v, 10, 64); err != nil || c.AuditRetain < 2 || c.AuditRetain > 1_000_000_000 {
-			return c, fmt.Errorf("CREDBOT_AUDIT_RETAIN: %q is not a number of entries from 2 to 1000000000", v)
+			errs = append(errs, fmt.Errorf("CREDBOT_AUDIT_RETAIN: %q is not a number of entries from 2 to 1000000000", v))
 		}
 	}
 	if !strings.HasSuffix(c.SlackAPIURL, "/") {
 		c.SlackAPIURL += "/"
 	}
-	return c, nil
+	if v := getenv("BTP_VERIFY_CREDENTIALS"); v != "" {
+		if _, perr := strconv.ParseBool(v); perr != nil {
+			errs = append(errs, fmt.Errorf("BTP_VERIFY_CREDENTIALS: %q is not true or false", v))
+		}
+	}
+	if _, _, lerr := logSettings(getenv, "json"); lerr != nil {
+		errs = append(errs, lerr)
+	}
+	return c, errors.Join(errs...)
 }
 
 // Validate reports every missing or malformed setting at once.
@@ -200,7 +211,42 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.validateAudit()...)
+	errs = append(errs, c.validateSlack()...)
 	return errors.Join(errs...)
+}
+
+// channelIDRE is a Slack channel id: C… (public or private) or G… (older
+// private channels).
+var channelIDRE = regexp.MustCompile(`^[CG][A-Z0-9]+$`)
+
+// validateSlack catches the values that look right to a person but are not
+// what Slack's API takes, and says what to put instead.
+func (c Config) validateSlack() []error {
+	var errs []error
+	switch t := c.SlackBotToken; {
+	case t == "":
+	case strings.HasPrefix(t, "xapp-"):
+		errs = append(errs, errors.New("SLACK_BOT_TOKEN: an app-level token (xapp-…) was given where the bot token (xoxb-…) belongs; the xapp- token goes in SLACK_APP_TOKEN"))
+	case strings.HasPrefix(t, "xoxp-"):
+		errs = append(errs, errors.New("SLACK_BOT_TOKEN: a user token (xoxp-…) was given; credbot acts only as its bot: use the Bot User OAuth Token (xoxb-…)"))
+	case !strings.HasPrefix(t, "xoxb-"):
+		errs = append(errs, errors.New("SLACK_BOT_TOKEN: not a bot token (they start with xoxb-)"))
+	}
+	if t := c.SlackAppToken; t != "" && !strings.HasPrefix(t, "xapp-") {
+		errs = append(errs, errors.New("SLACK_APP_TOKEN: not an app-level token (they start with xapp-; it needs the connections:write scope)"))
+	}
+	for _, ch := range []struct{ env, v string }{
+		{"CREDBOT_APPROVAL_CHANNEL", c.ApprovalChannel}, {"CREDBOT_ESCALATION_CHANNEL", c.EscalationChannel}, {"CREDBOT_AUDIT_CHANNEL", c.AuditChannel},
+	} {
+		switch {
+		case ch.v == "" || channelIDRE.MatchString(ch.v):
+		case strings.HasPrefix(ch.v, "#"):
+			errs = append(errs, fmt.Errorf("%s: %q is a channel name, not a channel ID; use the ID from the channel's details (it starts with C)", ch.env, ch.v))
+		default:
+			errs = append(errs, fmt.Errorf("%s: %q is not a channel ID (C… from the channel's details)", ch.env, ch.v))
+		}
+	}
+	return errs
 }
 
 // App is a running bot.

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,28 +19,38 @@ import (
 // is allowed. go-redis's own messages (dial failures, pool trouble) are routed
 // through it as well, so that no line escapes the format.
 func NewLogger(getenv func(string) string, w io.Writer, defaultFormat string) (*slog.Logger, error) {
+	level, format, err := logSettings(getenv, defaultFormat)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
+	if format == "text" {
+		h = slog.NewTextHandler(w, opts)
+	}
+	log := slog.New(logctx.Handler(h))
+	redis.SetLogger(redisLogger{log: log})
+	return log, nil
+}
+
+// logSettings reads CREDBOT_LOG_LEVEL and CREDBOT_LOG_FORMAT, refusing what
+// they do not take (both problems at once).
+func logSettings(getenv func(string) string, defaultFormat string) (slog.Level, string, error) {
+	var errs []error
 	level := slog.LevelInfo
 	if v := getenv("CREDBOT_LOG_LEVEL"); v != "" {
 		switch strings.ToUpper(v) {
 		case "DEBUG", "INFO", "WARN", "ERROR":
 			_ = level.UnmarshalText([]byte(v))
 		default:
-			return nil, fmt.Errorf("CREDBOT_LOG_LEVEL: %q is not one of DEBUG, INFO, WARN, ERROR", v)
+			errs = append(errs, fmt.Errorf("CREDBOT_LOG_LEVEL: %q is not one of DEBUG, INFO, WARN, ERROR", v))
 		}
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler
-	switch format := strings.ToLower(or(getenv("CREDBOT_LOG_FORMAT"), defaultFormat)); format {
-	case "json":
-		h = slog.NewJSONHandler(w, opts)
-	case "text":
-		h = slog.NewTextHandler(w, opts)
-	default:
-		return nil, fmt.Errorf("CREDBOT_LOG_FORMAT: %q is not json or text", format)
+	format := strings.ToLower(or(getenv("CREDBOT_LOG_FORMAT"), defaultFormat))
+	if format != "json" && format != "text" {
+		errs = append(errs, fmt.Errorf("CREDBOT_LOG_FORMAT: %q is not json or text", format))
 	}
-	log := slog.New(logctx.Handler(h))
-	redis.SetLogger(redisLogger{log: log})
-	return log, nil
+	return level, format, errors.Join(errs...)
 }
 
 // redisLogger takes go-redis's printf-style messages into slog, at WARN:

@@ -1,0 +1,53 @@
+package app
+
+import (
+	"strings"
+	"testing"
+)
+
+// Every configuration problem is reported at once, each naming its variable
+// and what it takes; values that look right to a person but are not what
+// Slack takes are refused with what to put instead.
+func TestConfigReportsEveryProblemAtOnceWithHints(t *testing.T) {
+	env := map[string]string{
+		"CREDBOT_PENDING_TTL": "soon", "CREDBOT_CLAIM_WINDOW": "-5m", "CREDBOT_WORKERS": "many",
+		"CREDBOT_LOG_LEVEL": "verbose", "BTP_VERIFY_CREDENTIALS": "yes",
+	}
+	_, err := ConfigFromEnv(func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("bad values accepted")
+	}
+	for _, want := range []string{"CREDBOT_PENDING_TTL", "CREDBOT_CLAIM_WINDOW", "CREDBOT_WORKERS", "CREDBOT_LOG_LEVEL", "BTP_VERIFY_CREDENTIALS: \"yes\" is not true or false"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not report %s:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "CREDBOT_RETENTION") {
+		t.Errorf("a variable that was not set is reported: %v", err)
+	}
+
+	cfg, err := ConfigFromEnv(func(k string) string {
+		return map[string]string{
+			"SLACK_BOT_TOKEN": "xapp-1-A0-123-abc", "SLACK_APP_TOKEN": "xoxb-123", "CREDBOT_APPROVAL_CHANNEL": "#approvals",
+			"CREDBOT_AUDIT_CHANNEL": "audit", "REDIS_URL": "redis://127.0.0.1:6379/0",
+		}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.Validate()
+	if err == nil {
+		t.Fatal("a misplaced token and a channel name passed")
+	}
+	for _, want := range []string{
+		"SLACK_BOT_TOKEN: an app-level token (xapp-…) was given where the bot token (xoxb-…) belongs",
+		"SLACK_APP_TOKEN: not an app-level token",
+		`CREDBOT_APPROVAL_CHANNEL: "#approvals" is a channel name, not a channel ID`,
+		`CREDBOT_AUDIT_CHANNEL: "audit" is not a channel ID`,
+		"CREDBOT_SECRET_KEY is not set", "CREDBOT_AUDIT_KEY is not set",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate does not say %q:\n%v", want, err)
+		}
+	}
+}
