@@ -558,7 +558,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.spawn(func() { a.health.run(ctx) })
 	a.spawn(func() {
 		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Error("http server", "err", err)
+			a.log.Error("http server", "error", err)
 		}
 	})
 	var take context.Context
@@ -595,7 +595,7 @@ func (a *App) Start(ctx context.Context) error {
 				return
 			case <-t.C:
 				if err := a.Service.SweepDeadlines(ctx); err != nil {
-					a.log.Warn("sweep deadlines", "err", err)
+					a.log.Warn("sweep deadlines", "error", err)
 				}
 				// Done mint jobs are deleted when acknowledged; this removes
 				// those an earlier version (or replica) only acknowledged.
@@ -643,7 +643,7 @@ func (a *App) heartbeat(ctx context.Context) {
 			return
 		case <-t.C:
 			if err := a.Store.Heartbeat(ctx, a.replica, replicaLease); err != nil && ctx.Err() == nil {
-				a.log.Warn("could not renew this replica's lease in Redis; if this lasts, other replicas take over its work", "replica", a.replica, "err", err)
+				a.log.Warn("could not renew this replica's lease in Redis; if this lasts, other replicas take over its work", "replica", a.replica, "error", err)
 			}
 		}
 	}
@@ -695,7 +695,7 @@ func (a *App) Close() {
 	if a.stopTaking != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := a.Store.Resign(ctx, a.replica); err != nil {
-			a.log.Warn("could not give up the replica lease; other replicas take over when it lapses", "replica", a.replica, "err", err)
+			a.log.Warn("could not give up the replica lease; other replicas take over when it lapses", "replica", a.replica, "error", err)
 		}
 		cancel()
 	}
