@@ -44,9 +44,11 @@ redis.call('HSET', KEYS[1], 'state', ARGV[1], 'version', '1', 'data', ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
 redis.call('ZADD', KEYS[5], ARGV[6], ARGV[4])
 redis.call('ZADD', KEYS[6], ARGV[6], ARGV[4])
+-- At most 20 of the oldest ids per create: a person with thousands of pending
+-- requests (no limit set) must not make every create walk them all.
 local over = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[8])
 if over > 0 then
-  for _, old in ipairs(redis.call('ZRANGE', KEYS[6], 0, over - 1)) do
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[6], 0, math.min(over, 20) - 1)) do
     if not redis.call('ZSCORE', KEYS[5], old) then
       redis.call('ZREM', KEYS[6], old)
     end

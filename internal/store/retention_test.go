@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -278,5 +281,46 @@ func TestKeysAnEarlierVersionKeptForeverGetTheirTTL(t *testing.T) {
 func TestGlobEscape(t *testing.T) {
 	if got := globEscape(`a*b?c[d]e\f{g}`); got != `a\*b\?c\[d\]e\\f{g}` {
 		t.Fatalf("globEscape = %s", got)
+	}
+}
+
+// A person with thousands of pending requests (no pending limit set) must not
+// make every create walk them all: a 20,000-command burst from one person
+// slowed to 31 ms a create and stalled at 17,000. Each create looks at no
+// more than 20 of the oldest ids, counted with Redis's own command stats.
+func TestACreateLooksAtABoundedPartOfTheRequestersList(t *testing.T) {
+	srv, err := redistest.StartServer(t.TempDir(), false) // its own stats
+	if err != nil {
+		t.Skipf("no redis-server binary: %v", err)
+	}
+	t.Cleanup(srv.Stop)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	s, err := New(ctx, rdb, "bounded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range UserListMax + 300 {
+		if err := s.Create(ctx, pending(fmt.Sprintf("r%012x", 0xb000+i)), approval.AuditEntry{}, time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(ctx, pending("r00000000ffff"), approval.AuditEntry{}, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`cmdstat_zscore:calls=(\d+)`).FindStringSubmatch(info)
+	if m == nil {
+		t.Fatalf("no zscore calls at all: %s", info)
+	}
+	if n, _ := strconv.Atoi(m[1]); n > 20 {
+		t.Fatalf("one create made %d ZSCORE calls over %d pending requests, want at most 20", n, UserListMax+300)
 	}
 }
