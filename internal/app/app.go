@@ -142,29 +142,25 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		// A click on an old message must still find the request it ended.
 		errs = append(errs, fmt.Errorf("CREDBOT_RETENTION: %q is shorter than a day", getenv("CREDBOT_RETENTION")))
 	}
-	if v := getenv("CREDBOT_ESCALATE_AFTER"); v != "" {
-		if c.EscalateAfter, err = strconv.Atoi(v); err != nil || c.EscalateAfter < 1 {
-			errs = append(errs, fmt.Errorf("CREDBOT_ESCALATE_AFTER: %q is not a positive number of reminders", v))
-		}
-	}
-	if v := getenv("CREDBOT_MINT_WORKERS"); v != "" {
-		if c.MintWorkers, err = strconv.Atoi(v); err != nil || c.MintWorkers < 0 || c.MintWorkers > 64 {
-			errs = append(errs, fmt.Errorf("CREDBOT_MINT_WORKERS: %q is not a number from 0 to 64", v))
-		}
-	}
-	if v := getenv("CREDBOT_WORKERS"); v != "" {
-		if c.Workers, err = strconv.Atoi(v); err != nil || c.Workers < 0 || c.Workers > 256 {
-			errs = append(errs, fmt.Errorf("CREDBOT_WORKERS: %q is not a number from 0 to 256", v))
-		}
-	}
-	if v := getenv("CREDBOT_MAX_PENDING_PER_USER"); v != "" {
-		if c.MaxPendingPerUser, err = strconv.Atoi(v); err != nil || c.MaxPendingPerUser < 0 || c.MaxPendingPerUser > 1000 {
-			errs = append(errs, fmt.Errorf("CREDBOT_MAX_PENDING_PER_USER: %q is not a number from 0 (no limit) to 1000", v))
-		}
-	}
-	if v := getenv("CREDBOT_COMMANDS_PER_MINUTE"); v != "" {
-		if c.CommandsPerMinute, err = strconv.Atoi(v); err != nil || c.CommandsPerMinute < 0 || c.CommandsPerMinute > 10000 {
-			errs = append(errs, fmt.Errorf("CREDBOT_COMMANDS_PER_MINUTE: %q is not a number from 0 (no limit) to 10000", v))
+	for _, n := range []struct {
+		env      string
+		into     *int
+		min, max int
+		what     string
+	}{
+		{"CREDBOT_ESCALATE_AFTER", &c.EscalateAfter, 1, 100, "a number of reminders from 1 to 100"},
+		{"CREDBOT_MINT_WORKERS", &c.MintWorkers, 0, 64, "a number from 0 to 64"},
+		{"CREDBOT_WORKERS", &c.Workers, 0, 256, "a number from 0 to 256"},
+		{"CREDBOT_MAX_PENDING_PER_USER", &c.MaxPendingPerUser, 0, 1000, "a number from 0 (no limit) to 1000"},
+		{"CREDBOT_COMMANDS_PER_MINUTE", &c.CommandsPerMinute, 0, 10000, "a number from 0 (no limit) to 10000"},
+	} {
+		if v := getenv(n.env); v != "" {
+			i, perr := strconv.Atoi(v)
+			if perr != nil || i < n.min || i > n.max {
+				errs = append(errs, fmt.Errorf("%s: %q is not %s", n.env, v, n.what))
+				continue
+			}
+			*n.into = i
 		}
 	}
 	if v := getenv("CREDBOT_LOOKUP_CACHE"); v != "" {

@@ -79,20 +79,8 @@ func (s *Store) ClaimInbox(ctx context.Context, consumer string, block time.Dura
 	}
 	claimed := len(msgs) > 0
 	if !claimed {
-		streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-			Group: inboxGroup, Consumer: consumer, Streams: []string{s.inboxKey(), ">"}, Count: 1, Block: block,
-		}).Result()
-		if errors.Is(err, redis.Nil) {
-			return nil, nil
-		}
-		if err != nil {
-			if strings.HasPrefix(err.Error(), "NOGROUP") {
-				return nil, s.ensureGroups(ctx)
-			}
-			return nil, fmt.Errorf("read the inbox: %w", err)
-		}
-		for _, st := range streams {
-			msgs = append(msgs, st.Messages...)
+		if msgs, err = s.readNew(ctx, s.inboxKey(), inboxGroup, consumer, 1, block); err != nil {
+			return nil, err
 		}
 	}
 	out := make([]InboxEntry, 0, len(msgs))
@@ -103,6 +91,28 @@ func (s *Store) ClaimInbox(ctx context.Context, consumer string, block time.Dura
 			e.Deliveries = 2
 		}
 		out = append(out, e)
+	}
+	return out, nil
+}
+
+// readNew reads entries never delivered to group, blocking up to block. A
+// missing group (Redis restarted without persistence) is made again.
+func (s *Store) readNew(ctx context.Context, stream, group, consumer string, count int64, block time.Duration) ([]redis.XMessage, error) {
+	streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: group, Consumer: consumer, Streams: []string{stream, ">"}, Count: count, Block: block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "NOGROUP") {
+			return nil, s.ensureGroups(ctx)
+		}
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	var out []redis.XMessage
+	for _, st := range streams {
+		out = append(out, st.Messages...)
 	}
 	return out, nil
 }

@@ -277,21 +277,9 @@ func (s *Store) ClaimMintJobs(ctx context.Context, consumer string, block, minId
 	if len(msgs) > 0 {
 		return s.jobs(ctx, msgs, true)
 	}
-	streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: mintGroup, Consumer: consumer, Streams: []string{s.mintKey(), ">"}, Count: 10, Block: block,
-	}).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
+	out, err := s.readNew(ctx, s.mintKey(), mintGroup, consumer, 10, block)
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "NOGROUP") {
-			return nil, s.ensureGroups(ctx)
-		}
-		return nil, fmt.Errorf("xreadgroup: %w", err)
-	}
-	var out []redis.XMessage
-	for _, st := range streams {
-		out = append(out, st.Messages...)
+		return nil, err
 	}
 	return s.jobs(ctx, out, false)
 }
