@@ -18,7 +18,7 @@ import (
 // their result, policy loads (old hash → new), replica starts — each with its
 // actor, and rule and policy hash where a decision was made.
 func TestTheAuditTrailRecordsRefusalsLookupsPolicyLoadsAndStarts(t *testing.T) {
-	dir := copyPolicies(t)
+	dir := shippedPolicyCopy(t, nil)
 	h := start(t, map[string]string{"CREDBOT_POLICY_DIR": dir})
 	ctx := ctxT(t)
 	const admin = "U0LOCALADM"

@@ -479,20 +479,7 @@ func TestReplayedSignedRequestsDoNothingTwice(t *testing.T) {
 }
 
 func TestBrokenPolicyFileShowsInReadinessButKeepsServing(t *testing.T) {
-	dir := t.TempDir()
-	entries, err := os.ReadDir("../../policies")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("../../policies", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := shippedPolicyCopy(t, nil)
 	h := start(t, map[string]string{"CREDBOT_POLICY_DIR": dir})
 	ctx := ctxT(t)
 	readyz := func() (int, string) {

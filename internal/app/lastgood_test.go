@@ -10,34 +10,11 @@ import (
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
-// copyPolicies copies the shipped policy into a directory the test may break.
-func copyPolicies(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	ents, err := os.ReadDir("../../policies")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("../../policies", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 // A pod that restarts while the mounted policy is broken used to exit 1. It
 // now serves the last good policy kept in Redis, says so (degraded, not
 // unready), and takes the files as soon as they are fixed.
 func TestAReplicaStartingWithABrokenPolicyServesTheLastGoodOne(t *testing.T) {
-	dir := copyPolicies(t)
+	dir := shippedPolicyCopy(t, nil)
 	h := start(t, map[string]string{"CREDBOT_POLICY_DIR": dir})
 	ctx := ctxT(t)
 	good := h.App.Policy.Hash()
