@@ -231,8 +231,16 @@ func TestAckedWorkSurvivesSIGKILLAndRestart(t *testing.T) {
 				if live := h.BTP.Live(defaultScope); len(live) != 1 {
 					t.Fatalf("live credentials %v: want exactly one", live)
 				}
-				if n := approvalPosts(h); n != 1 {
-					t.Fatalf("%d approval messages: the request was submitted more than once", n)
+				// One request, whatever the crash. Its approval message may be
+				// posted twice: a worker killed after posting it and before
+				// recording where it is leaves the job to its successor, which
+				// cannot know the post happened (at least once; both messages
+				// act on the same request).
+				if mine, err := h.App.Store.ListByRequester(ctx, Requester.ID, 10); err != nil || len(mine) != 1 {
+					t.Fatalf("%d requests stored (%v): the submission was made more than once", len(mine), err)
+				}
+				if n := approvalPosts(h); n < 1 || n > 2 {
+					t.Fatalf("%d approval messages for one request", n)
 				}
 			})
 		}
