@@ -164,23 +164,28 @@ func TestMintChild(t *testing.T) {
 	select {}
 }
 
-// killWorkerAt starts a mint worker in another process, lets it take the
-// queued mint job, and SIGKILLs it when it reaches step (claim, create, seal).
-func (h *harness) killWorkerAt(t *testing.T, ctx context.Context, key, step string) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestMintChild$", "-test.v")
-	cmd.Env = append(os.Environ(),
-		"CREDBOT_TEST_KILL_AT="+step,
+// childEnv is the environment of a bot in a child process that shares the
+// harness's Redis, fake Slack and BTP emulator, plus extra.
+func (h *harness) childEnv(key string, extra ...string) []string {
+	return append(append(os.Environ(),
 		"REDIS_URL="+h.Config.RedisURL, "CREDBOT_KEY_PREFIX="+h.Config.KeyPrefix,
 		"CREDBOT_SECRET_KEY="+key, "CREDBOT_AUDIT_KEY="+h.Config.AuditKey, "CREDBOT_POLICY_DIR="+h.Config.PolicyDir,
 		"SLACK_BOT_TOKEN="+h.Config.SlackBotToken, "SLACK_API_URL="+h.Config.SlackAPIURL,
 		"SLACK_SIGNING_SECRET="+h.Config.SigningSecret, "CREDBOT_APPROVAL_CHANNEL="+h.Config.ApprovalChannel,
 		"BTP_CLI_SERVER_URL="+h.BTP.URL(), "BTP_GLOBALACCOUNT="+btptest.DefaultGlobalAccount,
 		"BTP_USERNAME="+btptest.DefaultUser, "BTP_PASSWORD="+btptest.DefaultPassword,
-		"CREDBOT_MINT_WORKERS=1",
-	)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
+	), extra...)
+}
+
+// startChild runs the test function test in a child process with env and
+// waits until it prints a line starting with prefix; it returns the rest of
+// that line. The child is killed when the test ends.
+func startChild(t *testing.T, ctx context.Context, test string, env []string, prefix string) (*exec.Cmd, string, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run", "^"+test+"$", "-test.v")
+	cmd.Env = env
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -188,27 +193,35 @@ func (h *harness) killWorkerAt(t *testing.T, ctx context.Context, key, step stri
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	reached := make(chan bool, 1)
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "AT-STEP") {
-				reached <- true
+			if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+				line <- rest
 				return
 			}
 		}
-		reached <- false
+		close(line)
 	}()
 	select {
-	case ok := <-reached:
+	case rest, ok := <-line:
 		if !ok {
-			_ = cmd.Wait()
-			t.Fatalf("the child worker exited before the step:\n%s", stderr.String())
+			t.Fatalf("the child %s exited before it printed %q:\n%s", test, prefix, stderr.String())
 		}
+		return cmd, rest, stderr
 	case <-ctx.Done():
-		_ = cmd.Process.Kill()
-		t.Fatal("the child worker never reached the step")
+		t.Fatalf("the child %s never printed %q:\n%s", test, prefix, stderr.String())
 	}
+	return nil, "", nil
+}
+
+// killWorkerAt starts a mint worker in another process, lets it take the
+// queued mint job, and SIGKILLs it when it reaches step (claim, create, seal).
+func (h *harness) killWorkerAt(t *testing.T, ctx context.Context, key, step string) {
+	t.Helper()
+	cmd, _, _ := startChild(t, ctx, "TestMintChild", h.childEnv(key, "CREDBOT_TEST_KILL_AT="+step, "CREDBOT_MINT_WORKERS=1"), "AT-STEP")
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
@@ -54,49 +53,12 @@ type botProcess struct {
 // fake Slack and BTP emulator, and returns once it listens.
 func (h *harness) startBot(t *testing.T, ctx context.Context, key string) *botProcess {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestBotChild$", "-test.v")
-	cmd.Env = append(os.Environ(),
-		"CREDBOT_TEST_BOT_CHILD=1",
-		"REDIS_URL="+h.Config.RedisURL, "CREDBOT_KEY_PREFIX="+h.Config.KeyPrefix,
-		"CREDBOT_SECRET_KEY="+key, "CREDBOT_AUDIT_KEY="+h.Config.AuditKey, "CREDBOT_POLICY_DIR="+h.Config.PolicyDir,
-		"SLACK_BOT_TOKEN="+h.Config.SlackBotToken, "SLACK_API_URL="+h.Config.SlackAPIURL,
-		"SLACK_SIGNING_SECRET="+h.Config.SigningSecret, "CREDBOT_APPROVAL_CHANNEL="+h.Config.ApprovalChannel,
-		"CREDBOT_RESPONSE_HOSTS="+h.Slack.Host(),
-		"BTP_CLI_SERVER_URL="+h.BTP.URL(), "BTP_GLOBALACCOUNT="+btptest.DefaultGlobalAccount,
-		"BTP_USERNAME="+btptest.DefaultUser, "BTP_PASSWORD="+btptest.DefaultPassword,
-		"CREDBOT_MINT_WORKERS=1", "CREDBOT_WORKERS=4", "CREDBOT_SWEEP_INTERVAL=200ms",
-	)
-	b := &botProcess{cmd: cmd, stderr: &syncBuffer{}}
-	cmd.Stderr = b.stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "LISTENING "); ok {
-				addr <- a
-				return
-			}
-		}
-		close(addr)
-	}()
-	select {
-	case a, ok := <-addr:
-		if !ok {
-			t.Fatalf("the bot process exited before it listened:\n%s", b.stderr.String())
-		}
-		b.people = &slackfake.Workspace{Slack: h.Slack, BotURL: "http://" + a, SigningSecret: h.Config.SigningSecret,
-			Team: "T0LOCAL", Command: "/credbot", Sign: handlers.Sign}
-	case <-ctx.Done():
-		t.Fatalf("the bot process never listened:\n%s", b.stderr.String())
-	}
+	cmd, addr, stderr := startChild(t, ctx, "TestBotChild", h.childEnv(key,
+		"CREDBOT_TEST_BOT_CHILD=1", "CREDBOT_RESPONSE_HOSTS="+h.Slack.Host(),
+		"CREDBOT_MINT_WORKERS=1", "CREDBOT_WORKERS=4", "CREDBOT_SWEEP_INTERVAL=200ms"), "LISTENING ")
+	b := &botProcess{cmd: cmd, stderr: stderr}
+	b.people = &slackfake.Workspace{Slack: h.Slack, BotURL: "http://" + addr, SigningSecret: h.Config.SigningSecret,
+		Team: "T0LOCAL", Command: "/credbot", Sign: handlers.Sign}
 	return b
 }
 
