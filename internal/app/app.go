@@ -583,23 +583,16 @@ func (a *App) Start(ctx context.Context) error {
 		a.spawn(func() { a.audit.run(ctx) })
 	}
 	a.spawn(func() {
-		t := time.NewTicker(a.cfg.SweepInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := a.Service.SweepDeadlines(ctx); err != nil {
-					a.log.Warn("sweep deadlines", "error", err)
-				}
-				// Done mint jobs are deleted when acknowledged; this removes
-				// those an earlier version (or replica) only acknowledged.
-				if _, err := a.Store.TrimMintQueue(ctx); err != nil && ctx.Err() == nil {
-					a.log.Warn("trim the mint queue", "error", err)
-				}
+		every(ctx, a.cfg.SweepInterval, func() {
+			if err := a.Service.SweepDeadlines(ctx); err != nil {
+				a.log.Warn("sweep deadlines", "error", err)
 			}
-		}
+			// Done mint jobs are deleted when acknowledged; this removes
+			// those an earlier version (or replica) only acknowledged.
+			if _, err := a.Store.TrimMintQueue(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("trim the mint queue", "error", err)
+			}
+		})
 	})
 	version, revision := buildVersion()
 	a.note(ctx, approval.AuditEntry{Event: approval.EventStart, Actor: "replica:" + a.replica,
@@ -631,16 +624,23 @@ func shortHash(h string) string { return h[:min(len(h), 12)] }
 // for a whole lease, other replicas take this one's work over: harmless, as
 // every job is idempotent, but worth an operator's eye.
 func (a *App) heartbeat(ctx context.Context) {
-	t := time.NewTicker(replicaLease / 5)
+	every(ctx, replicaLease/5, func() {
+		if err := a.Store.Heartbeat(ctx, a.replica, replicaLease); err != nil && ctx.Err() == nil {
+			a.log.Warn("could not renew this replica's lease in Redis; if this lasts, other replicas take over its work", "replica", a.replica, "error", err)
+		}
+	})
+}
+
+// every runs f every d until ctx ends (the first time after d).
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := a.Store.Heartbeat(ctx, a.replica, replicaLease); err != nil && ctx.Err() == nil {
-				a.log.Warn("could not renew this replica's lease in Redis; if this lasts, other replicas take over its work", "replica", a.replica, "error", err)
-			}
+			f()
 		}
 	}
 }

@@ -216,16 +216,7 @@ func SignAuditWebhook(secret []byte, timestamp string, body []byte) string {
 // sweep interval it trims, through a checkpoint, once the stream holds a
 // tenth more than that (every replica does; they cannot trim twice).
 func (a *App) runAuditTrim(ctx context.Context) {
-	t := time.NewTicker(a.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			a.trimAudit(ctx)
-		}
-	}
+	every(ctx, a.cfg.SweepInterval, func() { a.trimAudit(ctx) })
 }
 
 func (a *App) trimAudit(ctx context.Context) {

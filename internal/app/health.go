@@ -120,16 +120,7 @@ func (h *health) refresh(ctx context.Context) {
 }
 
 func (h *health) run(ctx context.Context) {
-	t := time.NewTicker(healthEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			h.refresh(ctx)
-		}
-	}
+	every(ctx, healthEvery, func() { h.refresh(ctx) })
 }
 
 // report is /readyz's answer: ready unless a critical dependency fails.
