@@ -29,11 +29,13 @@ func (s *Service) observe(r *Request, e AuditEntry) {
 // logMove writes one INFO line per change of state, for whoever follows a
 // request through the logs; annotations (a message posted) are DEBUG.
 func (s *Service) logMove(ctx context.Context, e AuditEntry) {
-	level := slog.LevelInfo
+	level, msg := slog.LevelInfo, "request "+strings.ToLower(string(e.To))
 	if e.From == e.To {
-		level = slog.LevelDebug
+		// Not a change of state: its own message, so that "request
+		// delivered" names the delivery and nothing else.
+		level, msg = slog.LevelDebug, "request annotated"
 	}
-	s.log.Log(ctx, level, "request "+strings.ToLower(string(e.To)),
+	s.log.Log(ctx, level, msg,
 		"request_id", e.RequestID, "from", string(e.From), "to", string(e.To), "actor", e.Actor, "rule", e.Rule, "note", e.Note)
 }
 
