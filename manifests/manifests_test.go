@@ -14,31 +14,36 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/vendored"
 )
 
-// schemaDir finds Slack's manifest schema in shared/, a sibling of the
-// repository root (CI clones the repository next to it).
+// schemaDir is Slack's manifest schema, vendored in testdata (see
+// testdata/PROVENANCE.md) and checked against the checksums recorded when it
+// was copied. A missing or edited copy fails the test: it never skips.
 func schemaDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	d := filepath.Join("testdata", "slack-manifest-schema")
+	if err := vendored.Check(d, d+".sha256"); err != nil {
+		t.Fatalf("Slack's manifest schema: %v", err)
+	}
+	return d
+}
+
+// TestVendoredSchemaEqualsShared compares the vendored schema with its
+// source, shared/fixtures/slack-manifest-schema, where CI lays it beside the
+// repository, so that a newer upstream copy is noticed and copied in.
+func TestVendoredSchemaEqualsShared(t *testing.T) {
+	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test")
-		}
-		dir = parent
+	shared := filepath.Join(root, "..", "shared", "fixtures", "slack-manifest-schema")
+	if _, err := os.Stat(shared); err != nil {
+		t.Skipf("no %s to compare the vendored copy with (the vendored copy itself is checked by every schema test)", shared)
 	}
-	d := filepath.Join(dir, "..", "shared", "fixtures", "slack-manifest-schema")
-	if _, err := os.Stat(filepath.Join(d, "manifest.schema.1.0.0.json")); err != nil {
-		t.Skipf("Slack's manifest schema is not at %s: %v", d, err)
+	if err := vendored.Same(schemaDir(t), shared); err != nil {
+		t.Fatal(err)
 	}
-	return d
 }
 
 func compile(t *testing.T) *jsonschema.Schema {

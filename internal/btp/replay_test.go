@@ -23,11 +23,7 @@ var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
 
 func fixturesDir(t *testing.T) string {
 	t.Helper()
-	dir := cassette.Dir()
-	if dir == "" {
-		t.Skip("no recorded btp CLI server traffic: shared/fixtures/btp-cli-server is not beside the repository (<repo>/../shared)")
-	}
-	return dir
+	return cassette.Require(t)
 }
 
 // replayer serves a cassette's recorded responses in order and checks that

@@ -132,10 +132,7 @@ func keys(m map[string]any) []string {
 // certificates for real ones) and holds the answers to the recorded ones:
 // both status layers, the backend media type and the key set of the body.
 func TestEmulatorAnswersRecordedRequestsWithRecordedShapes(t *testing.T) {
-	dir := cassette.Dir()
-	if dir == "" {
-		t.Skip("no recorded btp CLI server traffic: shared/fixtures/btp-cli-server is not beside the repository (<repo>/../shared)")
-	}
+	dir := cassette.Require(t)
 	cassettes, err := cassette.APICredential(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 // Package cassette reads the go-vcr (version 2) recordings of real btp CLI
-// server traffic in shared/fixtures/btp-cli-server, for the replay test of the
-// client and the conformance test of the emulator.
+// server traffic vendored in testdata/btp-cli-server (copied unmodified from
+// shared/fixtures/btp-cli-server; see testdata/PROVENANCE.md), for the replay
+// test of the client and the conformance test of the emulator. It is imported
+// by tests only.
 package cassette
 
 import (
@@ -11,8 +13,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/credbot/credbot/internal/vendored"
 )
 
 // Redacted is the value the recorder put in place of secrets, session ids,
@@ -125,24 +130,61 @@ func Load(path string) (*Cassette, error) {
 	return &Cassette{Name: strings.TrimSuffix(filepath.Base(path), ".yaml"), Interactions: c.Interactions}, nil
 }
 
-// Dir finds shared/fixtures/btp-cli-server beside the repository that holds
-// the working directory: <repo>/../shared in CI, which lays shared/ next to its
-// clone. It returns "" when there is none.
+// Dir is the copy of the recorded traffic vendored into this package's
+// testdata (see testdata/PROVENANCE.md), found from the module root above the
+// working directory, so that it works from any package's test. It does not
+// check that the copy is there: call Require from a test.
 func Dir() string {
-	wd, err := os.Getwd()
+	root, err := moduleRoot()
+	if err != nil {
+		return filepath.Join("testdata", "btp-cli-server")
+	}
+	return filepath.Join(root, filepath.FromSlash(vendoredDir))
+}
+
+// vendoredDir is the vendored copy's path in the module; its checksums sit
+// beside it, in btp-cli-server.sha256.
+const vendoredDir = "internal/btp/internal/cassette/testdata/btp-cli-server"
+
+// Require returns Dir after checking the vendored copy file by file against
+// the checksums recorded when it was copied; a missing, truncated or edited
+// copy fails the test (it never skips: the replay and conformance tests are
+// worth nothing on fewer files than were recorded).
+func Require(tb testing.TB) string {
+	tb.Helper()
+	dir := Dir()
+	if err := vendored.Check(dir, dir+".sha256"); err != nil {
+		tb.Fatalf("recorded btp CLI server traffic: %v", err)
+	}
+	return dir
+}
+
+// SharedDir is shared/fixtures/btp-cli-server beside the repository
+// (<repo>/../shared, as CI lays it out), the source the vendored copy was
+// taken from, or "" when there is none.
+func SharedDir() string {
+	root, err := moduleRoot()
 	if err != nil {
 		return ""
 	}
+	dir := filepath.Join(root, "..", "shared", "fixtures", "btp-cli-server")
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		return dir
+	}
+	return ""
+}
+
+func moduleRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
 	for d := wd; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			dir := filepath.Join(d, "..", "shared", "fixtures", "btp-cli-server")
-			if st, err := os.Stat(dir); err == nil && st.IsDir() {
-				return dir
-			}
-			return ""
+			return d, nil
 		}
 		if filepath.Dir(d) == d {
-			return ""
+			return "", fmt.Errorf("no go.mod above %s", wd)
 		}
 	}
 }
@@ -152,6 +194,9 @@ func APICredential(dir string) ([]*Cassette, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, "resource_*_api_credential.*.yaml"))
 	if err != nil {
 		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("no resource_*_api_credential.*.yaml recording in %s", dir)
 	}
 	slices.Sort(paths)
 	var out []*Cassette
