@@ -270,6 +270,8 @@ const (
 	ActionList       Action = "list"
 	ActionGet        Action = "get"
 	ActionDelete     Action = "delete"
+	ActionRotate     Action = "rotate"     // replace one's own credential with a new one under a new name
+	ActionExtend     Action = "extend"     // push one's own credential's expiry out
 	ActionBreakglass Action = "breakglass" // reserved
 )
 

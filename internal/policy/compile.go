@@ -66,6 +66,8 @@ var policyActions = map[approval.Action]bool{
 	approval.ActionList:    true,
 	approval.ActionGet:     true,
 	approval.ActionDelete:  true,
+	approval.ActionRotate:  true,
+	approval.ActionExtend:  true,
 }
 
 // rule is one row of a policy CSV file.
@@ -296,7 +298,7 @@ func parseRow(rec []string) (*rule, error) {
 			return nil, fmt.Errorf("action %q is reserved and cannot be granted yet", act)
 		}
 		if !policyActions[act] {
-			return nil, fmt.Errorf("unknown action %q (want create, approve, list, get or delete)", rec[3])
+			return nil, fmt.Errorf("unknown action %q (want create, approve, list, get, delete, rotate or extend)", rec[3])
 		}
 		var allow bool
 		switch rec[4] {
@@ -342,7 +344,7 @@ func (s *snapshot) add(r *rule) {
 	}
 }
 
-const numActions = 5
+const numActions = 7
 
 // actApprove is actIndex(approval.ActionApprove).
 const actApprove = 1
@@ -360,6 +362,10 @@ func actIndex(a approval.Action) int {
 		return 3
 	case approval.ActionDelete:
 		return 4
+	case approval.ActionRotate:
+		return 5
+	case approval.ActionExtend:
+		return 6
 	}
 	return -1
 }

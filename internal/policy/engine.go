@@ -586,12 +586,21 @@ func (x Explanation) String() string {
 // distinct_people_by_email, accounts sharing an email are one approver, and
 // an account whose email cannot be read does not count.
 func (e *Engine) Quorum(ctx context.Context, scope approval.Scope, approvers []string) (approval.QuorumStatus, error) {
+	return e.QuorumFor(ctx, approval.ActionCreate, scope, approvers)
+}
+
+// QuorumFor is Quorum for one action: create, rotate or extend (quorum.yaml
+// rules may name an action; a rule with approvals: 0 needs nobody).
+func (e *Engine) QuorumFor(ctx context.Context, act approval.Action, scope approval.Scope, approvers []string) (approval.QuorumStatus, error) {
 	if err := scope.Validate(); err != nil {
 		return approval.QuorumStatus{}, fmt.Errorf("policy: quorum: %w", err)
 	}
+	if !quorumActions[act] {
+		return approval.QuorumStatus{}, fmt.Errorf("policy: quorum: no quorum for action %q", act)
+	}
 	s := e.snap.Load()
 	path := s.path(scope.String())
-	req := s.quorum.requirement(path.segs)
+	req := s.quorum.requirementFor(act, path.segs)
 	st := approval.QuorumStatus{Need: req.need}
 
 	seen := map[string]bool{}

@@ -49,6 +49,7 @@ type decisionCase struct {
 type quorumCase struct {
 	Name      string   `yaml:"name"`
 	Scope     string   `yaml:"scope"`
+	Act       string   `yaml:"act"` // create (the default), rotate or extend
 	Approvers []string `yaml:"approvers"`
 	Want      string   `yaml:"want"` // met | waiting
 	Need      int      `yaml:"need"` // optional
@@ -212,7 +213,11 @@ func runTable(ctx context.Context, s *snapshot, ref *casbinEnforcer, path string
 		if c.Want != "met" && c.Want != "waiting" {
 			return total, failed, fmt.Errorf("%s:%d: want must be met or waiting", file, line)
 		}
-		q, err := e.Quorum(ctx, scope, c.Approvers)
+		act := approval.Action(c.Act)
+		if act == "" {
+			act = approval.ActionCreate
+		}
+		q, err := e.QuorumFor(ctx, act, scope, c.Approvers)
 		if err != nil {
 			return total, failed, fmt.Errorf("%s:%d: %w", file, line, err)
 		}
@@ -221,8 +226,12 @@ func runTable(ctx context.Context, s *snapshot, ref *casbinEnforcer, path string
 			got = "met"
 		}
 		if got != c.Want || (c.Need != 0 && q.Need != c.Need) {
-			fail(line, c.Name, "quorum in %s with %v: got %s (%d of %d; waiting for %v), want %s%s",
-				c.Scope, c.Approvers, got, q.Have, q.Need, q.Waiting, c.Want, needText(c.Need))
+			what := "quorum"
+			if act != approval.ActionCreate {
+				what = string(act) + " quorum"
+			}
+			fail(line, c.Name, "%s in %s with %v: got %s (%d of %d; waiting for %v), want %s%s",
+				what, c.Scope, c.Approvers, got, q.Have, q.Need, q.Waiting, c.Want, needText(c.Need))
 		}
 	}
 	for i, c := range doc.Approvers {

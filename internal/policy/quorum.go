@@ -2,6 +2,8 @@ package policy
 
 import (
 	"fmt"
+
+	"github.com/credbot/credbot/internal/approval"
 	"sort"
 	"strconv"
 )
@@ -27,6 +29,7 @@ type quorumPolicy struct {
 type quorumRule struct {
 	index     int
 	name      string
+	action    approval.Action // create (the default), rotate or extend
 	scope     scopePattern
 	approvals int
 	from      []string // subject names; one distinct approver from each
@@ -46,7 +49,8 @@ type quorumDoc struct {
 	Rules                  []struct {
 		Name      string   `yaml:"name"`
 		Scope     string   `yaml:"scope"`
-		Approvals int      `yaml:"approvals"`
+		Action    string   `yaml:"action"`
+		Approvals *int     `yaml:"approvals"`
 		From      []string `yaml:"from"`
 	} `yaml:"rules"`
 }
@@ -80,7 +84,18 @@ func parseQuorum(b []byte, errs *errorList) quorumPolicy {
 			errs.add("%s: %w", where, err)
 			continue
 		}
-		qr := quorumRule{index: i, name: r.Name, scope: pat, approvals: r.Approvals}
+		act := approval.Action(r.Action)
+		if act == "" {
+			act = approval.ActionCreate
+		}
+		if !quorumActions[act] {
+			errs.add("%s: action must be create, rotate or extend, not %q", where, r.Action)
+			continue
+		}
+		qr := quorumRule{index: i, name: r.Name, action: act, scope: pat, approvals: -1}
+		if r.Approvals != nil {
+			qr.approvals = *r.Approvals
+		}
 		seen := map[string]bool{}
 		bad := false
 		for _, f := range r.From {
@@ -101,10 +116,15 @@ func parseQuorum(b []byte, errs *errorList) quorumPolicy {
 		if bad {
 			continue
 		}
-		if qr.approvals == 0 {
+		if qr.approvals < 0 || (qr.approvals == 0 && act == approval.ActionCreate) {
 			qr.approvals = max(1, len(qr.from))
 		}
 		switch {
+		case qr.approvals == 0 && len(qr.from) > 0:
+			errs.add("%s: approvals: 0 (no approval needed) cannot name groups in from", where)
+		case qr.approvals == 0:
+			// rotate or extend without approval: the policy's p rows alone decide.
+			q.rules = append(q.rules, qr)
 		case qr.approvals < 1 || qr.approvals > maxApprovals:
 			errs.add("%s: approvals must be between 1 and %d", where, maxApprovals)
 		case qr.approvals < len(qr.from):
@@ -123,11 +143,38 @@ type requirement struct {
 	rules []quorumRule
 }
 
+// quorumActions are the actions a quorum rule may be for. Rotating and
+// extending have their own rules so that, for example, an owner may rotate
+// their credential without approval where creating one needs two.
+var quorumActions = map[approval.Action]bool{
+	approval.ActionCreate: true, approval.ActionRotate: true, approval.ActionExtend: true,
+}
+
+// requirementFor is what act needs in a scope. A rotate or extend that no
+// rule of its own action covers needs what create needs there: a rule for
+// rotate or extend is the only way to make either looser than create.
+func (q quorumPolicy) requirementFor(act approval.Action, path []string) requirement {
+	if act == "" {
+		act = approval.ActionCreate
+	}
+	if act != approval.ActionCreate {
+		if req := q.requirementOf(act, path); len(req.rules) > 0 {
+			return req
+		}
+	}
+	return q.requirementOf(approval.ActionCreate, path)
+}
+
+// requirement is what a create needs in a scope.
 func (q quorumPolicy) requirement(path []string) requirement {
+	return q.requirementFor(approval.ActionCreate, path)
+}
+
+func (q quorumPolicy) requirementOf(act approval.Action, path []string) requirement {
 	var req requirement
 	seen := map[string]bool{}
 	for _, r := range q.rules {
-		if !r.scope.match(path) {
+		if r.action != act || !r.scope.match(path) {
 			continue
 		}
 		req.rules = append(req.rules, r)

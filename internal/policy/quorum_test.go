@@ -88,6 +88,53 @@ func TestQuorumRulesCombine(t *testing.T) {
 	}
 }
 
+// TestQuorumPerAction: rotate and extend follow their own rules; with none
+// of their own they need what create needs, never less.
+func TestQuorumPerAction(t *testing.T) {
+	e := loadGolden(t, "../../policies", shippedDirectory())
+	ctx := context.Background()
+	for _, c := range []struct {
+		act       approval.Action
+		scope     approval.Scope
+		approvers []string
+		met       bool
+		need      int
+	}{
+		{approval.ActionRotate, sub(localSub), nil, true, 0},
+		{approval.ActionExtend, sub(localSub), nil, true, 0},
+		{approval.ActionCreate, sub(localSub), nil, false, 1},
+		{approval.ActionRotate, sub(prodSub), nil, false, 1},
+		{approval.ActionRotate, sub(prodSub), []string{"U0LOCALAPR"}, false, 1}, // not security
+		{approval.ActionRotate, sub(prodSub), []string{"U0SEC"}, true, 1},
+		{approval.ActionExtend, sub(prodSub), []string{"U0SEC"}, true, 1},
+	} {
+		q, err := e.QuorumFor(ctx, c.act, c.scope, c.approvers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.Met != c.met || q.Need != c.need {
+			t.Errorf("%s in %s with %v: met=%v need=%d, want met=%v need=%d", c.act, c.scope, c.approvers, q.Met, q.Need, c.met, c.need)
+		}
+	}
+	if _, err := e.QuorumFor(ctx, approval.ActionDelete, sub(localSub), nil); err == nil {
+		t.Error("a quorum for delete: no error")
+	}
+
+	// Without rules of its own, a rotation needs what a create needs.
+	dir := copyPolicy(t, "../../policies")
+	writeFile(t, dir, "quorum.yaml", "rules:\n  - scope: '**'\n    approvals: 2\n")
+	e2, err := Load(ctx, Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, act := range []approval.Action{approval.ActionCreate, approval.ActionRotate, approval.ActionExtend} {
+		q, err := e2.QuorumFor(ctx, act, sub(localSub), nil)
+		if err != nil || q.Need != 2 || q.Met {
+			t.Errorf("%s without its own rules: %+v, %v; want need 2 like create", act, q, err)
+		}
+	}
+}
+
 // TestLoadRejects is the validation table: each broken policy fails to load
 // with an error that says where and why.
 func TestLoadRejects(t *testing.T) {
@@ -124,6 +171,9 @@ func TestLoadRejects(t *testing.T) {
 		{"quorum no scope", "quorum.yaml", "rules:\n  - approvals: 2\n", "scope is missing"},
 		{"quorum bad subject", "quorum.yaml", "rules:\n  - scope: '**'\n    from: [security]\n", "subject"},
 		{"quorum duplicate group", "quorum.yaml", "rules:\n  - scope: '**'\n    from: [role:a, role:a]\n", "twice"},
+		{"quorum unknown action", "quorum.yaml", "rules:\n  - scope: '**'\n    action: delete\n", "action must be create, rotate or extend"},
+		{"quorum no approval but from", "quorum.yaml", "rules:\n  - scope: '**'\n    action: rotate\n    approvals: 0\n    from: [role:a]\n", "cannot name groups"},
+		{"rotate row unknown action spelling", "policy.csv", "p, U0A, **, rotation, allow\n", "rotate or extend"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
