@@ -771,3 +771,45 @@ func TestChartCoversEveryDocumentedVariable(t *testing.T) {
 		}
 	}
 }
+
+// New credentials are verified unless the values turn it off (issue 12 §5):
+// the variable is always set, so the chart and the bot's own default agree.
+func TestChartVerifiesNewCredentialsUnlessTurnedOff(t *testing.T) {
+	file := filepath.Join(chartDir, "ci", "socket-values.yaml")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ci map[string]any
+	if err := yaml.Unmarshal(raw, &ci); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		set  any // nil: the chart's default
+		want string
+	}{{nil, "true"}, {true, "true"}, {false, "false"}} {
+		var override map[string]any
+		if tc.set != nil {
+			b := map[string]any{}
+			for k, v := range ci["btp"].(map[string]any) {
+				b[k] = v
+			}
+			b["verifyCredentials"] = tc.set
+			override = map[string]any{"btp": b}
+		}
+		r, err := render(t, kubeVersions[len(kubeVersions)-1], nil, []string{file}, override)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dep := get[*appsv1.Deployment](t, r, "Deployment/"+releaseName+"-credbot")
+		got := "(unset)"
+		for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == "BTP_VERIFY_CREDENTIALS" {
+				got = e.Value
+			}
+		}
+		if got != tc.want {
+			t.Errorf("verifyCredentials %v: BTP_VERIFY_CREDENTIALS=%s, want %s", tc.set, got, tc.want)
+		}
+	}
+}

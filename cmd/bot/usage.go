@@ -69,7 +69,7 @@ var variables = []struct{ name, about string }{
 	{"BTP_TLS_CLIENT_KEY", "X.509 login: its key (PEM or path)"},
 	{"BTP_TLS_IDP_URL", "X.509 login: the IAS tenant"},
 	{"BTP_PROTOCOL_VERSION", "btp CLI server protocol version"},
-	{"BTP_VERIFY_CREDENTIALS", "true/false: fetch a token with each new credential before handing it out"},
+	{"BTP_VERIFY_CREDENTIALS", "true (default) or false: fetch a token with each new credential before offering it"},
 }
 
 func usage(w io.Writer) {

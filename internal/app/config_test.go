@@ -51,3 +51,18 @@ func TestConfigReportsEveryProblemAtOnceWithHints(t *testing.T) {
 		}
 	}
 }
+
+// New credentials are verified unless an operator says otherwise (issue 12 §5).
+func TestCredentialVerificationIsOnUnlessTurnedOff(t *testing.T) {
+	for v, want := range map[string]bool{"": true, "true": true, "1": true, "false": false, "0": false} {
+		cfg, err := ConfigFromEnv(func(k string) string {
+			return map[string]string{"BTP_VERIFY_CREDENTIALS": v}[k]
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.BTP.VerifyCredentials != want {
+			t.Errorf("BTP_VERIFY_CREDENTIALS=%q: verify %v, want %v", v, cfg.BTP.VerifyCredentials, want)
+		}
+	}
+}

@@ -290,6 +290,9 @@ var (
 	ErrConflict     = errors.New("state changed concurrently")
 	ErrForbidden    = errors.New("not allowed")
 	ErrAlreadyTaken = errors.New("secret already revealed or expired")
+	// ErrUnverified: a new credential could not get a token at its tokenurl
+	// (the Issuer has deleted it); nothing was handed out.
+	ErrUnverified = errors.New("the new credential could not get a token")
 	// ErrNameHeld: another request holds the reservation of this name.
 	ErrNameHeld = errors.New("name reserved by another request")
 )

@@ -24,6 +24,7 @@ import (
 //	MINTING ──name seen free at BTP──▶ MINTING (NameFreeAt recorded: the name is ours now)
 //	MINTING ──a credential of that name exists──▶ FAILED (it is someone else's; nothing deleted)
 //	MINTING ──BTP create ok──▶ ISSUED (secret sealed with the claim-window TTL)
+//	MINTING ──created, but no token with it──▶ FAILED (the Issuer deleted it; requester told)
 //	MINTING ──BTP refused──▶ FAILED (requester told why)
 //	MINTING ──worker died──▶ (job rescued) if NameFreeAt: delete by name at BTP; create again
 //	ISSUED ──requester clicks Reveal──▶ DELIVERED (secret taken and deleted atomically)
@@ -566,6 +567,11 @@ func (s *Service) retryOrFail(ctx context.Context, r *Request, job MintJob, caus
 	switch {
 	case errors.Is(cause, errNameTaken):
 		msg = errMessage(cause)
+	case errors.Is(cause, ErrUnverified):
+		// The Issuer deleted what it created: it was this request's own (a
+		// create that succeeded, under a name this request saw free and holds).
+		msg = "BTP created the credential, but it could not get a token with it, so credbot deleted it at BTP and handed nothing out (" +
+			errMessage(cause) + "). Please ask again; if it fails again, tell the credbot operators: BTP's token endpoint for this scope refuses new credentials"
 	case errors.Is(cause, ErrConflict):
 		msg = fmt.Sprintf("an API credential named %q appeared at BTP after credbot checked the name, so credbot did not create it; nothing was deleted. Ask again with another --name", r.Name)
 	case temporary:

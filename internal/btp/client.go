@@ -99,7 +99,8 @@ type Config struct {
 	Logger          *slog.Logger // default: discard
 
 	// VerifyCredentials makes Create fetch a client_credentials token from the
-	// new credential's tokenurl before returning it (BTP_VERIFY_CREDENTIALS).
+	// new credential's tokenurl before returning it (BTP_VERIFY_CREDENTIALS,
+	// on unless set to false; ConfigFromEnv sets it).
 	VerifyCredentials bool
 
 	// MaxRetries bounds the retries of one request; 0 means DefaultMaxRetries
@@ -117,7 +118,14 @@ type Config struct {
 // ConfigFromEnv reads the environment variables SAP's Terraform provider uses,
 // plus BTP_PROTOCOL_VERSION and BTP_VERIFY_CREDENTIALS.
 func ConfigFromEnv(getenv func(string) string) Config {
-	verify, _ := strconv.ParseBool(getenv("BTP_VERIFY_CREDENTIALS"))
+	// Verification is on unless turned off: a credential that cannot get a
+	// token is worse than none, since its requester finds out only when it
+	// is too late to ask again. An unparsable value is refused by the bot's
+	// configuration check; here it keeps the safe default.
+	verify := true
+	if v, err := strconv.ParseBool(getenv("BTP_VERIFY_CREDENTIALS")); err == nil {
+		verify = v
+	}
 	return Config{
 		ServerURL:            getenv("BTP_CLI_SERVER_URL"),
 		GlobalAccount:        getenv("BTP_GLOBALACCOUNT"),

@@ -30,7 +30,8 @@ var (
 	ErrProtocol = errors.New("btp: protocol violation")
 	// ErrVerification is a freshly created credential whose token endpoint
 	// refused a client_credentials grant (Config.VerifyCredentials).
-	ErrVerification = errors.New("btp: credential verification failed")
+	// It matches approval.ErrUnverified, so the lifecycle can say so.
+	ErrVerification = fmt.Errorf("btp: credential verification failed: %w", approval.ErrUnverified)
 	// ErrAmbiguous matches a create whose outcome could not be resolved: a
 	// credential of that name may exist at BTP without anyone holding its
 	// secret. Delete it by name before trying again. Such errors are Temporary.
