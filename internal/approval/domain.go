@@ -265,15 +265,27 @@ func (Secret) LogValue() slog.Value         { return slog.StringValue(redacted) 
 type Action string
 
 const (
-	ActionCreate     Action = "create" // request a credential
-	ActionApprove    Action = "approve"
-	ActionList       Action = "list"
-	ActionGet        Action = "get"
-	ActionDelete     Action = "delete"
-	ActionRotate     Action = "rotate"     // replace one's own credential with a new one under a new name
-	ActionExtend     Action = "extend"     // push one's own credential's expiry out
-	ActionBreakglass Action = "breakglass" // reserved
+	ActionCreate  Action = "create" // request a credential
+	ActionApprove Action = "approve"
+	ActionList    Action = "list"
+	ActionGet     Action = "get"
+	ActionDelete  Action = "delete"
+	ActionRotate  Action = "rotate" // replace one's own credential with a new one under a new name
+	ActionExtend  Action = "extend" // push one's own credential's expiry out
+	// ActionBreakglass issues a credential at once, without approval, in an
+	// emergency; reviewers (ActionReview) look at it afterwards.
+	ActionBreakglass Action = "breakglass"
+	// ActionReview acknowledges or revokes someone else's break-glass.
+	ActionReview Action = "review"
 )
+
+// Privileged reports whether an action is a gatekeeper's power: approving,
+// breaking glass (which skips approval) and reviewing a break-glass. Slack
+// groups grant none of them unless the policy trusts groups, since in many
+// workspaces anyone may join a group.
+func (a Action) Privileged() bool {
+	return a == ActionApprove || a == ActionBreakglass || a == ActionReview
+}
 
 // Decision is the policy's answer, with enough to explain and audit it.
 type Decision struct {

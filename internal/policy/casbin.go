@@ -86,7 +86,7 @@ func (c *casbinEnforcer) decide(names []name, act approval.Action, path []string
 		if err != nil {
 			return false, "", err
 		}
-		grants := n.trusted && !(act == approval.ActionApprove && isGroup(n.name) && !c.trustGroups)
+		grants := n.trusted && !(act.Privileged() && isGroup(n.name) && !c.trustGroups)
 		switch {
 		case !ok && len(explain) > 0:
 			return false, strings.Join(explain, ", "), nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,16 +59,17 @@ const (
 	maxErrors         = 20 // errors reported per load
 )
 
-// policyActions are the actions a row may name. breakglass is reserved: rows
-// naming it are refused so nobody believes it works yet.
+// policyActions are the actions a row may name.
 var policyActions = map[approval.Action]bool{
-	approval.ActionCreate:  true,
-	approval.ActionApprove: true,
-	approval.ActionList:    true,
-	approval.ActionGet:     true,
-	approval.ActionDelete:  true,
-	approval.ActionRotate:  true,
-	approval.ActionExtend:  true,
+	approval.ActionCreate:     true,
+	approval.ActionApprove:    true,
+	approval.ActionList:       true,
+	approval.ActionGet:        true,
+	approval.ActionDelete:     true,
+	approval.ActionRotate:     true,
+	approval.ActionExtend:     true,
+	approval.ActionBreakglass: true,
+	approval.ActionReview:     true,
 }
 
 // rule is one row of a policy CSV file.
@@ -294,11 +296,8 @@ func parseRow(rec []string) (*rule, error) {
 			return nil, err
 		}
 		act := approval.Action(rec[3])
-		if act == approval.ActionBreakglass {
-			return nil, fmt.Errorf("action %q is reserved and cannot be granted yet", act)
-		}
 		if !policyActions[act] {
-			return nil, fmt.Errorf("unknown action %q (want create, approve, list, get, delete, rotate or extend)", rec[3])
+			return nil, fmt.Errorf("unknown action %q (want create, approve, list, get, delete, rotate, extend, breakglass or review)", rec[3])
 		}
 		var allow bool
 		switch rec[4] {
@@ -344,7 +343,7 @@ func (s *snapshot) add(r *rule) {
 	}
 }
 
-const numActions = 7
+const numActions = 9
 
 // actApprove is actIndex(approval.ActionApprove).
 const actApprove = 1
@@ -366,6 +365,10 @@ func actIndex(a approval.Action) int {
 		return 5
 	case approval.ActionExtend:
 		return 6
+	case approval.ActionBreakglass:
+		return 7
+	case approval.ActionReview:
+		return 8
 	}
 	return -1
 }
@@ -584,36 +587,42 @@ func (s *snapshot) warn() {
 }
 
 // warnGroupApprovals names every row through which a Slack group would grant
-// approve, had groups been trusted for approvals: those grants are ignored,
-// and the policy's author should know (scopes aside: a warning, not a proof).
+// a privileged action (approve, breakglass, review), had groups been trusted
+// for approvals: those grants are ignored, and the policy's author should
+// know (scopes aside: a warning, not a proof).
 func (s *snapshot) warnGroupApprovals() {
-	approves := map[string]bool{} // names with an approve allow row, or a role that has one
+	grants := map[string][]string{} // names with a privileged allow row: the actions
 	for _, r := range s.rules {
-		if r.ptype == "p" && r.allow && r.act == approval.ActionApprove {
-			approves[r.sub] = true
+		if r.ptype == "p" && r.allow && r.act.Privileged() && !slices.Contains(grants[r.sub], string(r.act)) {
+			grants[r.sub] = append(grants[r.sub], string(r.act))
 		}
 	}
-	var reaches func(role string, depth int) bool
-	reaches = func(role string, depth int) bool {
-		if approves[role] {
-			return true
-		}
-		for _, r := range s.g[role] {
-			if depth < maxRoleDepth && reaches(r.role, depth+1) {
-				return true
+	var reaches func(role string, depth int, acts []string) []string
+	reaches = func(role string, depth int, acts []string) []string {
+		for _, a := range grants[role] {
+			if !slices.Contains(acts, a) {
+				acts = append(acts, a)
 			}
 		}
-		return false
+		for _, r := range s.g[role] {
+			if depth < maxRoleDepth {
+				acts = reaches(r.role, depth+1, acts)
+			}
+		}
+		return acts
 	}
 	for _, r := range s.rules {
 		if !isGroup(r.sub) {
 			continue
 		}
 		switch {
-		case r.ptype == "p" && r.allow && r.act == approval.ActionApprove:
-			s.warnings = append(s.warnings, fmt.Sprintf("%s:%d: %s may not grant approve: %s; this row allows nothing", r.file, r.line, r.sub, groupsUntrusted))
-		case r.ptype == "g" && reaches(r.role, 1):
-			s.warnings = append(s.warnings, fmt.Sprintf("%s:%d: %s may not grant approve: %s; its members get %s's other permissions, not approve", r.file, r.line, r.sub, groupsUntrusted, r.role))
+		case r.ptype == "p" && r.allow && r.act.Privileged():
+			s.warnings = append(s.warnings, fmt.Sprintf("%s:%d: %s may not grant %s: %s; this row allows nothing", r.file, r.line, r.sub, r.act, groupsUntrusted))
+		case r.ptype == "g":
+			if acts := reaches(r.role, 1, nil); len(acts) > 0 {
+				slices.Sort(acts)
+				s.warnings = append(s.warnings, fmt.Sprintf("%s:%d: %s may not grant %s: %s; its members get %s's other permissions, not %s", r.file, r.line, r.sub, strings.Join(acts, ", "), groupsUntrusted, r.role, strings.Join(acts, ", ")))
+			}
 		}
 	}
 }
@@ -621,9 +630,14 @@ func (s *snapshot) warnGroupApprovals() {
 // mayApprove reports whether name itself (not through other names of a person)
 // is allowed to approve at path.
 func (s *snapshot) mayApprove(n string, path reqPath) bool {
+	return s.mayDo(n, approval.ActionApprove, path)
+}
+
+// mayDo reports whether name itself is allowed act at path.
+func (s *snapshot) mayDo(n string, act approval.Action, path reqPath) bool {
 	var buf [16]entry
 	cl := s.closure([]name{{name: n, trusted: true}}, path, buf[:0])
-	d := s.decide(cl, approval.ActionApprove, path, nil)
+	d := s.decide(cl, act, path, nil)
 	return d.allow != nil && d.deny == nil
 }
 

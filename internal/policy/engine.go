@@ -84,6 +84,10 @@ var _ approval.Authorizer = (*Engine)(nil)
 // request; no policy row can override it.
 const SelfApprovalRule = "built-in: requesters never approve their own requests"
 
+// SelfReviewRule is the Decision.Rule of a refused review of one's own
+// break-glass.
+const SelfReviewRule = "built-in: nobody reviews their own break-glass"
+
 // SamePersonRule is the Decision.Rule of a refused approval by another Slack
 // account with the requester's email, when quorum.yaml sets
 // distinct_people_by_email.
@@ -381,8 +385,6 @@ func (e *Engine) explain(ctx context.Context, user string, act approval.Action, 
 		return deny("denied: no user")
 	case !isUserID(user):
 		return deny(fmt.Sprintf("denied: %q is not a Slack user ID", user))
-	case act == approval.ActionBreakglass:
-		return deny("denied: breakglass is reserved and not available yet")
 	case !policyActions[act]:
 		return deny(fmt.Sprintf("denied: unknown action %q", act))
 	}
@@ -396,6 +398,15 @@ func (e *Engine) explain(ctx context.Context, user string, act approval.Action, 
 	}
 	if act == approval.ActionApprove && owner == user {
 		x.Decision = approval.Decision{Rule: SelfApprovalRule, Reason: "denied: " + user + " requested this and cannot approve it", PolicyHash: s.hash}
+		return x, nil
+	}
+	if act == approval.ActionReview && owner == "" {
+		return deny("denied: review needs the user who broke glass (owner)")
+	}
+	if act == approval.ActionReview && owner == user {
+		// The model's matcher knows only approve; this check is the rule for
+		// review (model.conf stays as deployments mounted it).
+		x.Decision = approval.Decision{Rule: SelfReviewRule, Reason: "denied: " + user + " broke glass here and cannot review it", PolicyHash: s.hash}
 		return x, nil
 	}
 	names, err := e.ids.names(ctx, user, s)
@@ -454,7 +465,7 @@ func (e *Engine) explain(ctx context.Context, user string, act approval.Action, 
 			case !cl[m.entry].trusted:
 				er.NotCounted = "untrusted name"
 			default:
-				er.NotCounted = groupRoot(cl, m.entry) + " may not grant approve: " + groupsUntrusted
+				er.NotCounted = groupRoot(cl, m.entry) + " may not grant " + string(act) + ": " + groupsUntrusted
 			}
 			x.Matches = append(x.Matches, er)
 		}
@@ -475,8 +486,8 @@ func (s *snapshot) decision(cl []entry, v verdict, user string, act approval.Act
 	case v.groupAllow != nil:
 		// Say why the row that would have allowed did not: otherwise a member
 		// of @security reads "no rule lets you" beside a rule naming it.
-		d.Reason = "denied: " + groupRoot(cl, v.groupEntry) + " may not grant approve: " + groupsUntrusted +
-			"; no other rule lets " + user + " approve in " + scope
+		d.Reason = "denied: " + groupRoot(cl, v.groupEntry) + " may not grant " + string(act) + ": " + groupsUntrusted +
+			"; no other rule lets " + user + " " + string(act) + " in " + scope
 	default:
 		d.Reason = "denied: no rule lets " + user + " " + string(act) + " in " + scope
 	}
@@ -674,8 +685,18 @@ func (e *Engine) QuorumFor(ctx context.Context, act approval.Action, scope appro
 // someone denied through a group is left out; emails and groups are judged
 // as names alone, and a member may still be denied through another name.
 func (e *Engine) Approvers(ctx context.Context, scope approval.Scope) ([]string, error) {
+	return e.holders(ctx, approval.ActionApprove, scope)
+}
+
+// Reviewers lists, as Approvers does, the subject names allowed to review
+// (acknowledge or revoke) a break-glass in scope.
+func (e *Engine) Reviewers(ctx context.Context, scope approval.Scope) ([]string, error) {
+	return e.holders(ctx, approval.ActionReview, scope)
+}
+
+func (e *Engine) holders(ctx context.Context, act approval.Action, scope approval.Scope) ([]string, error) {
 	if err := scope.Validate(); err != nil {
-		return nil, fmt.Errorf("policy: approvers: %w", err)
+		return nil, fmt.Errorf("policy: %s: %w", act, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -683,19 +704,19 @@ func (e *Engine) Approvers(ctx context.Context, scope approval.Scope) ([]string,
 	s := e.snap.Load()
 	path := s.path(scope.String())
 	var out []string
-	for _, n := range s.approverNames(path) {
+	for _, n := range s.approverNames(act, path) {
 		if e.ids == nil || !isUserID(n) {
-			if s.mayApprove(n, path) {
+			if s.mayDo(n, act, path) {
 				out = append(out, n)
 			}
 			continue
 		}
 		names, err := e.ids.names(ctx, n, s)
 		if err != nil {
-			return nil, fmt.Errorf("policy: approvers: %w", err)
+			return nil, fmt.Errorf("policy: %s: %w", act, err)
 		}
 		var buf [16]entry
-		if s.decide(s.closure(names, path, buf[:0]), approval.ActionApprove, path, nil).allowed() {
+		if s.decide(s.closure(names, path, buf[:0]), act, path, nil).allowed() {
 			out = append(out, n)
 		}
 	}
@@ -705,10 +726,10 @@ func (e *Engine) Approvers(ctx context.Context, scope approval.Scope) ([]string,
 
 // approverNames walks from the approve rows that allow at path back through
 // the g rows that hold there, to the names that are not roles.
-func (s *snapshot) approverNames(path reqPath) []string {
+func (s *snapshot) approverNames(act approval.Action, path reqPath) []string {
 	seen := map[string]bool{}
 	var queue []string
-	approve := actIndex(approval.ActionApprove)
+	approve := actIndex(act)
 	for n, id := range s.nameIDs {
 		rs := s.pByName[id][approve]
 		if rs == nil {

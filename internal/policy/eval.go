@@ -124,7 +124,7 @@ func (v verdict) allowed() bool { return v.allow != nil && v.deny == nil }
 // name is trusted, and is not a Slack group (or a role held only through one)
 // asked to grant approve while groups are not trusted for approvals.
 func (s *snapshot) counts(cl []entry, i int, act approval.Action) bool {
-	return cl[i].trusted && !(cl[i].group && act == approval.ActionApprove && !s.quorum.trustGroups)
+	return cl[i].trusted && !(cl[i].group && act.Privileged() && !s.quorum.trustGroups)
 }
 
 // groupRoot is the Slack group a group-derived entry was reached from.
@@ -146,7 +146,7 @@ func (s *snapshot) decide(cl []entry, act approval.Action, path reqPath, each fu
 	if ai < 0 {
 		return v
 	}
-	noGroups := ai == actApprove && !s.quorum.trustGroups
+	noGroups := act.Privileged() && !s.quorum.trustGroups
 	consider := func(r *rule, i int) {
 		if each != nil {
 			each(match{rule: r, entry: i})

@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"action", "result"}),
 	}
 	m.byAction = map[approval.Action]*[3]prometheus.Counter{}
-	for _, act := range []approval.Action{approval.ActionCreate, approval.ActionApprove, approval.ActionList, approval.ActionGet, approval.ActionDelete, approval.ActionBreakglass, "invalid"} {
+	for _, act := range []approval.Action{approval.ActionCreate, approval.ActionApprove, approval.ActionList, approval.ActionGet, approval.ActionDelete, approval.ActionBreakglass, approval.ActionReview, "invalid"} {
 		m.byAction[act] = &[3]prometheus.Counter{
 			m.decisions.WithLabelValues(string(act), "allow"),
 			m.decisions.WithLabelValues(string(act), "deny"),

@@ -259,7 +259,7 @@ func runTable(ctx context.Context, s *snapshot, ref *casbinEnforcer, path string
 // and self-approval (which the model refuses as well).
 func refusedBeforeModel(user string, act approval.Action, scope approval.Scope, owner string) bool {
 	return !isUserID(user) || !policyActions[act] || scope.Validate() != nil ||
-		act == approval.ActionApprove && (owner == "" || owner == user)
+		(act == approval.ActionApprove || act == approval.ActionReview) && (owner == "" || owner == user)
 }
 
 // refusedAfterModel reports whether Authorize overrode the model's allow:

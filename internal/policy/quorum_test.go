@@ -149,7 +149,6 @@ func TestLoadRejects(t *testing.T) {
 		{"bad GUID", "policy.csv", "p, U0A, subaccount:123, list, allow\n", "not a GUID"},
 		{"unknown kind", "policy.csv", "p, U0A, org:acme, list, allow\n", "unknown scope kind"},
 		{"empty segment", "policy.csv", "p, U0A, globalaccount:acme//subaccount:*, list, allow\n", "empty segment"},
-		{"reserved action", "policy.csv", "p, U0A, **, breakglass, allow\n", "reserved"},
 		{"unknown action", "policy.csv", "p, U0A, **, destroy, allow\n", "unknown action"},
 		{"bad effect", "policy.csv", "p, U0A, **, list, maybe\n", "allow or deny"},
 		{"field count", "policy.csv", "p, U0A, **, list\n", "policy.csv:1: p rows have 4 fields"},
@@ -173,7 +172,7 @@ func TestLoadRejects(t *testing.T) {
 		{"quorum duplicate group", "quorum.yaml", "rules:\n  - scope: '**'\n    from: [role:a, role:a]\n", "twice"},
 		{"quorum unknown action", "quorum.yaml", "rules:\n  - scope: '**'\n    action: delete\n", "action must be create, rotate or extend"},
 		{"quorum no approval but from", "quorum.yaml", "rules:\n  - scope: '**'\n    action: rotate\n    approvals: 0\n    from: [role:a]\n", "cannot name groups"},
-		{"rotate row unknown action spelling", "policy.csv", "p, U0A, **, rotation, allow\n", "rotate or extend"},
+		{"rotate row unknown action spelling", "policy.csv", "p, U0A, **, rotation, allow\n", "rotate, extend, breakglass or review"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
