@@ -56,6 +56,7 @@ var variables = []struct{ name, about string }{
 	{"CREDBOT_MAX_PENDING_PER_USER", "requests one person may have waiting (5)"},
 	{"CREDBOT_COMMANDS_PER_MINUTE", "slash commands one person may run a minute (20)"},
 	{"CREDBOT_LOOKUP_CACHE", "how long list/get answers are kept (30s)"},
+	{"CREDBOT_INVENTORY_INTERVAL", "how often one replica lists every scope at BTP for credentials credbot did not issue (1h; off)"},
 	{"CREDBOT_RETENTION", "how long finished requests' records are kept (400d)"},
 	{"CREDBOT_LOG_LEVEL", "DEBUG, INFO, WARN, ERROR"},
 	{"CREDBOT_LOG_FORMAT", "json or text"},

@@ -71,6 +71,9 @@ type Config struct {
 	MaxPendingPerUser int
 	CommandsPerMinute int
 	LookupCache       time.Duration
+	// InventoryInterval is how often one replica lists every scope of the
+	// hierarchy at BTP and compares it with credbot's records (0: never).
+	InventoryInterval time.Duration
 	BTP               btp.Config
 
 	// AuditKey MACs the audit trail: the current key, then previous ones.
@@ -163,6 +166,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			*n.into = i
 		}
 	}
+	c.InventoryInterval = time.Hour
+	if v := getenv("CREDBOT_INVENTORY_INTERVAL"); v != "" {
+		if c.InventoryInterval, err = parseInterval(v); err != nil {
+			errs = append(errs, fmt.Errorf("CREDBOT_INVENTORY_INTERVAL: %q is not a duration of at least 1s like 1h or 30m, or off", v))
+			c.InventoryInterval = time.Hour
+		}
+	}
 	if v := getenv("CREDBOT_LOOKUP_CACHE"); v != "" {
 		if c.LookupCache, err = ParseDuration(v); err != nil || c.LookupCache < 0 || c.LookupCache > 10*time.Minute {
 			errs = append(errs, fmt.Errorf("CREDBOT_LOOKUP_CACHE: %q is not a duration from 0s (no cache) to 10m", v))
@@ -247,22 +257,24 @@ func (c Config) validateSlack() []error {
 
 // App is a running bot.
 type App struct {
-	cfg      Config
-	log      *slog.Logger
-	rdb      redis.UniversalClient
-	Store    *store.Store
-	Policy   *policy.Engine
-	Service  *approval.Service
-	handlers *handlers.Server
-	slack    *slackSide
-	audit    *auditMirror // nil without CREDBOT_AUDIT_CHANNEL
-	auditOut *auditSink
-	metrics  *metrics
-	health   *health
-	srv      *http.Server
-	ln       net.Listener
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	cfg     Config
+	log     *slog.Logger
+	rdb     redis.UniversalClient
+	Store   *store.Store
+	Policy  *policy.Engine
+	Service *approval.Service
+	// Inventory compares BTP with credbot's records (inventory.go).
+	Inventory *approval.Inventory
+	handlers  *handlers.Server
+	slack     *slackSide
+	audit     *auditMirror // nil without CREDBOT_AUDIT_CHANNEL
+	auditOut  *auditSink
+	metrics   *metrics
+	health    *health
+	srv       *http.Server
+	ln        net.Listener
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 	// replica names this process in Redis: its liveness lease and the
 	// consumer names of its workers ("<replica>/inbox-0", "<replica>/mint-0").
 	replica    string
@@ -448,6 +460,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		lc.AuditMirror = func(e approval.AuditEntry) { a.metrics.transition(e); a.audit.add(e) }
 	}
 	a.Service = approval.NewService(a.Store, a.Policy, issuer, notifier, sealer, deps.Clock, log, lc)
+	a.Inventory = a.Service.Inventory(a.Store, a.Policy.Scopes, approval.InventoryConfig{Interval: cfg.InventoryInterval})
 	hc := a.slack.handlerConfig(cfg, log, a.ready, a.Policy, a.Store.Once)
 	hc.Inbox = a.Store
 	hc.Limiter, hc.CommandsPerMinute = a.Store, cfg.CommandsPerMinute
@@ -455,6 +468,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	a.handlers = handlers.NewServer(a.Service, hc)
 	a.health = newHealth(a.dependencies(issuer), log, a.metrics.reg)
 	a.metrics.watch(a.Store, cfg.SlackAppToken != "", a.handlers.SocketConnected)
+	a.metrics.reg.MustRegister(&inventoryCollector{store: a.Store})
 	return a, nil
 }
 
@@ -576,6 +590,9 @@ func (a *App) Start(ctx context.Context) error {
 			a.log.Info("gave the keys an earlier credbot kept without a TTL theirs", "keys", n)
 		}
 	})
+	if a.cfg.InventoryInterval > 0 {
+		a.spawn(func() { a.Inventory.Run(ctx, a.replica) })
+	}
 	if a.auditOut.hook != nil {
 		a.spawn(func() { a.auditOut.hook.run(ctx) })
 	}

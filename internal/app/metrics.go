@@ -26,6 +26,7 @@ import (
 //	credbot_queue_depth{queue}                         inbox / mint entries not yet done
 //	credbot_queue_oldest_age_seconds{queue}            age of the oldest of them
 //	credbot_pending_requests                           requests waiting for approval
+//	credbot_unmanaged_credentials{scope}               credentials at BTP credbot did not issue (inventory.go)
 //	credbot_time_to_approve_seconds                    submitted → approved
 //	credbot_time_to_deliver_seconds                    submitted → secret shown
 //	credbot_reveals_total{outcome}                     shown, refused, already_taken, unsealable, undeliverable, …

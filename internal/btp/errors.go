@@ -159,6 +159,15 @@ func (e *Error) Temporary() bool {
 		e.BackendStatus == http.StatusTooManyRequests || e.BackendStatus >= 500
 }
 
+var _ approval.Throttled = (*Error)(nil)
+
+// Throttled reports a 429 from the CLI server or its backend, with the wait
+// its Retry-After asked for (0 when it gave none), for callers that spread
+// many calls (the inventory) and must slow down.
+func (e *Error) Throttled() (time.Duration, bool) {
+	return e.RetryAfter, e.Is(ErrRateLimited)
+}
+
 // retryableStatus is the set of outer statuses worth repeating a request for.
 func retryableStatus(code int) bool {
 	switch code {

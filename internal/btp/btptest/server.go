@@ -288,6 +288,13 @@ func (s *Server) Inject(f Fault) {
 	s.faults = append(s.faults, &f)
 }
 
+// ClearFaults drops every queued fault, e.g. one injected for every request.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
 // ExpireSessions ends every session, so the next command gets 401.
 func (s *Server) ExpireSessions() {
 	s.mu.Lock()
