@@ -26,7 +26,8 @@ const (
 	modelFile     = "model.conf"
 	hierarchyFile = "hierarchy.yaml"
 	quorumFile    = "quorum.yaml"
-	policyExt     = ".csv"
+	// routesFile ("routes.yaml") is in route.go.
+	policyExt = ".csv"
 )
 
 // Model is the Casbin model credbot evaluates. policies/model.conf must say
@@ -123,6 +124,7 @@ type snapshot struct {
 
 	paths  map[string][]string // scope string -> path segments, root first
 	quorum quorumPolicy
+	routes routePolicy // where approval requests go
 
 	// The decision index: names and scope segments interned to small
 	// integers, so a decision indexes slices instead of hashing strings.
@@ -204,6 +206,9 @@ func compile(files map[string][]byte) (*snapshot, error) {
 		q = parseQuorum(b, &errs)
 	}
 	s.quorum = q
+	if b, ok := files[routesFile]; ok {
+		s.routes = parseRoutes(b, &errs)
+	}
 	s.checkRoles(&errs)
 	if err := errs.err(); err != nil {
 		return nil, err
@@ -568,6 +573,7 @@ func (s *snapshot) warn() {
 		for _, q := range s.quorum.rules {
 			check(quorumFile+": rule "+q.label(), q.scope)
 		}
+		s.warnRoutes(check)
 	}
 	// A quorum that names a group nobody in it may approve in can never be met.
 	for _, q := range s.quorum.rules {

@@ -237,7 +237,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	e.metrics.reloads.WithLabelValues("success").Inc()
 	e.metrics.lastSuccess.Set(float64(s.loadedAt.Unix()))
 	e.metrics.rules.Set(float64(len(s.rules)))
-	e.log.InfoContext(ctx, "policy loaded", "hash", hash, "dir", e.dir, "rules", len(s.rules), "scopes", len(s.paths), "quorum_rules", len(s.quorum.rules))
+	e.log.InfoContext(ctx, "policy loaded", "hash", hash, "dir", e.dir, "rules", len(s.rules), "scopes", len(s.paths), "quorum_rules", len(s.quorum.rules), "routes", len(s.routes.rules))
 	for _, w := range s.warnings {
 		e.log.WarnContext(ctx, "policy warning", "hash", hash, "warning", w)
 	}

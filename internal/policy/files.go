@@ -25,7 +25,7 @@ func isPolicyFile(name string) bool {
 	if strings.HasPrefix(name, ".") {
 		return false
 	}
-	return name == modelFile || name == hierarchyFile || name == quorumFile || strings.HasSuffix(name, policyExt)
+	return name == modelFile || name == hierarchyFile || name == quorumFile || name == routesFile || strings.HasSuffix(name, policyExt)
 }
 
 // readPolicy reads the policy files of dir and their content hash.

@@ -34,7 +34,22 @@ type testDoc struct {
 	Decisions []decisionCase  `yaml:"decisions"`
 	Quorum    []quorumCase    `yaml:"quorum"`
 	Approvers []approversCase `yaml:"approvers"`
+	Routes    []routeCase     `yaml:"routes"`
 }
+
+// routeCase says where a request in scope must be posted: a channel id, or
+// "default" for CREDBOT_APPROVAL_CHANNEL (no route covers it); optionally
+// whether its approvers are DMed and which route decides.
+type routeCase struct {
+	Name        string `yaml:"name"`
+	Scope       string `yaml:"scope"`
+	Channel     string `yaml:"channel"`
+	DMApprovers *bool  `yaml:"dm_approvers"`
+	Route       string `yaml:"route"` // optional: the deciding route's name
+}
+
+// defaultChannel is how a routes case names CREDBOT_APPROVAL_CHANNEL.
+const defaultChannel = "default"
 
 type decisionCase struct {
 	Name  string `yaml:"name"`
@@ -67,6 +82,7 @@ type testLines struct {
 	Decisions []yaml.Node `yaml:"decisions"`
 	Quorum    []yaml.Node `yaml:"quorum"`
 	Approvers []yaml.Node `yaml:"approvers"`
+	Routes    []yaml.Node `yaml:"routes"`
 }
 
 // RunTests loads the policy in dir and checks it against every *_test.yaml
@@ -249,6 +265,32 @@ func runTable(ctx context.Context, s *snapshot, ref *casbinEnforcer, path string
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			fail(line, c.Name, "approvers in %s: got %v, want %v", c.Scope, got, want)
+		}
+	}
+	for i, c := range doc.Routes {
+		total++
+		line := lineOf(lines.Routes, i)
+		scope, err := approval.ParseScope(c.Scope)
+		if err != nil {
+			return total, failed, fmt.Errorf("%s:%d: scope: %w", file, line, err)
+		}
+		if c.Channel != defaultChannel {
+			if err := checkRouteChannel(c.Channel); err != nil {
+				return total, failed, fmt.Errorf("%s:%d: %w (or %q: no route, CREDBOT_APPROVAL_CHANNEL)", file, line, err, defaultChannel)
+			}
+		}
+		r := e.ApprovalRoute(scope)
+		got, by := r.Channel, r.Rule
+		if got == "" {
+			got, by = defaultChannel, "no route covers it (CREDBOT_APPROVAL_CHANNEL)"
+		}
+		switch {
+		case got != c.Channel:
+			fail(line, c.Name, "requests in %s go to %s, want %s\n    decided by: %s", c.Scope, got, c.Channel, by)
+		case c.DMApprovers != nil && *c.DMApprovers != r.DMApprovers:
+			fail(line, c.Name, "requests in %s: dm_approvers is %v, want %v\n    decided by: %s", c.Scope, r.DMApprovers, *c.DMApprovers, by)
+		case c.Route != "" && c.Route != r.Name:
+			fail(line, c.Name, "requests in %s go to %s as expected, but by %s, want the route named %q", c.Scope, got, by, c.Route)
 		}
 	}
 	return total, failed, nil

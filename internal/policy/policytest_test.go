@@ -3,6 +3,8 @@ package policy
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -75,4 +77,53 @@ func TestRunTestsErrors(t *testing.T) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// TestRunTestsAssertsRoutes: a routes case says which channel a scope's
+// requests go to ("default" for CREDBOT_APPROVAL_CHANNEL), and optionally
+// whether approvers are DMed and which route decides.
+func TestRunTestsAssertsRoutes(t *testing.T) {
+	dir := copyPolicy(t, "../../policies")
+	if err := os.Remove(filepath.Join(dir, "policy_test.yaml")); err != nil { // it expects the shipped routes
+		t.Fatal(err)
+	}
+	writeFile(t, dir, routesFile, `
+routes:
+  - {name: production, scope: "directory:55555555-6666-4777-8888-999999999999", channel: C0PROD, dm_approvers: true}
+  - {name: platform, scope: "directory:22222222-3333-4444-8555-666666666666", channel: C0PLAT}
+`)
+	writeFile(t, dir, "routes_test.yaml", `
+routes:
+  - {scope: "subaccount:66666666-7777-4888-8999-aaaaaaaaaaaa", channel: C0PROD, dm_approvers: true, route: production}
+  - {scope: "subaccount:11111111-2222-4333-8444-555555555555", channel: C0PLAT, dm_approvers: false}
+  - {scope: "subaccount:44444444-5555-4666-8777-888888888888", channel: default}
+  - {name: wrong channel, scope: "subaccount:11111111-2222-4333-8444-555555555555", channel: C0PROD}
+  - {scope: "subaccount:44444444-5555-4666-8777-888888888888", channel: C0PLAT}
+  - {scope: "subaccount:66666666-7777-4888-8999-aaaaaaaaaaaa", channel: C0PROD, dm_approvers: false}
+  - {scope: "subaccount:66666666-7777-4888-8999-aaaaaaaaaaaa", channel: C0PROD, route: platform}
+`)
+	var out bytes.Buffer
+	failed, err := RunTests(context.Background(), dir, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed != 4 {
+		t.Errorf("failed = %d, want 4\n%s", failed, out.String())
+	}
+	for _, want := range []string{
+		`FAIL routes_test.yaml:6 wrong channel: requests in subaccount:11111111-2222-4333-8444-555555555555 go to C0PLAT, want C0PROD`,
+		`decided by: "platform" (routes.yaml #2, directory:22222222-3333-4444-8555-666666666666)`,
+		`FAIL routes_test.yaml:7: requests in subaccount:44444444-5555-4666-8777-888888888888 go to default, want C0PLAT`,
+		`no route covers it (CREDBOT_APPROVAL_CHANNEL)`,
+		`FAIL routes_test.yaml:8: requests in subaccount:66666666-7777-4888-8999-aaaaaaaaaaaa: dm_approvers is true, want false`,
+		`FAIL routes_test.yaml:9: requests in subaccount:66666666-7777-4888-8999-aaaaaaaaaaaa go to C0PROD as expected, but by "production"`,
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	writeFile(t, dir, "routes_test.yaml", "routes:\n  - {scope: \"subaccount:66666666-7777-4888-8999-aaaaaaaaaaaa\", channel: '#prod'}\n")
+	if _, err := RunTests(context.Background(), dir, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "routes_test.yaml:2") {
+		t.Errorf("a case with a channel name instead of an id: %v", err)
+	}
 }
