@@ -30,7 +30,7 @@ var variables = []struct{ name, about string }{
 	{"SLACK_SIGNING_SECRET", "verifies HTTP requests from Slack"},
 	{"SLACK_APP_TOKEN", "app-level token (xapp-…): Socket Mode instead of HTTP"},
 	{"SLACK_API_URL", "Web API base (tests, local mode)"},
-	{"CREDBOT_APPROVAL_CHANNEL", "channel id (C…) where requests are posted for approval"},
+	{"CREDBOT_APPROVAL_CHANNEL", "channel id (C…) where requests are posted for approval (routes.yaml in the policy may route a scope elsewhere)"},
 	{"CREDBOT_ESCALATION_CHANNEL", "channel id told about requests that waited too long"},
 	{"CREDBOT_AUDIT_CHANNEL", "channel id that gets a copy of the audit trail"},
 	{"CREDBOT_ALLOWED_TEAMS", "workspace/enterprise ids whose members are served"},

@@ -529,6 +529,28 @@ func (a *App) dependencies(issuer approval.Issuer) []dependency {
 			return err, false
 		}})
 	}
+	// The channels routes.yaml names change with the policy, so they are
+	// read at each check. A request routed where the bot cannot post goes
+	// to the approval channel instead: degraded, never critical.
+	deps = append(deps, dependency{name: "channel:routes", check: func(ctx context.Context) (error, bool) {
+		var problems []string
+		for _, ch := range a.Policy.RouteChannels() {
+			if ch == a.cfg.ApprovalChannel {
+				continue // checked above
+			}
+			member, name, err := a.slack.api.ChannelMember(ctx, ch)
+			switch {
+			case err != nil:
+				problems = append(problems, err.Error())
+			case !member:
+				problems = append(problems, fmt.Sprintf("the bot is not a member of %s (#%s), so it cannot post there", ch, name))
+			}
+		}
+		if len(problems) > 0 {
+			return unmet("routes.yaml sends approval requests where credbot cannot post (they go to CREDBOT_APPROVAL_CHANNEL instead): %s", strings.Join(problems, "; ")), false
+		}
+		return nil, false
+	}})
 	if a.cfg.SlackAppToken != "" {
 		deps = append(deps, dependency{name: "socket_mode", check: func(context.Context) (error, bool) {
 			if !a.handlers.SocketConnected() {

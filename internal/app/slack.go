@@ -37,7 +37,7 @@ func newSlackSide(cfg Config, log *slog.Logger) *slackSide {
 
 func (s *slackSide) notifier(cfg Config, pol *policy.Engine, log *slog.Logger) *handlers.Notifier {
 	return handlers.NewNotifier(s.api, cfg.ApprovalChannel, handlers.NotifierOptions{
-		Approvers: pol, Directory: s.dir, EscalationChannel: cfg.EscalationChannel, Logger: log,
+		Approvers: pol, Router: pol, Directory: s.dir, EscalationChannel: cfg.EscalationChannel, Logger: log,
 	})
 }
 

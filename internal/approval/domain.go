@@ -104,6 +104,12 @@ func (s State) Terminal() bool {
 	return false
 }
 
+// MessageRef is where a Slack message lives, for later updates.
+type MessageRef struct {
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
+}
+
 // Request is one ask for one API credential.
 type Request struct {
 	ID        string    `json:"id"`
@@ -125,8 +131,12 @@ type Request struct {
 	// Where the approval message and the DM notice live, for later updates.
 	ApprovalChannel string `json:"approval_channel,omitempty"`
 	ApprovalTS      string `json:"approval_ts,omitempty"`
-	DMChannel       string `json:"dm_channel,omitempty"`
-	DMTS            string `json:"dm_ts,omitempty"`
+	// ApprovalDMs are the copies of the approval message sent to approvers'
+	// DMs when their route says dm_approvers (routes.yaml): at most a few
+	// dozen, updated with the channel message.
+	ApprovalDMs []MessageRef `json:"approval_dms,omitempty"`
+	DMChannel   string       `json:"dm_channel,omitempty"`
+	DMTS        string       `json:"dm_ts,omitempty"`
 
 	Credential *Credential `json:"credential,omitempty"` // metadata once ISSUED; never the secret
 

@@ -50,6 +50,11 @@ type Notifier interface {
 	// PostApproval posts the request with Approve/Deny buttons for approvers and
 	// returns where the message lives.
 	PostApproval(ctx context.Context, r *Request, q QuorumStatus) (channel, ts string, err error)
+	// DMApprovers sends the approval message, with the same buttons, to the
+	// approvers' DMs when the policy routes the request's scope so, and
+	// returns where the copies went (nil when it does not). Failures are its
+	// own to log: the channel message is the one that must get through.
+	DMApprovers(ctx context.Context, r *Request, q QuorumStatus) []MessageRef
 	// UpdateApproval rewrites the approval message to show progress or the outcome.
 	UpdateApproval(ctx context.Context, r *Request, q QuorumStatus) error
 	// Tell sends the requester a plain notice in their DM.
@@ -313,9 +318,16 @@ func (s *Service) post(ctx context.Context, r *Request) (*Request, error) {
 		})
 		return nil, fmt.Errorf("post approval message: %w", err)
 	}
+	posted := *r
+	posted.ApprovalChannel, posted.ApprovalTS = ch, ts
+	dms := s.notify.DMApprovers(ctx, &posted, q)
 	return s.transition(ctx, id, "system", func(cur *Request) (*AuditEntry, Effects, error) {
-		cur.ApprovalChannel, cur.ApprovalTS = ch, ts
-		return &AuditEntry{Note: "approval message posted"}, Effects{}, nil
+		cur.ApprovalChannel, cur.ApprovalTS, cur.ApprovalDMs = ch, ts, dms
+		note := "approval message posted in " + ch
+		if len(dms) > 0 {
+			note += fmt.Sprintf(", and sent to %d approvers' DMs", len(dms))
+		}
+		return &AuditEntry{Note: note}, Effects{}, nil
 	})
 }
 

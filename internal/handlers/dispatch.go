@@ -395,6 +395,18 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 	if names, err := p.Approvers(ctx, r.Scope); err == nil {
 		parts = append(parts, "*Who may approve here*: "+s.subjects(ctx, names))
 	}
+	if r.ApprovalChannel != "" {
+		line := "*Posted in* <#" + r.ApprovalChannel + ">"
+		if rp, ok := p.(ApprovalRouter); ok {
+			if rt := rp.ApprovalRoute(r.Scope); rt.Channel != "" {
+				line += " (routes.yaml now sends this scope's requests to <#" + rt.Channel + ">, by route " + escape(rt.Rule) + ")"
+			}
+		}
+		if n := len(r.ApprovalDMs); n > 0 {
+			line += fmt.Sprintf(", and sent to %d approver(s) by DM", n)
+		}
+		parts = append(parts, line)
+	}
 	if o.user != r.Requester {
 		if x, err := p.Explain(ctx, o.user, approval.ActionApprove, r.Scope, r.Requester); err == nil {
 			parts = append(parts, "*You*:\n```"+escape(x.String())+"```")

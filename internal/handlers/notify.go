@@ -2,12 +2,14 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/policy"
 	"github.com/slack-go/slack"
 )
 
@@ -20,6 +22,17 @@ type ApproverSource interface {
 // maxMentions caps how many approvers one message mentions.
 const maxMentions = 15
 
+// maxApproverDMs caps how many approvers one request is DMed to (routes.yaml
+// dm_approvers): the copies are kept on the request and updated with it.
+const maxApproverDMs = 15
+
+// ApprovalRouter says where a scope's approval requests go (routes.yaml) and
+// vets the approvers they are DMed to. Implemented by *policy.Engine.
+type ApprovalRouter interface {
+	ApprovalRoute(scope approval.Scope) policy.Route
+	Authorize(ctx context.Context, user string, act approval.Action, scope approval.Scope, owner string) (approval.Decision, error)
+}
+
 // Notifier is the Slack Web API side of approval.Notifier. Every call goes
 // through WebAPI, so a 429 delays the message instead of losing it.
 type Notifier struct {
@@ -27,6 +40,7 @@ type Notifier struct {
 	approvalChannel string
 	escalation      string         // channel told about escalated requests; "" broadcasts in the approval channel
 	approvers       ApproverSource // nil: mention nobody
+	router          ApprovalRouter // nil: every request goes to approvalChannel
 	dir             *Directory     // nil: mention user ids only
 	log             *slog.Logger
 }
@@ -41,6 +55,9 @@ type NotifierOptions struct {
 	// Directory resolves group handles and emails to mentions, and user ids to
 	// names where a mention would ping someone needlessly.
 	Directory *Directory
+	// Router sends each request to the channel its scope's route names, and
+	// DMs its approvers when the route says so; nil: approvalChannel for all.
+	Router ApprovalRouter
 	// EscalationChannel is told about requests that waited through every
 	// reminder; empty: the escalated reminder is also shown in the approval channel.
 	EscalationChannel string
@@ -53,18 +70,138 @@ func NewNotifier(api *WebAPI, approvalChannel string, opts NotifierOptions) *Not
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Notifier{api: api, approvalChannel: approvalChannel, escalation: opts.EscalationChannel,
-		approvers: opts.Approvers, dir: opts.Directory, log: opts.Logger}
+		approvers: opts.Approvers, router: opts.Router, dir: opts.Directory, log: opts.Logger}
 }
 
-// PostApproval implements approval.Notifier.
+// PostApproval implements approval.Notifier: the message goes to the channel
+// routes.yaml names for the scope, or to the approval channel. If Slack
+// refuses the routed channel (the bot was not invited, it was archived), the
+// request goes to the approval channel with a warning rather than failing:
+// nobody can approve a request nobody sees.
 func (n *Notifier) PostApproval(ctx context.Context, r *approval.Request, q approval.QuorumStatus) (string, string, error) {
 	m := n.mentions(ctx, r)
 	text := approvalFallback(r)
 	if m != "" {
 		text += " — approvers: " + m
 	}
-	return n.api.PostMessage(ctx, n.approvalChannel,
-		slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(approvalBlocks(r, q, m)...))
+	route := n.route(r.Scope)
+	ch := n.approvalChannel
+	if route.Channel != "" {
+		ch = route.Channel
+	}
+	blocks := approvalBlocks(r, q, m)
+	c, ts, err := n.api.PostMessage(ctx, ch, slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(blocks...))
+	var se slack.SlackErrorResponse
+	if err == nil || ch == n.approvalChannel || !errors.As(err, &se) {
+		return c, ts, err
+	}
+	n.log.ErrorContext(ctx, "Slack refused the approval request in the channel routes.yaml names for its scope; posting it in CREDBOT_APPROVAL_CHANNEL instead",
+		"request_id", r.ID, "scope", r.Scope.String(), "channel", ch, "route", route.Rule, "fallback", n.approvalChannel, "error", err,
+		"fix", "invite the bot to "+ch+" (/invite @credbot in that channel), or correct the route in routes.yaml")
+	warn := fmt.Sprintf(":warning: routes.yaml sends requests in %s to <#%s>, but Slack refused the message there (%s), so it is posted here. Invite the bot to that channel or correct the route.",
+		escape(scopeLabel(r.Scope)), ch, escape(se.Err))
+	blocks = append([]slack.Block{note(warn)}, blocks...)
+	return n.api.PostMessage(ctx, n.approvalChannel, slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(blocks...))
+}
+
+func (n *Notifier) route(scope approval.Scope) policy.Route {
+	if n.router == nil {
+		return policy.Route{}
+	}
+	return n.router.ApprovalRoute(scope)
+}
+
+// DMApprovers implements approval.Notifier: when the scope's route sets
+// dm_approvers, each person who may approve r now (the approvers the policy
+// names, emails and groups resolved to people, each authorized again, never
+// the requester; at most maxApproverDMs) gets the approval message with its
+// buttons in their DM with the bot. A click there is authorized like one in
+// the channel.
+func (n *Notifier) DMApprovers(ctx context.Context, r *approval.Request, q approval.QuorumStatus) []approval.MessageRef {
+	if n.router == nil || !n.router.ApprovalRoute(r.Scope).DMApprovers {
+		return nil
+	}
+	users := n.approverPeople(ctx, r)
+	var out []approval.MessageRef
+	for _, u := range users {
+		ch, err := n.api.DM(ctx, u)
+		if err == nil {
+			var ts string
+			_, ts, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(truncate(approvalFallback(r), maxFallbackText), false),
+				slack.MsgOptionBlocks(dmApprovalBlocks(r, q, r.ApprovalChannel)...))
+			if err == nil {
+				out = append(out, approval.MessageRef{Channel: ch, TS: ts})
+				continue
+			}
+		}
+		n.log.WarnContext(ctx, "could not DM an approver the approval request; it is still in the approval channel",
+			"request_id", r.ID, "approver", u, "error", err)
+	}
+	return out
+}
+
+// approverPeople resolves the approvers the policy names for r's scope to
+// Slack user ids who may approve r right now.
+func (n *Notifier) approverPeople(ctx context.Context, r *approval.Request) []string {
+	if n.approvers == nil {
+		return nil
+	}
+	names, err := n.approvers.Approvers(ctx, r.Scope)
+	if err != nil {
+		n.log.WarnContext(ctx, "list approvers to DM", "request_id", r.ID, "error", err)
+		return nil
+	}
+	seen := map[string]bool{r.Requester: true}
+	var candidates []string
+	add := func(u string) {
+		if !seen[u] && (isSlackID(u, 'U') || isSlackID(u, 'W')) {
+			seen[u] = true
+			candidates = append(candidates, u)
+		}
+	}
+	for _, s := range names {
+		switch {
+		case strings.HasPrefix(s, "email:") && n.dir != nil:
+			if id, err := n.dir.userByEmail(ctx, strings.TrimPrefix(s, "email:")); err == nil {
+				add(id)
+			}
+		case strings.HasPrefix(s, "group:") && n.dir != nil:
+			members, err := n.dir.GroupMembers(ctx, strings.TrimPrefix(s, "group:"))
+			if err != nil {
+				n.log.WarnContext(ctx, "list a group's members to DM them", "request_id", r.ID, "group", s, "error", err)
+			}
+			for _, m := range members {
+				add(m)
+			}
+		default:
+			add(s)
+		}
+	}
+	var out []string
+	for _, u := range candidates {
+		if len(out) == maxApproverDMs {
+			n.log.WarnContext(ctx, "more approvers than credbot DMs; the rest see the request in the channel",
+				"request_id", r.ID, "dmed", maxApproverDMs, "approvers", len(candidates))
+			break
+		}
+		d, err := n.router.Authorize(ctx, u, approval.ActionApprove, r.Scope, r.Requester)
+		if err != nil || !d.Allowed {
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// dmApprovalBlocks is the approval message as an approver's DM shows it: the
+// same request and buttons, saying where the channel copy is, and mentioning
+// nobody.
+func dmApprovalBlocks(r *approval.Request, q approval.QuorumStatus, channel string) []slack.Block {
+	head := "You may approve this request."
+	if channel != "" {
+		head += " It is also posted in <#" + channel + ">, where its thread shows each decision."
+	}
+	return append([]slack.Block{note(head)}, approvalBlocks(r, q, "")...)
 }
 
 // UpdateApproval implements approval.Notifier: it rewrites the approval message
@@ -80,6 +217,12 @@ func (n *Notifier) UpdateApproval(ctx context.Context, r *approval.Request, q ap
 	}
 	err := n.api.UpdateMessage(ctx, r.ApprovalChannel, r.ApprovalTS,
 		slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(approvalBlocks(r, q, m)...))
+	for _, dm := range r.ApprovalDMs {
+		if derr := n.api.UpdateMessage(ctx, dm.Channel, dm.TS, slack.MsgOptionText(approvalFallback(r), false),
+			slack.MsgOptionBlocks(dmApprovalBlocks(r, q, r.ApprovalChannel)...)); derr != nil {
+			n.log.WarnContext(ctx, "could not update an approver's DM copy of the approval request", "request_id", r.ID, "channel", dm.Channel, "error", derr)
+		}
+	}
 	line := n.decisionLine(ctx, r, q)
 	if line == "" {
 		return err
