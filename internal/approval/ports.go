@@ -19,10 +19,37 @@ type Authorizer interface {
 
 // QuorumStatus is the progress of a request towards approval.
 type QuorumStatus struct {
-	Met     bool
-	Have    int
-	Need    int
-	Waiting []string // human names of what is still missing, e.g. "security"
+	Met bool
+	// Have counts only the approvals that advance the rule: an approver from
+	// none of the groups it still needs, once its other places are filled,
+	// counts for nothing, and says so in Uncounted.
+	Have int
+	Need int
+	// Waiting says what is still missing, each a phrase that reads after
+	// "still needs": "one approver from role:security", "one more approver".
+	Waiting []string
+	// Uncounted are the recorded approvals that do not count, with why.
+	Uncounted []Uncounted
+	// Rule names the quorum rule(s) that decide, for explanations.
+	Rule string
+}
+
+// Uncounted is an approval that does not advance the rule.
+type Uncounted struct {
+	User string
+	// Why completes "their approval does not count toward this rule
+	// because …", e.g. "they are in neither role:prod-owner nor role:security".
+	Why string
+}
+
+// Counts reports whether user's approval counts toward the rule.
+func (q QuorumStatus) Counts(user string) (bool, string) {
+	for _, u := range q.Uncounted {
+		if u.User == user {
+			return false, u.Why
+		}
+	}
+	return true, ""
 }
 
 // Issuer creates and deletes API credentials at BTP. Implemented by internal/btp.

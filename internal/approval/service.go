@@ -402,7 +402,10 @@ func (s *Service) Decide(ctx context.Context, id, user string, approve bool) (Ou
 			return nil, Effects{}, err
 		}
 		if !q.Met {
-			a.Note = fmt.Sprintf("approval %d of %d", q.Have, q.Need)
+			a.Note = fmt.Sprintf("approval recorded; %d of %d counted", q.Have, q.Need)
+			if ok, why := q.Counts(user); !ok {
+				a.Note += "; this one does not count: " + why
+			}
 			return a, Effects{}, nil
 		}
 		cur.State, cur.DecidedBy = StateApproved, user
@@ -424,7 +427,14 @@ func (s *Service) Decide(ctx context.Context, id, user string, approve bool) (Ou
 	case StateApproved:
 		return Outcome{Request: r, Message: "Approved. The credential is being created."}, nil
 	default:
-		return Outcome{Request: r, Message: fmt.Sprintf("Approval recorded (%d of %d).", q.Have, q.Need)}, nil
+		msg := fmt.Sprintf("Approval recorded (%d of %d counted).", q.Have, q.Need)
+		if ok, why := q.Counts(user); !ok {
+			msg = "Approval recorded, but it does not count toward this request's rule: " + why + "."
+		}
+		if len(q.Waiting) > 0 {
+			msg += " It still needs " + strings.Join(q.Waiting, " and ") + "."
+		}
+		return Outcome{Request: r, Message: msg}, nil
 	}
 }
 

@@ -190,12 +190,22 @@ func statusLine(r *approval.Request, q approval.QuorumStatus) string {
 	}
 	switch r.State {
 	case approval.StatePending:
-		s := fmt.Sprintf(":hourglass: Waiting for approval (%d of %d)", q.Have, max(q.Need, 1))
+		if q.Need == 0 { // the quorum was not asked (lists)
+			s := ":hourglass: Waiting for approval"
+			if len(by) > 0 {
+				s += "; approved so far by " + strings.Join(by, ", ")
+			}
+			return s
+		}
+		s := ":hourglass: Waiting for approval (" + progress(q, len(r.Approvals)) + ")"
 		if len(q.Waiting) > 0 {
-			s += " — waiting on " + escape(strings.Join(q.Waiting, ", "))
+			s += " — still needs " + escape(strings.Join(q.Waiting, " and "))
 		}
 		if len(by) > 0 {
 			s += "; approved so far by " + strings.Join(by, ", ")
+		}
+		for _, u := range q.Uncounted {
+			s += ". " + uncountedLine(u)
 		}
 		return s
 	case approval.StateDenied:
@@ -222,9 +232,31 @@ func statusLine(r *approval.Request, q approval.QuorumStatus) string {
 	return escape(string(r.State))
 }
 
+// progress is "1 of 2 counted": only approvals that advance the rule count.
+func progress(q approval.QuorumStatus, approvals int) string {
+	s := fmt.Sprintf("%d of %d", q.Have, max(q.Need, 1))
+	if approvals > 0 {
+		s += " counted"
+	}
+	return s
+}
+
+// uncountedLine says whose approval does not count toward the rule, and why.
+func uncountedLine(u approval.Uncounted) string {
+	return mention(u.User) + "'s approval does not count toward this rule because " + escape(u.Why)
+}
+
+// mention renders a Slack user id as a mention, anything else inert.
+func mention(user string) string {
+	if userIDRE.MatchString(user) {
+		return "<@" + user + ">"
+	}
+	return escape(user)
+}
+
 // requestLine is one request in a list: id, name, scope and where it stands.
 func requestLine(r *approval.Request) string {
-	s := fmt.Sprintf("`%s` *%s* in %s, %s — %s", r.ID, escape(r.Name), escape(scopeLabel(r.Scope)), accessLabel(r.ReadOnly), statusLine(r, approval.QuorumStatus{Have: len(r.Approvals)}))
+	s := fmt.Sprintf("`%s` *%s* in %s, %s — %s", r.ID, escape(r.Name), escape(scopeLabel(r.Scope)), accessLabel(r.ReadOnly), statusLine(r, approval.QuorumStatus{}))
 	if r.State == approval.StateDelivered && !r.ExpiresAt.IsZero() {
 		s += "; expires " + when(r.ExpiresAt)
 	}

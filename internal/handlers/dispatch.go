@@ -361,7 +361,7 @@ func requestBlocks(r *approval.Request) []slack.Block {
 	return []slack.Block{
 		section(fmt.Sprintf("*Request* `%s` from <@%s>", r.ID, r.Requester)),
 		slack.NewSectionBlock(nil, fields, nil),
-		note(statusLine(r, approval.QuorumStatus{Have: len(r.Approvals)})),
+		note(statusLine(r, approval.QuorumStatus{})),
 	}
 }
 
@@ -386,9 +386,12 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 		s.log.WarnContext(ctx, "explain", "request_id", id, "error", err)
 	}
 	if q, err := p.Quorum(ctx, r.Scope, approvalUsers(r)); err == nil {
-		line := fmt.Sprintf("*Approval* — %d of %d approval(s)", q.Have, max(q.Need, 1))
+		line := fmt.Sprintf("*Approval* — %s approval(s) under %s", progress(q, len(r.Approvals)), escape(q.Rule))
 		if len(q.Waiting) > 0 {
-			line += "; waiting on " + escape(strings.Join(q.Waiting, ", "))
+			line += "; still needs " + escape(strings.Join(q.Waiting, " and "))
+		}
+		for _, u := range q.Uncounted {
+			line += "\n• " + uncountedLine(u)
 		}
 		parts = append(parts, line)
 	}
@@ -453,7 +456,7 @@ func (s *Server) listApprovers(ctx context.Context, o origin, scope approval.Sco
 	if q, err := s.cfg.Policy.Quorum(ctx, scope, nil); err == nil {
 		text += fmt.Sprintf("\nA request here needs %d approval(s)", max(q.Need, 1))
 		if len(q.Waiting) > 0 {
-			text += ": " + escape(strings.Join(q.Waiting, ", "))
+			text += ": " + escape(strings.Join(q.Waiting, " and "))
 		}
 		text += "."
 	}

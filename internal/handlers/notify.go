@@ -247,9 +247,13 @@ func (n *Notifier) decisionLine(ctx context.Context, r *approval.Request, q appr
 		if len(r.Approvals) == 0 {
 			return ""
 		}
-		s := fmt.Sprintf(":ballot_box_with_check: Approved by %s (%d of %d)", by[len(by)-1], q.Have, max(q.Need, 1))
+		last := r.Approvals[len(r.Approvals)-1].User
+		s := fmt.Sprintf(":ballot_box_with_check: Approved by %s (%s)", by[len(by)-1], progress(q, len(r.Approvals)))
+		if ok, why := q.Counts(last); !ok {
+			s += "; this approval does not count toward the rule because " + escape(why)
+		}
 		if len(q.Waiting) > 0 {
-			s += " — still waiting on " + escape(strings.Join(q.Waiting, ", "))
+			s += " — still needs " + escape(strings.Join(q.Waiting, " and "))
 		}
 		return s
 	case approval.StateDenied:
@@ -316,8 +320,11 @@ func (n *Notifier) Remind(ctx context.Context, r *approval.Request, q approval.Q
 	if r.ApprovalChannel == "" || r.ApprovalTS == "" {
 		return nil
 	}
-	text := fmt.Sprintf(":bell: Request `%s` from <@%s> has waited since %s for approval (%d of %d); it expires %s.",
-		r.ID, r.Requester, when(r.CreatedAt), q.Have, max(q.Need, 1), when(r.PendingUntil))
+	text := fmt.Sprintf(":bell: Request `%s` from <@%s> has waited since %s for approval (%s); it expires %s.",
+		r.ID, r.Requester, when(r.CreatedAt), progress(q, len(r.Approvals)), when(r.PendingUntil))
+	if len(q.Waiting) > 0 {
+		text += " It still needs " + escape(strings.Join(q.Waiting, " and ")) + "."
+	}
 	if m := n.mentions(ctx, r); m != "" {
 		text += " " + m
 	}

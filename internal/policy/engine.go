@@ -620,6 +620,12 @@ func (x Explanation) String() string {
 // approval from someone who may no longer approve here does not count. With
 // distinct_people_by_email, accounts sharing an email are one approver, and
 // an account whose email cannot be read does not count.
+//
+// Have counts only approvals that advance the rule: required groups are
+// matched to distinct approvers first, and the rule's remaining places (its
+// approvals beyond its groups) are filled in the order people approved.
+// Anyone left over is named in Uncounted with the reason, and Waiting says
+// precisely what is still missing.
 func (e *Engine) Quorum(ctx context.Context, scope approval.Scope, approvers []string) (approval.QuorumStatus, error) {
 	return e.QuorumFor(ctx, approval.ActionCreate, scope, approvers)
 }
@@ -636,12 +642,16 @@ func (e *Engine) QuorumFor(ctx context.Context, act approval.Action, scope appro
 	s := e.snap.Load()
 	path := s.path(scope.String())
 	req := s.quorum.requirementFor(act, path.segs)
-	st := approval.QuorumStatus{Need: req.need}
+	st := approval.QuorumStatus{Need: req.need, Rule: req.label(s.quorum.def)}
 
 	seen := map[string]bool{}
 	var member []map[string]bool // one per distinct person: the names they approve as
+	var who []string             // the account each person approved with first
 	person := map[string]int{}   // with distinct_people_by_email: email -> index in member
 	var ineligible []string
+	uncounted := func(user, why string) {
+		st.Uncounted = append(st.Uncounted, approval.Uncounted{User: user, Why: why})
+	}
 	for _, a := range approvers {
 		if a == "" || seen[a] {
 			continue
@@ -649,6 +659,7 @@ func (e *Engine) QuorumFor(ctx context.Context, act approval.Action, scope appro
 		seen[a] = true
 		if !isUserID(a) {
 			ineligible = append(ineligible, a)
+			uncounted(a, "it is not a Slack user id")
 			continue
 		}
 		names, err := e.ids.names(ctx, a, s)
@@ -659,6 +670,7 @@ func (e *Engine) QuorumFor(ctx context.Context, act approval.Action, scope appro
 		cl := s.closure(names, path, buf[:0])
 		if !s.decide(cl, approval.ActionApprove, path, nil).allowed() {
 			ineligible = append(ineligible, a)
+			uncounted(a, "the policy in force does not let them approve in "+scope.String())
 			continue
 		}
 		// Only names that may grant approve fill a from: a role held
@@ -676,31 +688,96 @@ func (e *Engine) QuorumFor(ctx context.Context, act approval.Action, scope appro
 			}
 			if key == "" {
 				ineligible = append(ineligible, a) // fail closed: cannot tell who this is
+				uncounted(a, "credbot cannot read their Slack profile email, and this policy tells people apart by email")
 				continue
 			}
 			if j, ok := person[key]; ok {
 				// Another account of someone who approved already: still one
 				// person, who covers one from at most (assign sees one row).
 				maps.Copy(member[j], in)
+				uncounted(a, "they are the same person as "+who[j]+" (same Slack profile email), who approved already")
 				continue
 			}
 			person[key] = len(member)
 		}
 		member = append(member, in)
+		who = append(who, a)
 	}
-	st.Have = len(member)
-	missing := assign(req.from, member)
+	owner := assign(req.from, member)
+	matched := make([]bool, len(member))
+	var missing []string
+	for gi, g := range req.from {
+		if owner[gi] < 0 {
+			missing = append(missing, g)
+		} else {
+			matched[owner[gi]] = true
+			st.Have++
+		}
+	}
+	free := st.Need - len(req.from) // places anyone who may approve fills
+	for i := range member {
+		switch {
+		case matched[i]:
+		case free > 0:
+			free--
+			st.Have++
+		default:
+			uncounted(who[i], notCountedWhy(req, member[i], owner, who))
+		}
+	}
 	for _, g := range missing {
-		st.Waiting = append(st.Waiting, "an approval from "+g)
+		st.Waiting = append(st.Waiting, "one approver from "+g)
 	}
-	if more := st.Need - st.Have; more > len(missing) {
-		st.Waiting = append(st.Waiting, fmt.Sprintf("%d more approval(s)", more-len(missing)))
+	switch {
+	case free == 1:
+		st.Waiting = append(st.Waiting, "one more approver")
+	case free > 1:
+		st.Waiting = append(st.Waiting, fmt.Sprintf("%d more approvers", free))
 	}
-	st.Met = st.Have >= st.Need && len(missing) == 0
+	st.Met = len(missing) == 0 && free <= 0
 	if len(ineligible) > 0 {
 		e.log.WarnContext(ctx, "quorum ignores approvals of users who may not approve", "scope", scope.String(), "users", ineligible, "policy", s.hash)
 	}
 	return st, nil
+}
+
+// notCountedWhy says why an eligible approver left over after matching does
+// not count: they are in none of the rule's groups, or the groups they are
+// in are already filled by others (a maximum matching: no reshuffle frees
+// one), and the rule has no other place left.
+func notCountedWhy(req requirement, in map[string]bool, owner []int, who []string) string {
+	var mine []string
+	for gi, g := range req.from {
+		if in[g] {
+			mine = append(mine, fmt.Sprintf("%s is already filled by %s", g, who[owner[gi]]))
+		}
+	}
+	if len(mine) > 0 {
+		return strings.Join(mine, " and ") + otherPlaces(req)
+	}
+	if len(req.from) == 0 {
+		return fmt.Sprintf("its %d approval(s) are already given", req.need)
+	}
+	none := "none of them"
+	if len(req.from) == 2 {
+		none = "neither"
+	}
+	return "this rule counts only approvers from " + orList(req.from) + ", and they are in " + none + otherPlaces(req)
+}
+
+func otherPlaces(req requirement) string {
+	if req.need > len(req.from) {
+		return fmt.Sprintf(", and its other %d place(s) are already filled", req.need-len(req.from))
+	}
+	return ""
+}
+
+// orList renders "a", "a or b", "a, b or c".
+func orList(xs []string) string {
+	if len(xs) < 2 {
+		return strings.Join(xs, "")
+	}
+	return strings.Join(xs[:len(xs)-1], ", ") + " or " + xs[len(xs)-1]
 }
 
 // Approvers lists the subject names allowed to approve in scope: user IDs,

@@ -6,6 +6,7 @@ import (
 	"github.com/credbot/credbot/internal/approval"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // quorumPolicy is quorum.yaml: how many distinct approvers a scope needs, and
@@ -194,10 +195,23 @@ func (q quorumPolicy) requirementOf(act approval.Action, path []string) requirem
 	return req
 }
 
+// label names the rules behind a requirement, for explanations.
+func (r requirement) label(def int) string {
+	if len(r.rules) == 0 {
+		return fmt.Sprintf("default (%d approval(s))", def)
+	}
+	var out []string
+	for _, q := range r.rules {
+		out = append(out, q.label())
+	}
+	return strings.Join(out, " and ")
+}
+
 // assign matches required groups to distinct approvers (bipartite matching by
-// augmenting paths; both sides are tiny). member[a][g] says approver a belongs
-// to group g. It returns the groups left without an approver.
-func assign(groups []string, member []map[string]bool) []string {
+// augmenting paths; both sides are tiny; the matching is maximum). member[a][g]
+// says approver a belongs to group g. It returns, per group, the approver
+// matched to it, or -1.
+func assign(groups []string, member []map[string]bool) []int {
 	owner := make([]int, len(groups)) // group -> approver, -1 if none
 	for i := range owner {
 		owner[i] = -1
@@ -219,11 +233,5 @@ func assign(groups []string, member []map[string]bool) []string {
 	for a := range member {
 		try(a, make([]bool, len(groups)))
 	}
-	var missing []string
-	for gi, g := range groups {
-		if owner[gi] < 0 {
-			missing = append(missing, g)
-		}
-	}
-	return missing
+	return owner
 }

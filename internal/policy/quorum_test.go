@@ -35,20 +35,25 @@ func TestQuorum(t *testing.T) {
 		approvers []string
 		want      approval.QuorumStatus
 	}{
-		{"default needs one", sub(localSub), nil, approval.QuorumStatus{Need: 1, Waiting: []string{"1 more approval(s)"}}},
+		{"default needs one", sub(localSub), nil, approval.QuorumStatus{Need: 1, Waiting: []string{"one more approver"}}},
 		{"default met by one", sub(localSub), []string{"U0LOCALAPR"}, approval.QuorumStatus{Met: true, Have: 1, Need: 1}},
 		{"directory default met by one", dir(localDir), []string{"U0LOCALAP2"}, approval.QuorumStatus{Met: true, Have: 1, Need: 1}},
 		{"GA default met by admin", ga("acme-ga"), []string{"U0LOCALADM"}, approval.QuorumStatus{Met: true, Have: 1, Need: 1}},
 		{"duplicates count once", sub(localSub), []string{"U0LOCALAPR", "U0LOCALAPR", ""}, approval.QuorumStatus{Met: true, Have: 1, Need: 1}},
-		{"someone who may not approve does not count", sub(localSub), []string{"U0LOCALOUT", "U0LOCALREQ"}, approval.QuorumStatus{Need: 1, Waiting: []string{"1 more approval(s)"}}},
-		{"prod: one approver is not enough", sub(prodSub), []string{"U0LOCALAPR"},
-			approval.QuorumStatus{Have: 1, Need: 2, Waiting: []string{"an approval from role:prod-owner", "an approval from role:security"}}},
-		{"prod: two approvers but no security", sub(prodSub), []string{"U0LOCALAPR", "U0LOCALADM"},
-			approval.QuorumStatus{Have: 2, Need: 2, Waiting: []string{"an approval from role:prod-owner", "an approval from role:security"}}},
+		{"someone who may not approve does not count", sub(localSub), []string{"U0LOCALOUT", "U0LOCALREQ"}, approval.QuorumStatus{Need: 1, Waiting: []string{"one more approver"}}},
+		// An approver from neither required role advances nothing: 0 of 2, not 1 of 2.
+		{"prod: an approver outside both roles counts for nothing", sub(prodSub), []string{"U0LOCALAPR"},
+			approval.QuorumStatus{Have: 0, Need: 2, Waiting: []string{"one approver from role:prod-owner", "one approver from role:security"}}},
+		{"prod: two approvers but neither role", sub(prodSub), []string{"U0LOCALAPR", "U0LOCALADM"},
+			approval.QuorumStatus{Have: 0, Need: 2, Waiting: []string{"one approver from role:prod-owner", "one approver from role:security"}}},
+		{"prod: security and an outsider of both roles", sub(prodSub), []string{"U0LOCALAPR", "U0SEC"},
+			approval.QuorumStatus{Have: 1, Need: 2, Waiting: []string{"one approver from role:prod-owner"}}},
 		{"prod: owner who is also security counts once", sub(prodSub), []string{"U0LOCALAP2"},
-			approval.QuorumStatus{Have: 1, Need: 2, Waiting: []string{"an approval from role:security"}}},
+			approval.QuorumStatus{Have: 1, Need: 2, Waiting: []string{"one approver from role:security"}}},
 		{"prod: owner and security", sub(prodSub), []string{"U0LOCALAP2", "U0SEC"}, approval.QuorumStatus{Met: true, Have: 2, Need: 2}},
-		{"prod: order does not matter", dir(prodDir), []string{"U0SEC", "U0LOCALAP2", "U0LOCALAPR"}, approval.QuorumStatus{Met: true, Have: 3, Need: 2}},
+		// Matching, not order: U0SEC first takes security, and the owner (in both) still fills prod-owner.
+		{"prod: order does not matter", dir(prodDir), []string{"U0SEC", "U0LOCALAP2", "U0LOCALAPR"}, approval.QuorumStatus{Met: true, Have: 2, Need: 2}},
+		{"prod: the owner first, then security", dir(prodDir), []string{"U0LOCALAP2", "U0SEC"}, approval.QuorumStatus{Met: true, Have: 2, Need: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +65,23 @@ func TestQuorum(t *testing.T) {
 				t.Errorf("Quorum = %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+	// Whoever does not count is named, with a reason that says which role is missing.
+	q, err := e.Quorum(context.Background(), sub(prodSub), []string{"U0LOCALAPR", "U0SEC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q.Uncounted) != 1 || q.Uncounted[0].User != "U0LOCALAPR" ||
+		!strings.Contains(q.Uncounted[0].Why, "role:prod-owner or role:security") || !strings.Contains(q.Rule, "production needs an owner and security") {
+		t.Errorf("uncounted %+v, rule %q", q.Uncounted, q.Rule)
+	}
+	// Someone in a role another approver already fills is told so.
+	q, err = e.Quorum(context.Background(), sub(prodSub), []string{"U0SEC", "U0LOCALAP2", "U0LOCALAPR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := q.Counts("U0SEC"); !ok {
+		t.Errorf("U0SEC should count: %+v", q)
 	}
 	if _, err := e.Quorum(context.Background(), sub("bad"), nil); err == nil {
 		t.Error("invalid scope: no error")
