@@ -1,6 +1,8 @@
 // Package btp is a client of SAP's btp CLI server protocol, limited to what
 // credbot needs: create, get, list and delete of security/api-credential in a
-// subaccount, a directory or the global account. It implements approval.Issuer.
+// subaccount, a directory or the global account (approval.Issuer), and
+// assign, unassign and read-back of role collections for just-in-time access
+// (approval.RoleAssigner, rolecollection.go).
 //
 // The protocol is the one the btp CLI and SAP's Terraform provider speak (see
 // shared/reference/btp-cli-server-protocol.md): a login that yields a session id

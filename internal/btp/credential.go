@@ -51,6 +51,11 @@ func (c *Client) checkScope(s approval.Scope) error {
 }
 
 func (c *Client) command(action string, scope approval.Scope, name, corr string, params map[string]string) *call {
+	return c.commandAt(commandPath, action, scope, name, corr, params)
+}
+
+// commandAt builds a command of any object, e.g. /security/role-collection.
+func (c *Client) commandAt(object, action string, scope approval.Scope, name, corr string, params map[string]string) *call {
 	p := map[string]string{scopeParam(scope): scope.ID}
 	for k, v := range params {
 		if v != "" { // the protocol drops empty strings (reference §1.4)
@@ -59,7 +64,7 @@ func (c *Client) command(action string, scope approval.Scope, name, corr string,
 	}
 	return &call{
 		op:      action,
-		path:    "/command/" + c.cfg.ProtocolVersion + commandPath + "?" + action,
+		path:    "/command/" + c.cfg.ProtocolVersion + object + "?" + action,
 		corr:    corr,
 		scope:   scope,
 		name:    name,

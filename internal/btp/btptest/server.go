@@ -1,5 +1,6 @@
-// Package btptest is an emulator of SAP's btp CLI server, limited to login and
-// security/api-credential, faithful to the recorded traffic in
+// Package btptest is an emulator of SAP's btp CLI server, limited to login,
+// security/api-credential, security/role-collection and security/user
+// (roles.go), faithful to the recorded traffic in
 // shared/fixtures/btp-cli-server and to shared/reference/btp-cli-server-protocol.md.
 // Tests use it through NewServer; the bot's local mode serves NewHandler.
 //
@@ -72,6 +73,12 @@ type Options struct {
 	// Assertions are the JWTs a JWT-assertion login accepts, mapped to the
 	// user they log in. Such a login needs a custom IdP, as at SAP.
 	Assertions map[string]string
+	// Origins are the identity providers' origin keys users may come from,
+	// besides sap.default (alias ldap), e.g. "sap.custom".
+	Origins []string
+	// RoleCollections replaces the role collections each kind of scope offers
+	// (DefaultRoleCollections).
+	RoleCollections map[approval.ScopeKind][]string
 	// TLS makes NewServer serve HTTPS and ask for client certificates, so that
 	// certificate credentials can get tokens over mutual TLS. Use Client.
 	TLS bool
@@ -79,8 +86,12 @@ type Options struct {
 
 // Fault changes the answers to the next requests of one action.
 type Fault struct {
-	Action string // login, create, get, list, delete, token
-	Times  int    // how many requests it hits: 0 means once, negative means every one
+	Action string // login, create, get, list, delete, token, assign, unassign
+	// Object narrows Action to one command, e.g. "security/user" or
+	// "security/role-collection"; "" matches any (security/api-credential's
+	// get and security/user's get share the action word).
+	Object string
+	Times  int // how many requests it hits: 0 means once, negative means every one
 
 	Status     int           // outer HTTP status to answer instead of the real one
 	RetryAfter time.Duration // sent as Retry-After (whole seconds, rounded up)
@@ -105,7 +116,8 @@ type Request struct {
 	Time          time.Time
 	Method        string
 	Path          string
-	Action        string // login, create, get, list, delete, token, or ""
+	Action        string // login, create, get, list, delete, token, assign, unassign, or ""
+	Object        string // the command, e.g. security/api-credential; "" for a login or token
 	Headers       http.Header
 	Params        map[string]string // paramValues; for a login its body, password and jwt redacted
 	Body          []byte            // raw command body (never a login body)
@@ -126,6 +138,9 @@ type Server struct {
 	dirs     map[string]bool
 	creds    map[approval.Scope]map[string]*credential
 	clients  map[clientKey]*oauthClient
+	users    map[approval.Scope]map[userKey]*shadowUser
+	rcs      map[approval.Scope]map[string]bool // role collections per scope
+	origins  map[string]bool
 	secrets  []string
 	reqs     []Request
 	counts   map[string]int // requests per action, kept whatever KeepLast drops
@@ -207,6 +222,12 @@ func NewHandler(opts Options) *Server {
 		dirs:     map[string]bool{},
 		creds:    map[approval.Scope]map[string]*credential{},
 		clients:  map[clientKey]*oauthClient{},
+		users:    map[approval.Scope]map[userKey]*shadowUser{},
+		rcs:      map[approval.Scope]map[string]bool{},
+		origins:  map[string]bool{approval.DefaultUserOrigin: true},
+	}
+	for _, o := range opts.Origins {
+		s.origins[approval.NormalizeOrigin(o)] = true
 	}
 	for _, id := range opts.Subaccounts {
 		s.subs[strings.ToLower(id)] = true
@@ -248,6 +269,14 @@ func (s *Server) Count(action string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.counts[action]
+}
+
+// CountCommand is Count for one command's action, e.g.
+// CountCommand("security/role-collection", "assign").
+func (s *Server) CountCommand(object, action string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[object+"?"+action]
 }
 
 // KeepLast bounds the request log to the newest n entries (0: keep all), so
@@ -307,11 +336,11 @@ func key(scope approval.Scope) approval.Scope {
 }
 
 // takeFault pops the next fault for action, if any.
-func (s *Server) takeFault(action string) *Fault {
+func (s *Server) takeFault(action, object string) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, f := range s.faults {
-		if f.Action != action {
+		if f.Action != action || (f.Object != "" && f.Object != object) {
 			continue
 		}
 		out := *f
@@ -373,6 +402,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var (
 		action  string
 		version string
+		object  string
 		handle  func() *reply
 	)
 	path := r.URL.Path
@@ -382,7 +412,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		handle = func() *reply { return s.login(r, body, &entry) }
 	case strings.HasPrefix(path, "/command/"):
 		rest := strings.TrimPrefix(path, "/command/")
-		var object string
 		version, object, _ = strings.Cut(rest, "/")
 		action = r.URL.RawQuery
 		entry.Body = body
@@ -409,7 +438,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		handle = func() *reply { return newReply(http.StatusMethodNotAllowed) }
 	}
 
-	f := s.takeFault(action)
+	entry.Object = object
+	f := s.takeFault(action, object)
 	if f != nil && f.Latency > 0 {
 		t := time.NewTimer(f.Latency)
 		select {
@@ -500,6 +530,9 @@ func (s *Server) record(e Request) {
 		s.counts = map[string]int{}
 	}
 	s.counts[e.Action]++
+	if e.Object != "" {
+		s.counts[e.Object+"?"+e.Action]++
+	}
 	s.reqs = append(s.reqs, e)
 	if s.keep > 0 && len(s.reqs) > 2*s.keep {
 		// Drop the oldest in one copy now and then, not one by one.
@@ -580,7 +613,9 @@ func (s *Server) command(r *http.Request, object, action string, body []byte, en
 		return serverMessage(http.StatusForbidden,
 			fmt.Sprintf("Global account '%s' does not exist and thus did not entitle you to execute the command.", sd))
 	}
-	if object != "security/api-credential" {
+	switch object {
+	case "security/api-credential", "security/role-collection", "security/user":
+	default:
 		return serverMessage(http.StatusNotFound, "Unknown command "+object+"?"+action)
 	}
 	params, err := paramValues(body)
@@ -598,6 +633,11 @@ func (s *Server) command(r *http.Request, object, action string, body []byte, en
 		if v, ok := params[k]; ok {
 			n++
 			scope = approval.Scope{Kind: kind, ID: v}
+			if v == "" {
+				// Recorded: an empty scope value is the CLI server's own
+				// outer 400, with an empty body and no X-Cpcli-* header.
+				return newReply(http.StatusBadRequest)
+			}
 		}
 	}
 	if n != 1 {
@@ -606,6 +646,12 @@ func (s *Server) command(r *http.Request, object, action string, body []byte, en
 	}
 	if rep := s.checkScope(scope); rep != nil {
 		return rep
+	}
+	switch object {
+	case "security/role-collection":
+		return s.roleCollection(r, action, scope, params)
+	case "security/user":
+		return s.userCommand(r, action, scope, params)
 	}
 	switch action {
 	case "create":

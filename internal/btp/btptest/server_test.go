@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -425,5 +426,128 @@ func TestEmulatorDropAfterCommitCreatesButNeverAnswers(t *testing.T) {
 	reqs := s.Requests()
 	if last := reqs[len(reqs)-1]; !last.Dropped || last.Status != 0 || last.Params["name"] != "dropped" {
 		t.Errorf("request log entry %+v", last)
+	}
+}
+
+func (w *wire) commandOf(object, action string, params map[string]any) answer {
+	w.t.Helper()
+	body, _ := json.Marshal(map[string]any{"paramValues": params})
+	return w.post("/command/"+w.version+"/"+object+"?"+action, string(body)+"\n", http.Header{
+		"X-Cpcli-Sessionid": {w.session}, "X-Cpcli-Subdomain": {btptest.DefaultGlobalAccount}, "X-Cpcli-Customidp": {""},
+	})
+}
+
+// TestEmulatorAnswersRecordedRoleCollectionRequestsWithRecordedShapes sends
+// every recorded security/role-collection and security/user request (scope
+// ids swapped for the emulator's; the hand-edited read-backs left out) and
+// holds the answers to the recorded ones: both status layers, the media
+// type, the key set of the body (and of a listed user), error bodies.
+func TestEmulatorAnswersRecordedRoleCollectionRequestsWithRecordedShapes(t *testing.T) {
+	dir := cassette.Require(t)
+	paths, _ := filepath.Glob(filepath.Join(dir, "role-collection", "*.yaml"))
+	if len(paths) != 8 {
+		t.Fatalf("found %d role-collection recordings, want 8", len(paths))
+	}
+	n := 0
+	for _, p := range paths {
+		cs, err := cassette.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(cs.Name, func(t *testing.T) {
+			s, w := start(t, btptest.Options{Origins: []string{"sap.custom", "iasprovidertestblr-platform"}})
+			for _, it := range cs.Interactions {
+				path := it.Request.Path()
+				object := ""
+				for _, o := range []string{"security/role-collection", "security/user"} {
+					if strings.HasSuffix(path, "/"+o) {
+						object = o
+					}
+				}
+				if object == "" || cassette.Header(it.Request.Headers, "X-Correlationid") == "fixture-drift-detection-fix" {
+					continue
+				}
+				n++
+				rp, err := it.Request.Params()
+				if err != nil {
+					t.Fatal(err)
+				}
+				params := map[string]any{}
+				var scope approval.Scope
+				for k, v := range rp {
+					params[k] = v
+					id, kind := map[string]string{"subaccount": btptest.DefaultSubaccount, "directory": btptest.DefaultDirectory, "globalAccount": btptest.DefaultGlobalAccount}[k],
+						map[string]approval.ScopeKind{"subaccount": approval.ScopeSubaccount, "directory": approval.ScopeDirectory, "globalAccount": approval.ScopeGlobalAccount}[k]
+					if id != "" && v != "" {
+						params[k], scope = id, approval.Scope{Kind: kind, ID: id}
+					}
+				}
+				rec := it.Response
+				if object == "security/user" && it.Request.Action() == "get" {
+					// The user exists at SAP with what it holds.
+					var u struct{ RoleCollections []string }
+					json.Unmarshal([]byte(rec.Body), &u)
+					for _, rc := range u.RoleCollections {
+						s.AssignRoleCollection(scope, rc, approval.BTPUser{Origin: rp["origin"], Name: rp["userName"]})
+					}
+				}
+				if rp["showUserAssignments"] == "true" {
+					var users struct {
+						Items []struct{ Email, Origin string }
+					}
+					json.Unmarshal([]byte(rec.Body), &users)
+					for _, u := range users.Items {
+						s.AssignRoleCollection(scope, rp["roleCollectionName"], approval.BTPUser{Origin: u.Origin, Name: u.Email})
+					}
+				}
+				got := w.commandOf(object, it.Request.Action(), params)
+				what := object + "?" + it.Request.Action()
+				if got.status != rec.Code {
+					t.Errorf("%s: status %d, recorded %d (%s)", what, got.status, rec.Code, got.body)
+				}
+				for _, h := range []string{"X-Cpcli-Backend-Status", "X-Cpcli-Backend-Mediatype", "Content-Type"} {
+					if g, r := got.header.Get(h), cassette.Header(rec.Headers, h); g != r {
+						t.Errorf("%s: %s = %q, recorded %q", what, h, g, r)
+					}
+				}
+				if rec.Body == "" {
+					if len(got.body) != 0 {
+						t.Errorf("%s: body %q, recorded none", what, got.body)
+					}
+					continue
+				}
+				if strings.HasPrefix(rec.Body, "[") {
+					if !strings.HasPrefix(string(got.body), "[") {
+						t.Errorf("%s: body %s, recorded an array", what, got.body)
+					}
+					continue
+				}
+				wantKeys, err := cassette.Keys(rec.Body)
+				if err != nil {
+					t.Fatalf("recorded body: %v", err)
+				}
+				obj := got.object(t)
+				if g := keys(obj); !slices.Equal(g, wantKeys) {
+					t.Errorf("%s: keys %v, recorded %v", what, g, wantKeys)
+				}
+				if strings.Contains(rec.Body, `"error"`) && string(got.body) != rec.Body {
+					t.Errorf("%s: body %s, recorded %s", what, got.body, rec.Body)
+				}
+				var recObj struct{ Items []map[string]any }
+				json.Unmarshal([]byte(rec.Body), &recObj)
+				if len(recObj.Items) > 0 {
+					items, _ := obj["items"].([]any)
+					if len(items) != len(recObj.Items) {
+						t.Fatalf("%s: %d users listed, recorded %d", what, len(items), len(recObj.Items))
+					}
+					if g, r := keys(items[0].(map[string]any)), keys(recObj.Items[0]); !slices.Equal(g, r) {
+						t.Errorf("%s: item keys %v, recorded %v", what, g, r)
+					}
+				}
+			}
+		})
+	}
+	if n < 15 {
+		t.Errorf("only %d recorded requests sent", n)
 	}
 }
