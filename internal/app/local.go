@@ -2,13 +2,19 @@ package app
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"strings"
 	"time"
 
@@ -271,8 +277,151 @@ func (l *Local) Demo(ctx context.Context, w io.Writer) error {
 			return fmt.Errorf("BTP saw %d creates, want 1", n)
 		}
 	}
+	if err := l.demoCertificate(ctx, w, step, saw, wait); err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "\nThe whole loop worked.")
 	return nil
+}
+
+// demoCertificate plays a certificate credential: the command opens the form
+// filled in, the requester pastes a certificate (and, first, by mistake, its
+// private key, which is refused), the approvers see its facts, and the reveal
+// shows what BTP returned.
+func (l *Local) demoCertificate(ctx context.Context, w io.Writer, step func(string, ...any), saw func(slackfake.Person, string),
+	wait func(string, func(slackfake.Call) bool) (slackfake.Call, error)) error {
+	certPEM, keyPEM, err := demoClientCertificate()
+	if err != nil {
+		return err
+	}
+	const name = "demo-mtls-client"
+	text := `create --subaccount 11111111-2222-4333-8444-555555555555 --name ` + name + ` --certificate --reason "mTLS client of the payments team"`
+	step("%s types: /credbot %s", Requester.Name, text)
+	ack, err := l.Workspace.Slash(ctx, Requester, text)
+	if err != nil || ack.Status != 200 || ack.Body != "" {
+		return fmt.Errorf("create --certificate: status %d %q, %v", ack.Status, ack.Body, err)
+	}
+	open, err := wait("the certificate form", func(c slackfake.Call) bool {
+		return c.Method == "views.open" && strings.Contains(c.Body, ack.Trigger)
+	})
+	if err != nil {
+		return err
+	}
+	saw(Requester, "a form, filled in from the command, with a field for the X.509 client certificate (PEM)")
+	form := map[string]string{"scope_kind": "subaccount", "scope_id": btptest.DefaultSubaccount, "name": name,
+		"access": "full", "reason": "mTLS client of the payments team"}
+	submit := func(certText string) (slackfake.Ack, error) {
+		v := map[string]string{"certificate": certText}
+		for k, x := range form {
+			v[k] = x
+		}
+		return l.Workspace.SubmitView(ctx, Requester, open.TS, v)
+	}
+	step("%s pastes the certificate and its private key, and submits", Requester.Name)
+	sub, err := submit(certPEM + keyPEM)
+	if err != nil || !strings.Contains(sub.Body, "private key") {
+		return fmt.Errorf("a pasted private key was not refused: %q %v", sub.Body, err)
+	}
+	var refusal struct{ Errors map[string]string }
+	_ = json.Unmarshal([]byte(sub.Body), &refusal)
+	saw(Requester, "under the certificate field: "+refusal.Errors["certificate"])
+	step("%s pastes only the certificate, and submits", Requester.Name)
+	if sub, err = submit(certPEM); err != nil || sub.Body != "" {
+		return fmt.Errorf("the certificate form: %q %v", sub.Body, err)
+	}
+	post, err := wait("approval message of the certificate credential", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Channel == localApprovals && strings.Contains(c.Params.Get("blocks"), "Name: "+name)
+	})
+	if err != nil {
+		return err
+	}
+	step("credbot posts to the approvers' channel %s", localApprovals)
+	saw(Approver, RenderBlocks(post.Params.Get("blocks")))
+	if !strings.Contains(post.Params.Get("blocks"), "SHA-256: ") {
+		return errors.New("the approval message does not show the certificate's fingerprint")
+	}
+	msg, _ := l.Slack.Message(post.Channel, post.TS)
+	step("%s clicks Approve", Approver.Name)
+	if ack, err = l.Workspace.Click(ctx, Approver, msg, handlers.ActionApprove); err != nil || ack.Status != 200 {
+		return fmt.Errorf("click: status %d, %v", ack.Status, err)
+	}
+	dm, err := wait("DM with a Reveal button for the certificate credential", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal) &&
+			strings.Contains(c.Params.Get("blocks"), name)
+	})
+	if err != nil {
+		return err
+	}
+	dmMsg, _ := l.Slack.Message(dm.Channel, dm.TS)
+	step("%s clicks Reveal", Requester.Name)
+	if ack, err = l.Workspace.Click(ctx, Requester, dmMsg, handlers.ActionReveal); err != nil || ack.Status != 200 {
+		return fmt.Errorf("reveal click: status %d, %v", ack.Status, err)
+	}
+	c, err := wait("revealed certificate credential", func(c slackfake.Call) bool { return c.Method == "response_url" && c.URL == ack.ResponseURL })
+	if err != nil {
+		return err
+	}
+	saw(Requester, "(ephemeral, only in the DM) "+demoShorten(RenderReply(c.Body)))
+	if !strings.Contains(c.Body, "certurl") || !strings.Contains(c.Body, "Certificate credential") {
+		return fmt.Errorf("the reveal does not show the certificate credential: %s", RenderReply(c.Body))
+	}
+	if l.BTP != nil {
+		var sent bool
+		for _, r := range l.BTP.Requests() {
+			sent = sent || (r.Action == "create" && r.Params["name"] == name && r.Params["certificate"] == certPEM)
+		}
+		if !sent {
+			return errors.New("BTP did not receive the certificate as the btp CLI sends it")
+		}
+		step("the BTP emulator received the certificate PEM in the create's \"certificate\" parameter, as the btp CLI sends it")
+	}
+	return nil
+}
+
+// demoClientCertificate makes the requester's key pair and self-signed client
+// certificate, as `openssl req -x509` would; the key goes no further than the
+// demo's one mistaken paste.
+func demoClientCertificate() (certPEM, keyPEM string, err error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "payments-mtls-client", Organization: []string{"ACME"}},
+		NotBefore:    time.Now().Add(-time.Minute), NotAfter: time.Now().Add(90 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		return "", "", err
+	}
+	kd, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return "", "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})), nil
+}
+
+// demoShorten keeps PEM blocks in the transcript to their first line.
+func demoShorten(s string) string {
+	var out []string
+	inPEM := false
+	for _, line := range strings.Split(s, "\n") {
+		switch {
+		case strings.Contains(line, "-----BEGIN "):
+			inPEM = true
+			out = append(out, line, "      …")
+		case strings.Contains(line, "-----END "):
+			inPEM = false
+			out = append(out, line)
+		case !inPEM:
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func ackText(body string) string {

@@ -140,6 +140,13 @@ type Request struct {
 
 	Credential *Credential `json:"credential,omitempty"` // metadata once ISSUED; never the secret
 
+	// Certificate, when set, makes this a certificate credential: the
+	// requester's X.509 client certificate as canonical PEM (public; the
+	// private key stays with the requester and never reaches credbot), and
+	// the facts approvers are shown. See CheckCertificate.
+	Certificate     string           `json:"certificate,omitempty"`
+	CertificateInfo *CertificateInfo `json:"certificate_info,omitempty"`
+
 	// NameFreeAt is when this request, holding the reservation of its name,
 	// saw at BTP that no credential had that name, right before its first
 	// create. From then on a credential of that name in the scope can only be
@@ -190,6 +197,7 @@ type Credential struct {
 	TokenURL string `json:"token_url"`
 	APIURL   string `json:"api_url,omitempty"`
 	URL      string `json:"url,omitempty"`
+	CertURL  string `json:"cert_url,omitempty"` // certificate credentials: the mutual-TLS host
 }
 
 // CredentialSpec is what the bot asks BTP to create.

@@ -184,6 +184,9 @@ type Submission struct {
 	Name     string
 	ReadOnly bool
 	Reason   string
+	// Certificate, when set, is the requester's X.509 client certificate
+	// (PEM) for a certificate credential; Submit checks it (CheckCertificate).
+	Certificate string `json:"certificate,omitempty"`
 	// ExpiresIn is the credential's lifetime; zero means the maximum.
 	ExpiresIn time.Duration `json:"expires_in,omitempty"`
 	// Key, when set, identifies the submission (a Slack trigger or view id):
@@ -246,6 +249,14 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 	case in.ExpiresIn < time.Hour:
 		return nil, userErr(ErrInvalid, "--expires-in must be at least 1h")
 	}
+	var cert *CertificateInfo
+	if in.Certificate != "" {
+		pemText, info, err := CheckCertificate(in.Certificate, s.clock.Now())
+		if err != nil {
+			return nil, err
+		}
+		in.Certificate, cert = pemText, &info
+	}
 	d, err := s.auth.Authorize(ctx, in.User, ActionCreate, in.Scope, "")
 	if err != nil {
 		return nil, fmt.Errorf("authorize create: %w", err)
@@ -268,7 +279,7 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 	r := &Request{
 		ID: id, Requester: in.User, Team: in.Team, Scope: in.Scope, Name: in.Name,
 		ReadOnly: in.ReadOnly, Reason: in.Reason, State: StatePending, Version: 1,
-		CreatedAt: now, UpdatedAt: now, Lifetime: in.ExpiresIn,
+		CreatedAt: now, UpdatedAt: now, Lifetime: in.ExpiresIn, Certificate: in.Certificate, CertificateInfo: cert,
 		PendingUntil: now.Add(s.cfg.PendingTTL), NextReminder: now.Add(s.cfg.RemindAfter),
 	}
 	a := AuditEntry{RequestID: id, To: StatePending, Actor: in.User, At: now, Rule: d.Rule, PolicyHash: d.PolicyHash}
@@ -493,7 +504,7 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 			return s.retryOrFail(ctx, r, job, err)
 		}
 	}
-	issued, err := s.issuer.Create(ctx, CredentialSpec{Scope: r.Scope, Name: r.Name, ReadOnly: r.ReadOnly, OwnsName: true})
+	issued, err := s.issuer.Create(ctx, CredentialSpec{Scope: r.Scope, Name: r.Name, ReadOnly: r.ReadOnly, Certificate: r.Certificate, OwnsName: true})
 	if err != nil {
 		return s.retryOrFail(ctx, r, job, err)
 	}

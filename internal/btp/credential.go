@@ -360,6 +360,7 @@ func decodeCredential(fields map[string]json.RawMessage, scope approval.Scope) a
 		TokenURL: str(fields, "tokenurl", "tokenUrl"),
 		APIURL:   str(fields, "apiurl", "apiUrl"),
 		URL:      str(fields, "url"),
+		CertURL:  str(fields, "certurl", "certUrl"),
 	}
 }
 

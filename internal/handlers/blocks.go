@@ -170,6 +170,10 @@ func approvalBlocks(r *approval.Request, q approval.QuorumStatus, mentions strin
 		section(fmt.Sprintf("*API credential request* `%s` from <@%s>", r.ID, r.Requester)),
 		slack.NewSectionBlock(nil, fields, nil),
 	}
+	if c := r.CertificateInfo; c != nil {
+		// The subject and issuer are the requester's text: plain_text only.
+		blocks = append(blocks, slack.NewSectionBlock(plain(certificateFacts(*c)), nil, nil))
+	}
 	if r.State == approval.StatePending && mentions != "" {
 		blocks = append(blocks, section("Approvers: "+mentions))
 	}
@@ -181,6 +185,18 @@ func approvalBlocks(r *approval.Request, q approval.QuorumStatus, mentions strin
 		))
 	}
 	return blocks
+}
+
+// certificateFacts is what approvers check of a certificate credential: who
+// it names, who vouches for it, how long it is good for, and the fingerprint
+// the requester can compare with their own file.
+func certificateFacts(c approval.CertificateInfo) string {
+	issuer := c.Issuer
+	if c.SelfSigned() {
+		issuer += " (self-signed)"
+	}
+	return fmt.Sprintf("Certificate credential (X.509; the requester keeps the private key)\nSubject: %s\nIssuer: %s\nValid: %s to %s\nKey: %s\nSHA-256: %s",
+		c.Subject, issuer, when(c.NotBefore), when(c.NotAfter), c.Key, c.SHA256)
 }
 
 func statusLine(r *approval.Request, q approval.QuorumStatus) string {
@@ -270,10 +286,25 @@ func revealMessages(rv approval.Revelation) [][]slack.Block {
 	var meta strings.Builder
 	fmt.Fprintf(&meta, "*%s* in %s\n", escape(c.Name), escape(scopeLabel(c.Scope)))
 	fmt.Fprintf(&meta, "clientid: `%s`\ntokenurl: %s\n", escape(c.ClientID), escape(c.TokenURL))
-	if c.APIURL != "" {
-		fmt.Fprintf(&meta, "apiurl: %s\n", escape(c.APIURL))
+	for _, u := range []struct{ k, v string }{{"url", c.URL}, {"certurl", c.CertURL}, {"apiurl", c.APIURL}} {
+		if u.v != "" {
+			fmt.Fprintf(&meta, "%s: %s\n", u.k, escape(u.v))
+		}
 	}
 	blocks := []slack.Block{section(meta.String())}
+	if ci := rv.Request.CertificateInfo; ci != nil {
+		var key bool
+		for _, f := range rv.Secret.Fields() {
+			key = key || f.Name == "key"
+		}
+		text := fmt.Sprintf("Certificate credential: get tokens over mutual TLS at the tokenurl with the certificate you sent (SHA-256 %s, valid to %s)", ci.SHA256, when(ci.NotAfter))
+		if key {
+			text += ", or with the certificate and key BTP returned below"
+		} else {
+			text += " and its private key, which only you hold: credbot never saw it"
+		}
+		blocks = append(blocks, note(escape(text)+"."))
+	}
 	for _, f := range rv.Secret.Fields() {
 		// Never truncate a secret: split it over as many sections as it needs. A
 		// chunk of 550 bytes stays under Slack's 3000 even if every byte is escaped.

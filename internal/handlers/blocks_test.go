@@ -138,6 +138,11 @@ func hostile(i int) *approval.Request {
 		State: approval.StatePending, Version: 7, CreatedAt: time.Unix(1_700_000_000, 0), Lifetime: 30 * 24 * time.Hour,
 		Failure: strings.Repeat("<&>", 1000), DecidedBy: "U0DECIDER",
 	}
+	if i%2 == 1 {
+		// A subject and issuer as long as a certificate of MaxCertificateText allows.
+		r.CertificateInfo = &approval.CertificateInfo{Subject: "CN=" + strings.Repeat("<!channel>", 200), Issuer: strings.Repeat("O=<&>,", 300),
+			NotBefore: time.Unix(1_700_000_000, 0), NotAfter: time.Unix(1_800_000_000, 0), Key: "RSA 4096", SHA256: strings.Repeat("AB:", 31) + "AB"}
+	}
 	for j := range 40 {
 		r.Approvals = append(r.Approvals, approval.Approval{User: fmt.Sprintf("U0APPROVER%02d", j)})
 	}
@@ -183,7 +188,7 @@ func TestEveryRenderingStaysWithinBlockKitLimits(t *testing.T) {
 	checkBlocks(t, "home", homeBlocks(mine, awaiting), maxViewBlocks)
 	checkBlocks(t, "empty home", homeBlocks(nil, nil), maxViewBlocks)
 
-	m := createModal()
+	m := createModal(Command{})
 	checkBlocks(t, "create modal", m.Blocks.BlockSet, maxViewBlocks)
 	for name, o := range map[string]*slack.TextBlockObject{"title": m.Title, "submit": m.Submit, "close": m.Close} {
 		if n := utf8.RuneCountInString(o.Text); n > 24 {

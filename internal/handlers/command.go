@@ -18,6 +18,7 @@ const MaxCommandText = 2000
 // Command is one parsed slash command, in the btp CLI's own grammar:
 //
 //	create [security/api-credential] --subaccount <guid> --name <name> [--read-only] --reason "<text>" [--expires-in 30d]
+//	create ... --certificate   (opens the form, to paste the PEM)
 //	list   [security/api-credential] --subaccount <guid>
 //	get    [security/api-credential] --subaccount <guid> --name <name>
 //	delete [security/api-credential] --subaccount <guid> --name <name>
@@ -34,9 +35,13 @@ type Command struct {
 	ReadOnly  bool
 	Reason    string
 	ExpiresIn time.Duration
-	// Modal is set for a bare "create": the form asks for everything.
+	// Modal is set for a bare "create": the form asks for everything; and
+	// for "create --certificate", whose PEM does not fit a slash command: the
+	// form opens with the flags given filled in.
 	Modal bool
-	Args  []string // positional arguments after the verb (a request id, a help topic)
+	// Certificate asks for a certificate credential (--certificate).
+	Certificate bool
+	Args        []string // positional arguments after the verb (a request id, a help topic)
 }
 
 // verb describes one verb: its flags, what it needs, and its help.
@@ -55,17 +60,19 @@ var verbs = []struct {
 	verb
 }{
 	{"create", verb{
-		flags: append(slices.Clone(scopeFlags), "name", "read-only", "reason", "expires-in"),
+		flags: append(slices.Clone(scopeFlags), "name", "read-only", "reason", "expires-in", "certificate"),
 		usage: []string{
 			`/credbot create --subaccount <guid> --name <name> [--read-only] --reason "<why>" [--expires-in 30d]`,
 			`/credbot create --directory <guid> --name <name> [--read-only] --reason "<why>" [--expires-in 72h]`,
 			`/credbot create --global-account <subdomain> --name <name> [--read-only] --reason "<why>"`,
+			`/credbot create [--subaccount <guid> --name <name> ...] --certificate   (opens a form to paste your X.509 certificate)`,
 			`/credbot create   (no arguments: opens a form)`,
 		},
 		summary: "ask for a new API credential",
 		detail: "Your request goes to the approvers the policy names for that scope. Once approved, credbot creates the credential " +
 			"and DMs you a Reveal button; the secret is shown once, only to you. --expires-in (e.g. 30d, 72h) sets how long the " +
-			"credential lives; without it, the longest the policy allows.",
+			"credential lives; without it, the longest the policy allows. --certificate makes a certificate credential: the form takes " +
+			"your X.509 client certificate (PEM), never its private key, which stays with you.",
 	}},
 	{"list", verb{
 		flags:   scopeFlags,
@@ -135,6 +142,16 @@ func (e *UsageError) Unwrap() error { return errUsage }
 
 // ParseCommand parses slash-command text. Errors are *UsageError, meant for the user.
 func ParseCommand(text string) (Command, error) {
+	// A key or certificate pasted into a command is refused before anything
+	// else looks at the text, and never repeated back.
+	if strings.Contains(strings.ToUpper(text), "PRIVATE KEY") {
+		return Command{}, &UsageError{Msg: "that command holds a private key. credbot never takes a private key, and nothing was recorded. " +
+			"It has passed through Slack, so treat it as exposed: make a new key pair. For a certificate credential use " +
+			"/credbot create --certificate, which opens a form for the certificate alone"}
+	}
+	if strings.Contains(text, "-----BEGIN") {
+		return Command{}, &UsageError{Verb: "create", Msg: "a PEM does not fit a slash command: use /credbot create --certificate, which opens a form to paste it"}
+	}
 	if len(text) > MaxCommandText {
 		return Command{}, &UsageError{Msg: fmt.Sprintf("the command is longer than %d characters", MaxCommandText)}
 	}
@@ -173,6 +190,13 @@ func ParseCommand(text string) (Command, error) {
 			return fail("--%s given twice", name)
 		}
 		seen[name] = true
+		if name == "certificate" {
+			if hasVal {
+				return fail("--certificate takes no value: it opens a form where you paste the certificate")
+			}
+			c.Certificate = true
+			continue
+		}
 		if name == "read-only" {
 			switch {
 			case !hasVal, strings.EqualFold(val, "true"):
@@ -237,6 +261,14 @@ func ParseCommand(text string) (Command, error) {
 	switch c.Verb {
 	case "create":
 		if len(seen) == 0 && len(c.Args) == 0 {
+			c.Modal = true
+			break
+		}
+		if c.Certificate {
+			// The form asks for whatever is missing; the flags given fill it in.
+			if len(c.Args) > 0 {
+				perr = &UsageError{Verb: c.Verb, Msg: "--certificate takes no value: paste the certificate in the form it opens, not in the command"}
+			}
 			c.Modal = true
 			break
 		}

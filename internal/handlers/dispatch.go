@@ -48,7 +48,7 @@ func (s *Server) HandleCommand(ctx context.Context, sc slack.SlashCommand) any {
 		if !s.first(ctx, "command", sc.TriggerID) {
 			return nil
 		}
-		return s.openCreateModal(ctx, sc.TriggerID)
+		return s.openCreateModal(ctx, sc.TriggerID, cmd)
 	}
 	j := job{Kind: jobCommand, User: sc.UserID, Team: sc.TeamID, Text: sc.Text, Trigger: sc.TriggerID, ResponseURL: sc.ResponseURL}
 	ack, f := s.commandWork(j)

@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"time"
 
 	"github.com/credbot/credbot/internal/approval"
 	"github.com/slack-go/slack"
@@ -16,14 +18,19 @@ const (
 	blockAccess    = "access"
 	blockReason    = "reason"
 	blockExpiresIn = "expires_in"
+	blockCert      = "certificate"
 	inputAction    = "value"
+	// metaCertificate, as the view's private_metadata, marks a form opened
+	// with --certificate: there the certificate is required.
+	metaCertificate = "certificate"
 )
 
 const maxReason = 500
 
-// createModal is the form behind a bare "/credbot create": the same fields as
-// the flags, validated by the same rules.
-func createModal() slack.ModalViewRequest {
+// createModal is the form behind a bare "/credbot create", and behind
+// "/credbot create ... --certificate" with the flags given filled in: the same
+// fields as the flags, validated by the same rules, plus the certificate.
+func createModal(pre Command) slack.ModalViewRequest {
 	opt := func(v, text string) *slack.OptionBlockObject { return slack.NewOptionBlockObject(v, plain(text), nil) }
 	kinds := []*slack.OptionBlockObject{
 		opt(string(approval.ScopeSubaccount), "Subaccount"),
@@ -32,18 +39,36 @@ func createModal() slack.ModalViewRequest {
 	}
 	kind := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("Choose a level"), inputAction, kinds...)
 	kind.InitialOption = kinds[0]
+	for _, k := range kinds {
+		if pre.HasScope && k.Value == string(pre.Scope.Kind) {
+			kind.InitialOption = k
+		}
+	}
 	access := []*slack.OptionBlockObject{opt("full", "Full access"), opt("read-only", "Read-only")}
 	radio := slack.NewRadioButtonsBlockElement(inputAction, access...)
 	radio.InitialOption = access[0]
-	text := func(placeholder string, maxLen int) *slack.PlainTextInputBlockElement {
-		return slack.NewPlainTextInputBlockElement(plain(placeholder), inputAction).WithMaxLength(maxLen)
+	if pre.ReadOnly {
+		radio.InitialOption = access[1]
 	}
-	input := func(id, label, hint string, el slack.BlockElement) *slack.InputBlock {
-		var h *slack.TextBlockObject
-		if hint != "" {
-			h = plain(hint)
-		}
-		return slack.NewInputBlock(id, plain(label), h, el)
+	text := func(placeholder string, maxLen int, initial string) *slack.PlainTextInputBlockElement {
+		el := slack.NewPlainTextInputBlockElement(plain(placeholder), inputAction).WithMaxLength(maxLen)
+		el.InitialValue = initial
+		return el
+	}
+	var scopeID, expires string
+	if pre.HasScope {
+		scopeID = pre.Scope.ID
+	}
+	if pre.ExpiresIn > 0 {
+		expires = lifetime(pre.ExpiresIn)
+	}
+	cert := input(blockCert, "X.509 client certificate (PEM)",
+		"Only for a certificate credential: your client certificate, -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----. "+
+			"Never its private key, which stays with you.",
+		text("-----BEGIN CERTIFICATE-----", approval.MaxCertificateText, "").WithMultiline(true)).WithOptional(!pre.Certificate)
+	meta := ""
+	if pre.Certificate {
+		meta = metaCertificate
 	}
 	return slack.ModalViewRequest{
 		Type:       slack.VTModal,
@@ -51,27 +76,39 @@ func createModal() slack.ModalViewRequest {
 		Title:      plain("Request API credential"),
 		Submit:     plain("Submit"),
 		Close:      plain("Cancel"),
+		// Not a secret, and not authority: it only says whether the form
+		// was opened to ask for a certificate.
+		PrivateMetadata: meta,
 		Blocks: slack.Blocks{BlockSet: []slack.Block{
 			section("Ask for a SAP BTP API credential. The approvers the policy names for the scope decide; once approved you get a DM with a one-time Reveal button."),
 			input(blockScopeKind, "Level", "", kind),
-			input(blockScopeID, "Subaccount or directory GUID, or global account subdomain", "", text("11111111-2222-4333-8444-555555555555", 64)),
-			input(blockName, "Credential name", "Letters, digits and '-'. Leave empty for a generated name.", text("ci-payments", 64)).WithOptional(true),
+			input(blockScopeID, "Subaccount or directory GUID, or global account subdomain", "", text("11111111-2222-4333-8444-555555555555", 64, scopeID)),
+			input(blockName, "Credential name", "Letters, digits and '-'. Leave empty for a generated name.", text("ci-payments", 64, pre.Name)).WithOptional(true),
 			input(blockAccess, "Access", "", radio),
-			input(blockReason, "Reason", "Shown to the approvers.", text("Why do you need it?", maxReason).WithMultiline(true)),
-			input(blockExpiresIn, "Lifetime", "e.g. 30d or 72h. Leave empty for the longest the policy allows.", text("30d", 16)).WithOptional(true),
+			cert,
+			input(blockReason, "Reason", "Shown to the approvers.", text("Why do you need it?", maxReason, pre.Reason).WithMultiline(true)),
+			input(blockExpiresIn, "Lifetime", "e.g. 30d or 72h. Leave empty for the longest the policy allows.", text("30d", 16, expires)).WithOptional(true),
 		}},
 	}
 }
 
+func input(id, label, hint string, el slack.BlockElement) *slack.InputBlock {
+	var h *slack.TextBlockObject
+	if hint != "" {
+		h = plain(hint)
+	}
+	return slack.NewInputBlock(id, plain(label), h, el)
+}
+
 // openCreateModal opens the form with the command's trigger. It runs inside
 // the ack: the trigger is valid for 3 seconds and only once.
-func (s *Server) openCreateModal(ctx context.Context, trigger string) any {
+func (s *Server) openCreateModal(ctx context.Context, trigger string, pre Command) any {
 	if s.cfg.API == nil || trigger == "" {
 		return ackText(":warning: the form is not available here; give the flags instead.\n\n" + Help("create"))
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.AckBudget)
 	defer cancel()
-	if err := s.cfg.API.OpenView(ctx, trigger, createModal()); err != nil {
+	if err := s.cfg.API.OpenView(ctx, trigger, createModal(pre)); err != nil {
 		s.log.WarnContext(ctx, "open create modal", "error", err)
 		return ackText(":warning: Slack did not open the form; please try again, or give the flags instead.\n\n" + Help("create"))
 	}
@@ -86,7 +123,7 @@ func (s *Server) submitCreateModal(ctx context.Context, cb slack.InteractionCall
 	if cb.View.State != nil {
 		values = cb.View.State.Values
 	}
-	sub, errs := parseCreateForm(values)
+	sub, errs := parseCreateForm(values, cb.View.PrivateMetadata == metaCertificate, s.cfg.Now())
 	if len(errs) > 0 {
 		return slack.NewErrorsViewSubmissionResponse(errs)
 	}
@@ -105,7 +142,9 @@ func (s *Server) submitCreateModal(ctx context.Context, cb slack.InteractionCall
 }
 
 // parseCreateForm reads the modal's state; errors are keyed by input block id.
-func parseCreateForm(values map[string]map[string]slack.BlockAction) (approval.Submission, map[string]string) {
+// A private key pasted as the certificate is refused here, before anything
+// is recorded, and its text goes nowhere: not into the error, a log or Redis.
+func parseCreateForm(values map[string]map[string]slack.BlockAction, wantCert bool, now time.Time) (approval.Submission, map[string]string) {
 	get := func(block string) slack.BlockAction { return values[block][inputAction] }
 	errs := map[string]string{}
 	var sub approval.Submission
@@ -137,6 +176,19 @@ func parseCreateForm(values map[string]map[string]slack.BlockAction) (approval.S
 	case "full", "":
 	default:
 		errs[blockAccess] = "Choose full access or read-only."
+	}
+	if v := get(blockCert).Value; strings.TrimSpace(v) != "" {
+		pemText, _, err := approval.CheckCertificate(v, now)
+		if err != nil {
+			if errors.Is(err, approval.ErrPrivateKey) {
+				// Nothing of this form may be kept: refuse it whole.
+				return approval.Submission{}, map[string]string{blockCert: userText(err)}
+			}
+			errs[blockCert] = userText(err)
+		}
+		sub.Certificate = pemText
+	} else if wantCert {
+		errs[blockCert] = "Paste your X.509 client certificate (PEM), or ask without --certificate for a client secret."
 	}
 	sub.Reason = strings.TrimSpace(get(blockReason).Value)
 	switch {

@@ -26,14 +26,14 @@ func form(v map[string]string) map[string]map[string]slack.BlockAction {
 func TestCreateFormValidatesLikeTheCommand(t *testing.T) {
 	good := map[string]string{blockScopeKind: "directory", blockScopeID: " 22222222-3333-4444-8555-666666666666 ",
 		blockName: "nightly", blockAccess: "read-only", blockReason: " export ", blockExpiresIn: "72h"}
-	sub, errs := parseCreateForm(form(good))
+	sub, errs := parseCreateForm(form(good), false, time.Now())
 	want := approval.Submission{Scope: approval.Scope{Kind: approval.ScopeDirectory, ID: "22222222-3333-4444-8555-666666666666"},
 		Name: "nightly", ReadOnly: true, Reason: "export", ExpiresIn: 72 * time.Hour}
 	if len(errs) != 0 || sub != want {
 		t.Fatalf("good form: %+v %v", sub, errs)
 	}
 	// Optional fields may stay empty: a generated name, the longest lifetime.
-	sub, errs = parseCreateForm(form(map[string]string{blockScopeKind: "globalaccount", blockScopeID: "acme-ga", blockReason: "audit"}))
+	sub, errs = parseCreateForm(form(map[string]string{blockScopeKind: "globalaccount", blockScopeID: "acme-ga", blockReason: "audit"}), false, time.Now())
 	if len(errs) != 0 || sub.Name != "" || sub.ExpiresIn != 0 || sub.ReadOnly {
 		t.Fatalf("minimal form: %+v %v", sub, errs)
 	}
@@ -54,7 +54,7 @@ func TestCreateFormValidatesLikeTheCommand(t *testing.T) {
 		{map[string]string{blockScopeKind: "globalaccount", blockScopeID: "acme-ga", blockReason: "x", blockExpiresIn: "forever"}, []string{blockExpiresIn}},
 		{map[string]string{blockScopeKind: "globalaccount", blockScopeID: "acme-ga", blockReason: "x", blockExpiresIn: "-3d"}, []string{blockExpiresIn}},
 	} {
-		_, errs := parseCreateForm(form(c.in))
+		_, errs := parseCreateForm(form(c.in), false, time.Now())
 		if got := slices.Sorted(maps.Keys(errs)); !slices.Equal(got, slices.Sorted(slices.Values(c.want))) {
 			t.Errorf("%v: errors on %v, want on %v (%v)", c.in, got, c.want, errs)
 		}
@@ -63,12 +63,12 @@ func TestCreateFormValidatesLikeTheCommand(t *testing.T) {
 
 func TestCreateFormErrorsAreKeyedByInputBlocks(t *testing.T) {
 	inputs := map[string]bool{}
-	for _, b := range createModal().Blocks.BlockSet {
+	for _, b := range createModal(Command{}).Blocks.BlockSet {
 		if in, ok := b.(*slack.InputBlock); ok {
 			inputs[in.BlockID] = true
 		}
 	}
-	_, errs := parseCreateForm(form(map[string]string{blockScopeKind: "subaccount", blockScopeID: "x", blockName: "a b", blockAccess: "x", blockExpiresIn: "x"}))
+	_, errs := parseCreateForm(form(map[string]string{blockScopeKind: "subaccount", blockScopeID: "x", blockName: "a b", blockAccess: "x", blockExpiresIn: "x"}), false, time.Now())
 	for k := range errs {
 		if !inputs[k] {
 			t.Errorf("error keyed by %q, which is not an input block of the modal: Slack would show a generic error", k)
