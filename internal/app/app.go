@@ -271,10 +271,12 @@ type App struct {
 	auditOut  *auditSink
 	metrics   *metrics
 	health    *health
-	srv       *http.Server
-	ln        net.Listener
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	// routeChecks remembers which routed channels the bot is in (readiness).
+	routeChecks routeChecks
+	srv         *http.Server
+	ln          net.Listener
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
 	// replica names this process in Redis: its liveness lease and the
 	// consumer names of its workers ("<replica>/inbox-0", "<replica>/mint-0").
 	replica    string
@@ -533,23 +535,13 @@ func (a *App) dependencies(issuer approval.Issuer) []dependency {
 	// read at each check. A request routed where the bot cannot post goes
 	// to the approval channel instead: degraded, never critical.
 	deps = append(deps, dependency{name: "channel:routes", check: func(ctx context.Context) (error, bool) {
-		var problems []string
+		var channels []string
 		for _, ch := range a.Policy.RouteChannels() {
-			if ch == a.cfg.ApprovalChannel {
-				continue // checked above
-			}
-			member, name, err := a.slack.api.ChannelMember(ctx, ch)
-			switch {
-			case err != nil:
-				problems = append(problems, err.Error())
-			case !member:
-				problems = append(problems, fmt.Sprintf("the bot is not a member of %s (#%s), so it cannot post there", ch, name))
+			if ch != a.cfg.ApprovalChannel { // checked above
+				channels = append(channels, ch)
 			}
 		}
-		if len(problems) > 0 {
-			return unmet("routes.yaml sends approval requests where credbot cannot post (they go to CREDBOT_APPROVAL_CHANNEL instead): %s", strings.Join(problems, "; ")), false
-		}
-		return nil, false
+		return a.routeChecks.check(ctx, channels, a.slack.api.ChannelMember, time.Now()), false
 	}})
 	if a.cfg.SlackAppToken != "" {
 		deps = append(deps, dependency{name: "socket_mode", check: func(context.Context) (error, bool) {
