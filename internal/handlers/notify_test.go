@@ -2,11 +2,13 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/policy"
 )
 
 type approvers []string
@@ -90,6 +92,87 @@ func TestRemindersGoToTheThreadAndEscalate(t *testing.T) {
 		if thread != 2 || broadcast != wantBroadcast || escalated != wantEscalated {
 			t.Errorf("escalation channel %q: %d thread replies, %d broadcast, %d escalations; want 2, %d, %d",
 				esc, thread, broadcast, escalated, wantBroadcast, wantEscalated)
+		}
+	}
+}
+
+// router routes every scope to channel, DMing approvers when dm; it lets
+// everyone approve but those in denied.
+type router struct {
+	channel string
+	dm      bool
+	denied  map[string]bool
+}
+
+func (r router) ApprovalRoute(approval.Scope) policy.Route {
+	return policy.Route{Channel: r.channel, DMApprovers: r.dm, Rule: "test route"}
+}
+
+func (r router) Authorize(_ context.Context, user string, _ approval.Action, _ approval.Scope, owner string) (approval.Decision, error) {
+	return approval.Decision{Allowed: user != owner && !r.denied[user]}, nil
+}
+
+// TestApproversAreDMedOnlyWhenRoutedSoAndOnlyThoseWhoMayApprove: the DM
+// copies go to the people behind the approver names (groups resolved), each
+// authorized again, never the requester, at most maxApproverDMs; and only
+// when the route says dm_approvers.
+func TestApproversAreDMedOnlyWhenRoutedSoAndOnlyThoseWhoMayApprove(t *testing.T) {
+	ctx := context.Background()
+	names := approvers{"U0APPROVER", "U0REQUESTER", "U0DENIED", "group:security"}
+	for i := range 20 {
+		names = append(names, fmt.Sprintf("U0EXTRA%02d", i))
+	}
+	for _, dm := range []bool{false, true} {
+		s, api := fakeSlack(t)
+		s.SetGroup("S0SEC", "security", "U0SEC1", "U0APPROVER", "U0REQUESTER")
+		n := NewNotifier(api, "C0APPROVALS", NotifierOptions{
+			Approvers: names, Directory: NewDirectory(api, DirectoryConfig{}),
+			Router: router{channel: "C0ROUTED", dm: dm, denied: map[string]bool{"U0DENIED": true}},
+		})
+		r := pending()
+		ch, ts, err := n.PostApproval(ctx, r, approval.QuorumStatus{Need: 1})
+		if err != nil || ch != "C0ROUTED" {
+			t.Fatalf("posted in %q (%v), want C0ROUTED", ch, err)
+		}
+		r.ApprovalChannel, r.ApprovalTS = ch, ts
+		refs := n.DMApprovers(ctx, r, approval.QuorumStatus{Need: 1})
+		if !dm {
+			if len(refs) != 0 {
+				t.Errorf("the route does not DM approvers, but %d DMs were sent", len(refs))
+			}
+			continue
+		}
+		if len(refs) != maxApproverDMs {
+			t.Fatalf("%d DMs, want the cap %d", len(refs), maxApproverDMs)
+		}
+		got := map[string]bool{}
+		for _, ref := range refs {
+			got[ref.Channel] = true
+			m, ok := s.Message(ref.Channel, ref.TS)
+			if !ok || !strings.Contains(m.Blocks, ActionApprove) || !strings.Contains(m.Blocks, `\u003c#C0ROUTED\u003e`) {
+				t.Errorf("DM %s: %+v", ref.Channel, m)
+			}
+		}
+		for _, want := range []string{"D0APPROVER", "D0SEC1"} {
+			if !got[want] {
+				t.Errorf("no DM in %s; got %v", want, got)
+			}
+		}
+		for _, not := range []string{"D0REQUESTER", "D0DENIED"} {
+			if got[not] {
+				t.Errorf("DMed %s", not)
+			}
+		}
+		// The copies follow the request.
+		r.ApprovalDMs = refs
+		r.State, r.DecidedBy = approval.StateDenied, "U0APPROVER"
+		if err := n.UpdateApproval(ctx, r, approval.QuorumStatus{Need: 1}); err != nil {
+			t.Fatal(err)
+		}
+		for _, ref := range refs {
+			if m, _ := s.Message(ref.Channel, ref.TS); strings.Contains(m.Blocks, ActionApprove) || !strings.Contains(m.Blocks, "Denied") {
+				t.Errorf("DM %s not updated: %s", ref.Channel, m.Blocks)
+			}
 		}
 	}
 }
