@@ -61,7 +61,8 @@ type Notifier interface {
 	Tell(ctx context.Context, r *Request, text string) error
 	// OfferReveal DMs the requester a notice, without the secret, with a Reveal button.
 	OfferReveal(ctx context.Context, r *Request, window time.Duration) (channel, ts string, err error)
-	// Revealed rewrites the DM notice once the secret has been shown.
+	// Revealed rewrites the DM notice once the secret has been shown (r is
+	// DELIVERED) or could not be and the credential was deleted (REVOKED).
 	Revealed(ctx context.Context, r *Request) error
 	// Remind nudges the approvers of a pending request; escalate also tells the
 	// escalation target.
@@ -734,6 +735,9 @@ func (s *Service) Undeliverable(ctx context.Context, id string, cause error) err
 	}
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.Revealed("undeliverable")
+	}
+	if err := s.notify.Revealed(ctx, r); err != nil { // the notice must not say it was revealed
+		s.log.WarnContext(ctx, "update DM notice", "request_id", id, "error", err)
 	}
 	s.tell(ctx, r, fmt.Sprintf("The secret of %q could not be shown to you, so the credential was deleted. Please ask again.", r.Name))
 	return nil

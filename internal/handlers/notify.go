@@ -393,7 +393,8 @@ func (n *Notifier) OfferReveal(ctx context.Context, r *approval.Request, window 
 	return ch, ts, nil
 }
 
-// Revealed implements approval.Notifier.
+// Revealed implements approval.Notifier: the DM notice loses its Reveal
+// button and says what became of the secret.
 func (n *Notifier) Revealed(ctx context.Context, r *approval.Request) error {
 	if r.DMChannel == "" || r.DMTS == "" {
 		return nil
@@ -401,6 +402,11 @@ func (n *Notifier) Revealed(ctx context.Context, r *approval.Request) error {
 	text := fmt.Sprintf("The secret of %s in %s was revealed at %s and is no longer stored by credbot.", r.Name, scopeLabel(r.Scope), r.UpdatedAt.Format(time.RFC1123))
 	if !r.ExpiresAt.IsZero() {
 		text += " The credential expires " + when(r.ExpiresAt) + "."
+	}
+	if r.State == approval.StateRevoked {
+		// The reply that carried the secret failed: nobody saw it.
+		text = fmt.Sprintf("The secret of %s in %s could not be shown to you, so credbot deleted the credential at BTP (%s). Nobody has seen the secret. Ask again with /credbot create.",
+			r.Name, scopeLabel(r.Scope), when(r.UpdatedAt))
 	}
 	return n.api.UpdateMessage(ctx, r.DMChannel, r.DMTS,
 		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(slack.NewSectionBlock(plain(text), nil, nil)))
