@@ -127,6 +127,15 @@ type Request struct {
 	Approvals []Approval `json:"approvals,omitempty"`
 	DecidedBy string     `json:"decided_by,omitempty"` // who denied, cancelled or completed the quorum
 	Failure   string     `json:"failure,omitempty"`    // user-facing reason of FAILED / REVOKED
+	// DenyReason is the denier's own words (user text: bounded, shown only
+	// escaped or as plain_text); empty when they gave none.
+	DenyReason string `json:"deny_reason,omitempty"`
+	// How the request ended, for /credbot why: when, by whom (a Slack user
+	// id, or credbot's role: deadline, system, minter) and credbot's note.
+	// Set by the transition that moves it into a final state.
+	EndedAt time.Time `json:"ended_at,omitempty"`
+	EndedBy string    `json:"ended_by,omitempty"`
+	EndNote string    `json:"end_note,omitempty"`
 
 	// Where the approval message and the DM notice live, for later updates.
 	ApprovalChannel string `json:"approval_channel,omitempty"`

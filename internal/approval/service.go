@@ -1059,6 +1059,9 @@ func (s *Service) transition(ctx context.Context, id, actor string, change func(
 		if a.Actor == "" {
 			a.Actor = actor
 		}
+		if cur.State.Terminal() && !from.Terminal() {
+			cur.EndedAt, cur.EndedBy, cur.EndNote = now, a.Actor, a.Note
+		}
 		err = s.store.Apply(ctx, cur, from, fromVersion, *a, fx)
 		if errors.Is(err, ErrConflict) {
 			continue

@@ -385,7 +385,10 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 	} else {
 		s.log.WarnContext(ctx, "explain", "request_id", id, "error", err)
 	}
-	if q, err := p.Quorum(ctx, r.Scope, approvalUsers(r)); err == nil {
+	if r.State != approval.StatePending {
+		// Decided or ended: what happened first, not a quorum that no longer matters.
+		parts = append([]string{whyOutcome(r)}, parts...)
+	} else if q, err := p.Quorum(ctx, r.Scope, approvalUsers(r)); err == nil {
 		line := fmt.Sprintf("*Approval* — %s approval(s) under %s", progress(q, len(r.Approvals)), escape(q.Rule))
 		if len(q.Waiting) > 0 {
 			line += "; still needs " + escape(strings.Join(q.Waiting, " and "))

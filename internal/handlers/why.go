@@ -1,0 +1,88 @@
+package handlers
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/credbot/credbot/internal/approval"
+)
+
+// maxDenyReason bounds a denier's reason: it is user text, shown to the
+// requester and in the approval message.
+const maxDenyReason = 300
+
+// actorName renders who moved a request: a person as a mention (in an
+// ephemeral answer it pings nobody), credbot's own roles in words.
+func actorName(actor string) string {
+	switch actor {
+	case "":
+		return "someone"
+	case "deadline":
+		return "credbot (a deadline passed)"
+	case "system", "minter":
+		return "credbot"
+	}
+	return mention(actor)
+}
+
+// denyReasonText is the denier's reason for a message, escaped and quoted,
+// or what to say when they gave none.
+func denyReasonText(r *approval.Request) string {
+	if r.DenyReason == "" {
+		return "No reason was given."
+	}
+	return "Reason: “" + escape(truncate(r.DenyReason, maxDenyReason)) + "”"
+}
+
+// whyOutcome says where a request that is no longer waiting for approval
+// stands and how it got there: who decided, when and why. (A pending
+// request's answer is its quorum progress instead.)
+func whyOutcome(r *approval.Request) string {
+	ended := r.EndedAt
+	if ended.IsZero() {
+		ended = r.UpdatedAt // a record from before ended_at
+	}
+	by := make([]string, 0, len(r.Approvals))
+	for _, a := range r.Approvals {
+		by = append(by, mention(a.User))
+	}
+	approved := "approved by " + strings.Join(by, ", ")
+	if r.DecidedBy != "" && len(by) > 1 {
+		approved += " (the last approval, " + mention(r.DecidedBy) + "'s, completed the quorum)"
+	}
+	switch r.State {
+	case approval.StateDenied:
+		s := fmt.Sprintf("*Denied* by %s at %s. %s", actorName(r.DecidedBy), when(ended), denyReasonText(r))
+		if len(by) > 0 {
+			s += "\nApproved before the denial by " + strings.Join(by, ", ") + "."
+		}
+		return s
+	case approval.StateCancelled:
+		return fmt.Sprintf("*Cancelled* by the requester, %s, at %s. Nothing was created at BTP.", actorName(r.EndedBy), when(ended))
+	case approval.StateExpired:
+		return fmt.Sprintf("*Expired* at %s: nobody decided before %s (%d approval(s) recorded, not enough). Nothing was created at BTP; the requester can ask again.",
+			when(ended), when(r.PendingUntil), len(r.Approvals))
+	case approval.StateFailed:
+		return fmt.Sprintf("*Failed* at %s: %s", when(ended), escape(r.Failure))
+	case approval.StateRevoked:
+		return fmt.Sprintf("*Revoked* at %s: %s, so credbot deleted the credential at BTP. It was %s.",
+			when(ended), escape(r.Failure), approved)
+	case approval.StateDeleted:
+		s := fmt.Sprintf("*Deleted* at BTP at %s by %s", when(ended), actorName(r.EndedBy))
+		if r.EndNote != "" {
+			s += ": " + escape(r.EndNote)
+		}
+		return s + ". It was " + approved + "."
+	case approval.StateApproved, approval.StateMinting:
+		return "*Approved*: " + approved + ". credbot is creating the credential at BTP."
+	case approval.StateIssued:
+		return fmt.Sprintf("*Issued*: %s. The credential was created at BTP; the requester can reveal its secret until %s.", approved, when(r.ClaimUntil))
+	case approval.StateDelivered:
+		s := "*Delivered*: " + approved + ". The secret was revealed to the requester; credbot keeps no copy."
+		if !r.ExpiresAt.IsZero() {
+			s += " The credential is deleted at BTP at " + when(r.ExpiresAt) + "."
+		}
+		return s
+	}
+	return escape(string(r.State))
+}
