@@ -465,6 +465,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	a.Inventory = a.Service.Inventory(a.Store, a.Policy.Scopes, approval.InventoryConfig{Interval: cfg.InventoryInterval})
 	hc := a.slack.handlerConfig(cfg, log, a.ready, a.Policy, a.Store.Once)
 	hc.Inbox = a.Store
+	hc.Inventory = a.Inventory
 	hc.Limiter, hc.CommandsPerMinute = a.Store, cfg.CommandsPerMinute
 	hc.BTPDown = func() error { return a.health.failing("btp") }
 	a.handlers = handlers.NewServer(a.Service, hc)

@@ -288,3 +288,102 @@ func TestInventoryIntervalIsCheckedAndCanBeTurnedOff(t *testing.T) {
 		}
 	}
 }
+
+func TestAnAdminAdoptsAnUnmanagedCredentialWhichThenLivesAndDiesAsCredbots(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	h := startWith(t, map[string]string{"CREDBOT_SWEEP_INTERVAL": "1h"}, Deps{Clock: clock})
+	ctx := ctxT(t)
+	createAtBTP(t, ctx, h, "made-by-hand")
+	if res := scopeResult(t, h.App.Inventory.Sweep(ctx)); strings.Join(res.Reported, ",") != "made-by-hand" {
+		t.Fatalf("sweep: %+v", res)
+	}
+	// The admin's Home tab lists it, with the command that adopts it; the
+	// requester's does not.
+	for _, p := range []slackfake.Person{Admin, Requester} {
+		if ack, err := h.Workspace.OpenHome(ctx, p); err != nil || ack.Status != http.StatusOK {
+			t.Fatalf("open home: %v %v", ack, err)
+		}
+	}
+	home, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool { return c.Method == "views.publish" && c.User == Admin.ID })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := home.Body; !strings.Contains(b, "Unmanaged credentials* (1)") || !strings.Contains(b, "made-by-hand") || !strings.Contains(b, "/credbot adopt --subaccount "+btptest.DefaultSubaccount) {
+		t.Fatalf("the admin's Home tab: %s", b)
+	}
+	other, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool { return c.Method == "views.publish" && c.User == Requester.ID })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(other.Body, "made-by-hand") {
+		t.Fatal("a non-admin's Home tab lists unmanaged credentials")
+	}
+
+	adopt := "adopt " + subacct + " --name made-by-hand --owner <@" + Requester.ID + "|ada> --expires-in 30d"
+	// Not everyone may, not for any owner, not for longer than the maximum.
+	for _, c := range []struct {
+		who  slackfake.Person
+		text string
+		want string
+	}{
+		{Requester, adopt, "may not adopt"},
+		{Admin, strings.Replace(adopt, Requester.ID, Outsider.ID, 1), "may not hold API credentials"},
+		{Admin, strings.Replace(adopt, "30d", "400d", 1), "at most 90d"},
+		{Admin, strings.Replace(adopt, "made-by-hand", "not-there", 1), "no API credential"},
+	} {
+		if _, a := h.slash(t, ctx, c.who, c.text); !strings.Contains(a.Body, c.want) {
+			t.Fatalf("/credbot %s by %s: %s, want %q", c.text, c.who.Name, a.Body, c.want)
+		}
+	}
+	creates, deletes := h.BTP.Count("create"), h.BTP.Count("delete")
+	_, answer := h.slash(t, ctx, Admin, adopt)
+	if !strings.Contains(answer.Body, "is now managed by credbot") || !strings.Contains(answer.Body, "deletes it at BTP") || !strings.Contains(answer.Body, "never had its secret") {
+		t.Fatalf("adopt: %s", answer.Body)
+	}
+	id, err := h.App.Store.NameHolder(ctx, defaultScopeE2E, "made-by-hand")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := h.App.Store.Get(ctx, id)
+	if err != nil || r.State != approval.StateDelivered || r.Requester != Requester.ID || r.AdoptedBy != Admin.ID || r.Credential == nil ||
+		r.ExpiresAt.Sub(clock.Now()) != 30*24*time.Hour {
+		t.Fatalf("adopted request: %+v %v", r, err)
+	}
+	if h.BTP.Count("create") != creates || h.BTP.Count("delete") != deletes {
+		t.Fatal("adopting changed something at BTP")
+	}
+	if pending, _ := h.App.Store.PendingCount(ctx); pending != 0 {
+		t.Fatalf("%d pending requests after an adoption", pending)
+	}
+	if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Text(), "under credbot's management")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Channel == localAudit && strings.Contains(c.Params.Get("text"), "new → DELIVERED by <@"+Admin.ID+">: adopted")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Adopting twice finds it credbot's; the inventory no longer counts it.
+	if _, a := h.slash(t, ctx, Admin, adopt); !strings.Contains(a.Body, "credbot's already") {
+		t.Fatalf("second adopt: %s", a.Body)
+	}
+	if res := scopeResult(t, h.App.Inventory.Sweep(ctx)); res.Unmanaged != 0 || len(res.Deleted) != 0 {
+		t.Fatalf("sweep after the adoption: %+v", res)
+	}
+	if !h.metric(t, `credbot_unmanaged_credentials{scope="`+defaultScopeE2E.String()+`"} 0`) {
+		t.Fatal("the gauge still counts the adopted credential")
+	}
+
+	// At the end of its lifetime credbot deletes it, as its own.
+	clock.Advance(30*24*time.Hour + time.Minute)
+	sweepAll(t, ctx, []*App{h.App})
+	sweepAll(t, ctx, []*App{h.App})
+	if live := h.BTP.Live(defaultScopeE2E); len(live) != 0 {
+		t.Fatalf("still live after its lifetime: %v", live)
+	}
+	if r, _ := h.App.Store.Get(ctx, id); r.State != approval.StateDeleted {
+		t.Fatalf("state %s, want DELETED", r.State)
+	}
+}

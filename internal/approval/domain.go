@@ -148,6 +148,10 @@ type Request struct {
 	DMTS        string       `json:"dm_ts,omitempty"`
 
 	Credential *Credential `json:"credential,omitempty"` // metadata once ISSUED; never the secret
+	// AdoptedBy is the admin who put a credential credbot did not create
+	// under its management (/credbot adopt): the request began DELIVERED,
+	// credbot never had its secret, and its lifetime ends in a deletion.
+	AdoptedBy string `json:"adopted_by,omitempty"`
 
 	// Certificate, when set, makes this a certificate credential: the
 	// requester's X.509 client certificate as canonical PEM (public; the

@@ -502,3 +502,23 @@ func or(v, def string) string {
 	}
 	return v
 }
+
+// Unmanaged returns the unmanaged credentials the inventory remembers in the
+// scopes where user may delete (and so adopt): the admins' list in their
+// Home tab. Others get none.
+func (inv *Inventory) Unmanaged(ctx context.Context, user string) ([]UnmanagedCredential, error) {
+	var mine []Scope
+	for _, sc := range inv.scopes() {
+		d, err := inv.s.auth.Authorize(ctx, user, ActionDelete, sc, "")
+		if err != nil {
+			return nil, err
+		}
+		if d.Allowed {
+			mine = append(mine, sc)
+		}
+	}
+	if len(mine) == 0 {
+		return nil, nil
+	}
+	return inv.st.Unmanaged(ctx, mine)
+}

@@ -155,3 +155,17 @@ func or(v, def string) string {
 	}
 	return v
 }
+
+// adopt puts an unmanaged credential under management and tells the admin
+// what that means: credbot now deletes it when its lifetime ends.
+func (s *Server) adopt(ctx context.Context, o origin, in approval.Adoption) {
+	r, err := s.life.Adopt(ctx, in)
+	if err != nil {
+		s.warn(ctx, o, err, "adopt")
+		return
+	}
+	s.reply(ctx, o, fmt.Sprintf(":inbox_tray: *%s* in %s is now managed by credbot as request `%s`, owned by <@%s>. "+
+		"credbot never had its secret and did not touch it. By your decision it is credbot's now: "+
+		"credbot warns <@%s> before it expires and *deletes it at BTP* on %s, at the end of its lifetime.",
+		escape(r.Name), escape(scopeLabel(r.Scope)), r.ID, r.Requester, r.Requester, when(r.ExpiresAt)))
+}

@@ -22,6 +22,7 @@ const MaxCommandText = 2000
 //	list   [security/api-credential] --subaccount <guid>
 //	get    [security/api-credential] --subaccount <guid> --name <name>
 //	delete [security/api-credential] --subaccount <guid> --name <name>
+//	adopt  --subaccount <guid> --name <name> --owner @someone [--expires-in 30d]
 //	status [<request-id>]  cancel <request-id>  why <request-id>
 //	approvers --subaccount <guid>
 //	help [<verb>]
@@ -35,6 +36,7 @@ type Command struct {
 	ReadOnly  bool
 	Reason    string
 	ExpiresIn time.Duration
+	Owner     string // adopt: the owner's Slack user id, from a mention
 	// Modal is set for a bare "create": the form asks for everything; and
 	// for "create --certificate", whose PEM does not fit a slash command: the
 	// form opens with the flags given filled in.
@@ -91,6 +93,14 @@ var verbs = []struct {
 		usage:   []string{"/credbot delete --subaccount <guid> --name <name>"},
 		summary: "delete an API credential (asks for confirmation)",
 		detail:  "Shows the credential and a Delete button; nothing is deleted at BTP until you press it and confirm.",
+	}},
+	{"adopt", verb{
+		flags:   append(slices.Clone(scopeFlags), "name", "owner", "expires-in"),
+		usage:   []string{"/credbot adopt --subaccount <guid> --name <name> --owner @someone [--expires-in 30d]"},
+		summary: "put a credential credbot did not create under its management",
+		detail: "For admins (whoever may delete in the scope): an existing API credential — one the inventory reported, or one made in the cockpit or by Terraform — " +
+			"gets an owner and an expiry (--expires-in, at most the longest lifetime, which is also the default). Its secret is not touched: credbot never had it. " +
+			"From then on credbot warns the owner before it expires and deletes it at BTP when its lifetime ends.",
 	}},
 	{"status", verb{
 		usage:   []string{"/credbot status", "/credbot status <request-id>"},
@@ -233,6 +243,10 @@ func ParseCommand(text string) (Command, error) {
 			if c.Reason == "" {
 				return fail("--reason must not be empty")
 			}
+		case "owner":
+			if c.Owner, err = parseMention(val); err != nil {
+				return fail("--owner: %v", err)
+			}
 		case "expires-in":
 			if c.ExpiresIn, err = ParseLifetime(val); err != nil {
 				return fail("--expires-in: %v", err)
@@ -294,6 +308,17 @@ func ParseCommand(text string) (Command, error) {
 				perr = noArgs()
 			}
 		}
+	case "adopt":
+		switch {
+		case !c.HasScope:
+			perr = needScope()
+		case c.Name == "":
+			perr = &UsageError{Verb: c.Verb, Msg: "adopt needs --name"}
+		case c.Owner == "":
+			perr = &UsageError{Verb: c.Verb, Msg: "adopt needs --owner @someone: who owns the credential from now on"}
+		default:
+			perr = noArgs()
+		}
 	case "status":
 		if len(c.Args) > 0 {
 			perr = oneID()
@@ -349,6 +374,22 @@ func ParseLifetime(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is out of range", s)
 	}
 	return d, nil
+}
+
+// parseMention reads a person: a mention as Slack sends it (<@U123> or
+// <@U123|name>; the manifests ask Slack to escape them) or a member ID.
+func parseMention(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if inner, ok := strings.CutPrefix(v, "<@"); ok && strings.HasSuffix(inner, ">") {
+		v, _, _ = strings.Cut(strings.TrimSuffix(inner, ">"), "|")
+	}
+	if userIDRE.MatchString(v) {
+		return v, nil
+	}
+	if strings.HasPrefix(v, "@") {
+		return "", fmt.Errorf("%q is a name Slack did not turn into a mention: pick the person from the list Slack shows as you type @, or give their member ID (U…, from their profile)", v)
+	}
+	return "", fmt.Errorf("%q is not a person: mention them (@…) or give their member ID (U…)", v)
 }
 
 // normaliseDashes accepts the em and en dashes that chat clients substitute for "--".

@@ -172,3 +172,30 @@ func TestParseLifetime(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAdoptTakesTheOwnerAsAMention(t *testing.T) {
+	sa := "11111111-2222-4333-8444-555555555555"
+	for text, owner := range map[string]string{
+		"adopt --subaccount " + sa + " --name by-hand --owner <@U0LOCALREQ|ada> --expires-in 30d": "U0LOCALREQ",
+		"adopt --subaccount " + sa + " --name by-hand --owner <@U0LOCALREQ>":                      "U0LOCALREQ",
+		"adopt --subaccount " + sa + " --name by-hand --owner=W0ENTERPRISE":                       "W0ENTERPRISE",
+	} {
+		c, err := ParseCommand(text)
+		if err != nil || c.Verb != "adopt" || c.Owner != owner || c.Name != "by-hand" || !c.HasScope {
+			t.Errorf("ParseCommand(%q) = %+v, %v", text, c, err)
+		}
+	}
+	for text, want := range map[string]string{
+		"adopt --subaccount " + sa + " --name by-hand --owner @ada":         "pick the person",
+		"adopt --subaccount " + sa + " --name by-hand --owner ada":          "not a person",
+		"adopt --subaccount " + sa + " --name by-hand":                      "needs --owner",
+		"adopt --subaccount " + sa + " --owner <@U0LOCALREQ>":               "needs --name",
+		"adopt --name by-hand --owner <@U0LOCALREQ>":                        "needs one of",
+		"adopt --subaccount " + sa + " --name x --owner U0A --reason why":   "does not take --reason",
+		"adopt --subaccount " + sa + " --name x --owner U0A --expires-in 0": "--expires-in",
+	} {
+		if _, err := ParseCommand(text); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseCommand(%q) = %v, want %q", text, err, want)
+		}
+	}
+}

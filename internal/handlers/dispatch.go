@@ -82,6 +82,10 @@ func (s *Server) commandWork(j job) (ack string, f func(ctx context.Context)) {
 		return "Looking it up…", func(ctx context.Context) { s.get(ctx, o, cmd.Scope, cmd.Name) }
 	case "delete":
 		return "Looking it up…", func(ctx context.Context) { s.confirmDelete(ctx, o, cmd.Scope, cmd.Name) }
+	case "adopt":
+		// The trigger id makes it idempotent, as for create.
+		in := approval.Adoption{Admin: j.User, Scope: cmd.Scope, Name: cmd.Name, Owner: cmd.Owner, ExpiresIn: cmd.ExpiresIn, Key: j.Trigger}
+		return "Looking it up at BTP…", func(ctx context.Context) { s.adopt(ctx, o, in) }
 	case "status":
 		if len(cmd.Args) == 0 {
 			return "Looking up your requests…", func(ctx context.Context) { s.myRequests(ctx, o) }

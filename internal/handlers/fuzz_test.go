@@ -46,6 +46,9 @@ func (refuser) GetCredential(context.Context, string, approval.Scope, string) (a
 func (refuser) DeleteCredential(context.Context, string, approval.Scope, string) error {
 	return errRefused
 }
+func (refuser) Adopt(context.Context, approval.Adoption) (*approval.Request, error) {
+	return nil, errRefused
+}
 
 // Whatever Slack (or someone who stole a signature) sends, the handlers answer
 // with something Slack can take, and never panic.

@@ -31,6 +31,7 @@ func (s *Server) publishHome(ctx context.Context, user string) {
 		blocks = []slack.Block{section(":warning: credbot could not load your requests just now. Open the tab again in a moment.")}
 	} else {
 		blocks = homeBlocks(mine, awaiting)
+		blocks = append(blocks, s.unmanagedBlocks(ctx, user)...)
 	}
 	err := s.cfg.API.PublishHome(ctx, user, slack.HomeTabViewRequest{Type: slack.VTHomeTab, Blocks: slack.Blocks{BlockSet: blocks}})
 	if err != nil {
@@ -115,4 +116,52 @@ func homeBlocks(mine, awaiting []*approval.Request) []slack.Block {
 		blocks = append(blocks, slack.NewDividerBlock(), section("*Recently closed*\n"+strings.Join(lines, "\n")))
 	}
 	return blocks
+}
+
+// homeUnmanaged is how many unmanaged credentials the Home tab lists.
+const homeUnmanaged = 10
+
+// unmanagedBlocks lists, for admins, the credentials the inventory found at
+// BTP that credbot did not issue, in the scopes where they may adopt them.
+// Others see nothing.
+func (s *Server) unmanagedBlocks(ctx context.Context, user string) []slack.Block {
+	if s.cfg.Inventory == nil {
+		return nil
+	}
+	found, err := s.cfg.Inventory.Unmanaged(ctx, user)
+	if err != nil {
+		s.log.WarnContext(ctx, "home: unmanaged credentials", "user", user, "error", err)
+		return nil
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	var lines []string
+	for i, u := range found {
+		if i == homeUnmanaged {
+			lines = append(lines, fmt.Sprintf("…and %d more: `/credbot list` in each scope", len(found)-i))
+			break
+		}
+		// Names at BTP may have been typed by anyone: escaped, in code spans.
+		lines = append(lines, fmt.Sprintf("• `%s` in %s, %s, found %s — `/credbot adopt --%s %s --name %s --owner @someone`",
+			codeSafe(u.Name), escape(scopeLabel(u.Scope)), accessLabel(u.ReadOnly), when(u.FirstSeen), scopeFlagOf(u.Scope.Kind), u.Scope.ID, codeSafe(u.Name)))
+	}
+	return []slack.Block{
+		slack.NewDividerBlock(),
+		section(fmt.Sprintf("*Unmanaged credentials* (%d): found at BTP, not issued by credbot. Adopt them (an owner and an expiry; credbot then deletes them when it ends) or delete them.", len(found))),
+		section(strings.Join(lines, "\n")),
+	}
+}
+
+// codeSafe keeps a value inside a code span: no backticks, and escaped.
+func codeSafe(v string) string { return escape(strings.ReplaceAll(v, "`", "'")) }
+
+// scopeFlagOf is the command flag that names a scope of kind k.
+func scopeFlagOf(k approval.ScopeKind) string {
+	for flag, kind := range scopeKinds {
+		if kind == k {
+			return flag
+		}
+	}
+	return "subaccount"
 }

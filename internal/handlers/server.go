@@ -37,6 +37,13 @@ type Lifecycle interface {
 	ListCredentials(ctx context.Context, user string, scope approval.Scope) ([]approval.CredentialView, error)
 	GetCredential(ctx context.Context, user string, scope approval.Scope, name string) (approval.CredentialView, error)
 	DeleteCredential(ctx context.Context, user string, scope approval.Scope, name string) error
+	Adopt(ctx context.Context, in approval.Adoption) (*approval.Request, error)
+}
+
+// Inventory is what the Home tab shows admins of the inventory. Implemented
+// by *approval.Inventory.
+type Inventory interface {
+	Unmanaged(ctx context.Context, user string) ([]approval.UnmanagedCredential, error)
 }
 
 // Policy answers the questions behind "why" and "approvers". Implemented by
@@ -80,6 +87,9 @@ type Config struct {
 	Directory *Directory
 	// Policy answers why and approvers; without it those verbs are unavailable.
 	Policy Policy
+	// Inventory, when set, lists the unmanaged credentials an admin may
+	// adopt in their Home tab.
+	Inventory Inventory
 	// Once records a delivery key (a trigger_id or event_id) and reports
 	// whether it is new, so that a signed request replayed within its window,
 	// a Socket Mode redelivery or an Events API retry does nothing twice.

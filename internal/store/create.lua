@@ -1,5 +1,7 @@
 -- Store a new request with its first audit entry, its deadline and its indexes,
 -- and reserve its scope and name for it: a name is held by one request at a time.
+-- A request is new as PENDING, or (adopted: an existing credential an admin
+-- put under management) as DELIVERED, which never enters the pending set.
 -- Every check comes before the first write and the audit entry is written
 -- first (fail closed); AUDITHEAD <head> and AUDITTURN as in apply.lua.
 -- The requester's list of ids is bounded: it keeps the newest ARGV 8 ids and
@@ -42,7 +44,9 @@ end
 redis.call('SET', KEYS[7], ARGV[4])
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'version', '1', 'data', ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4])
-redis.call('ZADD', KEYS[5], ARGV[6], ARGV[4])
+if ARGV[1] == 'PENDING' then
+  redis.call('ZADD', KEYS[5], ARGV[6], ARGV[4])
+end
 redis.call('ZADD', KEYS[6], ARGV[6], ARGV[4])
 -- At most 20 of the oldest ids per create: a person with thousands of pending
 -- requests (no limit set) must not make every create walk them all.
