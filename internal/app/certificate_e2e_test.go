@@ -136,6 +136,9 @@ func TestCertificateCredentialFromTheCommandThroughTheFormToTheReveal(t *testing
 			mine[0].Certificate != cert || mine[0].CertificateInfo == nil || mine[0].CertificateInfo.SHA256 != info.SHA256 {
 			t.Fatalf("stored: %+v %v", mine, err)
 		}
+		if _, st := h.slash(t, ctx, Requester, "status "+mine[0].ID); !strings.Contains(st.Body, "SHA-256: "+info.SHA256) {
+			t.Errorf("status does not show the certificate: %s", st.Body)
+		}
 		// The requester's key was never anywhere: not in Redis, a log line,
 		// a Slack call or at BTP.
 		h.assertKeyNowhere(t, key)
@@ -201,5 +204,38 @@ func (h *harness) assertKeyNowhere(t *testing.T, key string) {
 				t.Errorf("the private key reached BTP in a %s", r.Action)
 			}
 		}
+	}
+}
+
+// A certificate that expires while its request waits for approval is not sent
+// to BTP: the request fails, saying why, and nothing is created.
+func TestACertificateThatExpiredWhileWaitingIsNotMinted(t *testing.T) {
+	clock := &fakeClock{t: time.Now()}
+	h := startWith(t, map[string]string{"CREDBOT_SWEEP_INTERVAL": "1h"}, Deps{Clock: clock})
+	ctx := ctxT(t)
+	cert, _ := certtest.New(t, certtest.Options{NotBefore: clock.Now().Add(-time.Hour), NotAfter: clock.Now().Add(2 * time.Hour)})
+	ack, err := h.Workspace.Slash(ctx, Requester, "create "+subacct+" --name short-lived --certificate --reason \"mTLS\"")
+	if err != nil || ack.Status != http.StatusOK {
+		t.Fatal(ack.Status, err)
+	}
+	viewID, _ := openedView(t, h, ack)
+	if a, err := h.Workspace.SubmitView(ctx, Requester, viewID, map[string]string{"scope_kind": "subaccount", "scope_id": btptest.DefaultSubaccount,
+		"name": "short-lived", "access": "full", "reason": "mTLS", "certificate": cert}); err != nil || a.Body != "" {
+		t.Fatalf("submit: %q %v", a.Body, err)
+	}
+	msg := h.approvalMessage(t, ctx, "short-lived")
+	clock.Advance(3 * time.Hour) // approval came late
+	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	told, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Text(), "failed")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(told.Text(), "certificate expired") || !strings.Contains(told.Text(), "nothing was created") {
+		t.Fatalf("the requester was told %q", told.Text())
+	}
+	if n := h.BTP.Count("create"); n != 0 {
+		t.Fatalf("%d creates at BTP with an expired certificate", n)
 	}
 }

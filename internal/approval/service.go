@@ -284,6 +284,10 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 		PendingUntil: now.Add(s.cfg.PendingTTL), NextReminder: now.Add(s.cfg.RemindAfter),
 	}
 	a := AuditEntry{RequestID: id, To: StatePending, Actor: in.User, At: now, Rule: d.Rule, PolicyHash: d.PolicyHash}
+	if cert != nil {
+		// The trail names the certificate the approvers were shown.
+		a.Note = "certificate credential, SHA-256 " + cert.SHA256 + ", valid to " + cert.NotAfter.Format(time.RFC3339)
+	}
 	if err := s.create(ctx, r, a, s.nextDeadline(r)); err != nil {
 		if errors.Is(err, ErrConflict) && in.Key != "" {
 			// The same submission, run twice at once.
@@ -498,6 +502,12 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 	default:
 		return true, nil // already past minting
 	}
+	if c := r.CertificateInfo; c != nil && !s.clock.Now().Before(c.NotAfter) {
+		// It was checked at submit; approval may have taken longer than
+		// the certificate lives. BTP would make a credential nobody can use.
+		return s.retryOrFail(ctx, r, job, userErr(errCertExpired, "the certificate expired (%s) while the request waited for approval; nothing was created. Ask again with a new certificate",
+			c.NotAfter.Format(time.RFC3339)))
+	}
 	if r.NameFreeAt.IsZero() {
 		if r, err = s.claimName(ctx, r); errors.Is(err, errNoop) {
 			return false, nil // another worker moved it on; the job comes back if anything is left to do
@@ -541,6 +551,10 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 // errNameTaken fails a request whose name a credential at BTP has that this
 // request did not create.
 var errNameTaken = errors.New("name taken at BTP")
+
+// errCertExpired fails a certificate request whose certificate expired
+// before it was minted.
+var errCertExpired = errors.New("certificate expired before minting")
 
 // claimName looks the name up at BTP right before the first create and records
 // that it was free. A credential already there is someone else's: the request
@@ -599,7 +613,7 @@ func (s *Service) retryOrFail(ctx context.Context, r *Request, job MintJob, caus
 	}
 	var msg string
 	switch {
-	case errors.Is(cause, errNameTaken):
+	case errors.Is(cause, errNameTaken), errors.Is(cause, errCertExpired):
 		msg = errMessage(cause)
 	case errors.Is(cause, ErrUnverified):
 		// The Issuer deleted what it created: it was this request's own (a

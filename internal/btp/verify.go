@@ -63,8 +63,12 @@ func (c *Client) verify(ctx context.Context, is approval.Issued, corr string) er
 	default:
 		// The caller supplied the certificate and keeps its private key, or the
 		// token URL is not TLS: we cannot present the certificate.
+		why := "BTP returned no private key: the requester holds it, so only they can get a token"
+		if cert != "" && key != "" {
+			why = "the tokenurl is not https, so there is no TLS to present the certificate over"
+		}
 		c.log.LogAttrs(ctx, slog.LevelInfo, "btp skipping verification of a certificate credential",
-			slog.String("name", cred.Name), slog.String("correlation_id", corr))
+			slog.String("name", cred.Name), slog.String("reason", why), slog.String("correlation_id", corr))
 		return nil
 	}
 	_, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))

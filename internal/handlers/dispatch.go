@@ -362,11 +362,14 @@ func requestBlocks(r *approval.Request) []slack.Block {
 	if !r.ExpiresAt.IsZero() {
 		fields = append(fields, plain("Expires: "+when(r.ExpiresAt)))
 	}
-	return []slack.Block{
+	blocks := []slack.Block{
 		section(fmt.Sprintf("*Request* `%s` from <@%s>", r.ID, r.Requester)),
 		slack.NewSectionBlock(nil, fields, nil),
-		note(statusLine(r, approval.QuorumStatus{})),
 	}
+	if c := r.CertificateInfo; c != nil {
+		blocks = append(blocks, slack.NewSectionBlock(plain(certificateFacts(*c)), nil, nil))
+	}
+	return append(blocks, note(statusLine(r, approval.QuorumStatus{})))
 }
 
 func (s *Server) why(ctx context.Context, o origin, id string) {
