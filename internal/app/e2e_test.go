@@ -121,8 +121,13 @@ func (h *harness) request(t *testing.T, ctx context.Context) slackfake.Message {
 	return m
 }
 
+// click presses a button as p and returns the bot's answer. Deny opens a
+// form for a reason: click submits it empty, as a denier who gives none.
 func (h *harness) click(t *testing.T, ctx context.Context, p slackfake.Person, m slackfake.Message, action string) slackfake.Call {
 	t.Helper()
+	if action == handlers.ActionDeny {
+		return h.deny(t, ctx, p, m, "")
+	}
 	ack, err := h.Workspace.Click(ctx, p, m, action)
 	if err != nil || ack.Status != http.StatusOK {
 		t.Fatalf("click %s by %s: %d %v", action, p.Name, ack.Status, err)

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/credbot/credbot/internal/logctx"
 )
@@ -59,6 +61,9 @@ type Notifier interface {
 	UpdateApproval(ctx context.Context, r *Request, q QuorumStatus) error
 	// Tell sends the requester a plain notice in their DM.
 	Tell(ctx context.Context, r *Request, text string) error
+	// Denied tells the requester who denied their request and, when given,
+	// why (r.DenyReason: user text, to be shown inert).
+	Denied(ctx context.Context, r *Request) error
 	// OfferReveal DMs the requester a notice, without the secret, with a Reveal button.
 	OfferReveal(ctx context.Context, r *Request, window time.Duration) (channel, ts string, err error)
 	// Revealed rewrites the DM notice once the secret has been shown (r is
@@ -380,6 +385,37 @@ type Outcome struct {
 // Decide records an approval or a denial by user. The clicker is authorized here,
 // at click time, from the id Slack vouched for — never from anything in the button.
 func (s *Service) Decide(ctx context.Context, id, user string, approve bool) (Outcome, error) {
+	return s.decide(ctx, id, user, approve, "")
+}
+
+// MaxDenyReason is the most characters a denier's reason may have.
+const MaxDenyReason = 300
+
+// CheckDenyReason validates a denier's reason: user text, bounded, without
+// control characters but new lines and tabs.
+func CheckDenyReason(reason string) error {
+	switch {
+	case utf8.RuneCountInString(reason) > MaxDenyReason:
+		return userErr(ErrInvalid, "keep the reason to %d characters", MaxDenyReason)
+	case !utf8.ValidString(reason) || strings.ContainsFunc(reason, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }):
+		return userErr(ErrInvalid, "the reason may not contain control characters")
+	}
+	return nil
+}
+
+// Deny records a denial with the denier's reason (optional, user text: it
+// is kept on the request, shown to the requester and in the approval
+// message, and written to the audit entry). The denier is authorized here,
+// as Decide does, from the id Slack vouched for.
+func (s *Service) Deny(ctx context.Context, id, user, reason string) (Outcome, error) {
+	reason = strings.TrimSpace(reason)
+	if err := CheckDenyReason(reason); err != nil {
+		return Outcome{}, err
+	}
+	return s.decide(ctx, id, user, false, reason)
+}
+
+func (s *Service) decide(ctx context.Context, id, user string, approve bool, reason string) (Outcome, error) {
 	r, err := s.store.Get(ctx, id)
 	if err != nil {
 		return Outcome{}, s.notFound(err, id)
@@ -404,7 +440,8 @@ func (s *Service) Decide(ctx context.Context, id, user string, approve bool) (Ou
 		}
 		a := &AuditEntry{Rule: d.Rule, PolicyHash: d.PolicyHash}
 		if !approve {
-			cur.State, cur.DecidedBy = StateDenied, user
+			cur.State, cur.DecidedBy, cur.DenyReason = StateDenied, user, reason
+			a.Reason = reason
 			return a, Effects{ClearDeadline: true, ReleaseName: true}, nil
 		}
 		if slices.ContainsFunc(cur.Approvals, func(ap Approval) bool { return ap.User == user }) {
@@ -438,7 +475,9 @@ func (s *Service) Decide(ctx context.Context, id, user string, approve bool) (Ou
 	}
 	switch r.State {
 	case StateDenied:
-		s.tell(ctx, r, fmt.Sprintf("Your request %s for %q was denied by <@%s>.", r.ID, r.Name, user))
+		if err := s.notify.Denied(ctx, r); err != nil {
+			s.log.WarnContext(ctx, "tell requester", "request_id", r.ID, "error", err)
+		}
 		return Outcome{Request: r, Message: "Denied."}, nil
 	case StateApproved:
 		return Outcome{Request: r, Message: "Approved. The credential is being created."}, nil

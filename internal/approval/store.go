@@ -89,6 +89,9 @@ type AuditEntry struct {
 	Rule       string    `json:"rule,omitempty"`
 	PolicyHash string    `json:"policy_hash,omitempty"`
 	Note       string    `json:"note,omitempty"`
+	// Reason is a denier's own words (user text, at most MaxDenyReason
+	// characters): the one piece of free text an entry holds.
+	Reason string `json:"reason,omitempty"`
 
 	// Event names what an entry that changes no request records (Store.Note):
 	// refused, list, get, delete, policy, start. Empty on a transition.

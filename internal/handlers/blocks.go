@@ -27,7 +27,7 @@ const (
 // ids and names to look up again, never authority and never a secret.
 const (
 	ActionApprove = "credbot_approve" // value: request id
-	ActionDeny    = "credbot_deny"    // value: request id
+	ActionDeny    = "credbot_deny"    // value: request id; opens the reason form
 	ActionReveal  = "credbot_reveal"  // value: request id
 	ActionCancel  = "credbot_cancel"  // value: request id
 	ActionDelete  = "credbot_delete"  // value: scope|name; behind a confirm dialog
@@ -37,6 +37,9 @@ const (
 	ActionDeleteOwn = "credbot_delete_own"
 
 	CallbackCreate = "credbot_create"
+	// CallbackDeny is the form a Deny click opens for an optional reason;
+	// its private_metadata names the request (denyMeta), never who denies.
+	CallbackDeny = "credbot_deny_reason"
 )
 
 // plain is a plain_text object: Slack renders it verbatim, so user input in it
@@ -178,6 +181,9 @@ func approvalBlocks(r *approval.Request, q approval.QuorumStatus, mentions strin
 		blocks = append(blocks, section("Approvers: "+mentions))
 	}
 	blocks = append(blocks, note(statusLine(r, q)))
+	if r.State == approval.StateDenied && r.DenyReason != "" {
+		blocks = append(blocks, denyReasonBlock(r))
+	}
 	if r.State == approval.StatePending {
 		blocks = append(blocks, slack.NewActionBlock(fmt.Sprintf("decide:%s:%d", r.ID, r.Version),
 			button(ActionApprove, r.ID, "Approve").WithStyle(slack.StylePrimary),
@@ -268,6 +274,12 @@ func mention(user string) string {
 		return "<@" + user + ">"
 	}
 	return escape(user)
+}
+
+// denyReasonBlock shows a denier's reason as plain_text: user text there
+// can neither mention, link nor format anything.
+func denyReasonBlock(r *approval.Request) *slack.ContextBlock {
+	return slack.NewContextBlock("", plain("Reason: "+truncate(r.DenyReason, 4*maxDenyReason)))
 }
 
 // requestLine is one request in a list: id, name, scope and where it stands.

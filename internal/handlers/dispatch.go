@@ -114,8 +114,11 @@ func (s *Server) HandleInteraction(ctx context.Context, cb slack.InteractionCall
 			return s.blockAction(ctx, cb, cb.ActionCallback.BlockActions[0])
 		}
 	case slack.InteractionTypeViewSubmission:
-		if cb.View.CallbackID == CallbackCreate {
+		switch cb.View.CallbackID {
+		case CallbackCreate:
 			return s.submitCreateModal(ctx, cb)
+		case CallbackDeny:
+			return s.submitDenyForm(ctx, cb)
 		}
 	}
 	return nil
@@ -149,6 +152,9 @@ func (s *Server) blockAction(ctx context.Context, cb slack.InteractionCallback, 
 	if j.FromHome {
 		j.ResponseURL = "" // there is none on the Home tab; answer in the DM
 	}
+	if j.Action == ActionDeny && s.cfg.API != nil && requestIDRE.MatchString(j.Value) {
+		return s.openDenyForm(ctx, cb, j.Value, j.FromHome) // the denial comes with the form
+	}
 	if s.actionWork(j) == nil {
 		return nil
 	}
@@ -165,9 +171,15 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 		if !requestIDRE.MatchString(j.Value) {
 			return nil
 		}
-		id, approve := j.Value, j.Action == ActionApprove
+		id, approve, reason := j.Value, j.Action == ActionApprove, j.Reason
 		return func(ctx context.Context) {
-			out, err := s.life.Decide(ctx, id, user, approve)
+			var out approval.Outcome
+			var err error
+			if approve {
+				out, err = s.life.Decide(ctx, id, user, true)
+			} else {
+				out, err = s.life.Deny(ctx, id, user, reason)
+			}
 			if err != nil {
 				s.warn(ctx, o, err, "decide")
 				return

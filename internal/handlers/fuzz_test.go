@@ -21,6 +21,9 @@ func (refuser) Submit(context.Context, approval.Submission) (*approval.Request, 
 func (refuser) Decide(context.Context, string, string, bool) (approval.Outcome, error) {
 	return approval.Outcome{}, errRefused
 }
+func (refuser) Deny(context.Context, string, string, string) (approval.Outcome, error) {
+	return approval.Outcome{}, errRefused
+}
 func (refuser) Reveal(context.Context, string, string) (approval.Revelation, error) {
 	return approval.Revelation{}, errRefused
 }

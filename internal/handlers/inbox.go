@@ -46,6 +46,7 @@ type job struct {
 	Action      string               `json:"action,omitempty"` // action_id
 	Value       string               `json:"value,omitempty"`  // button value
 	FromHome    bool                 `json:"from_home,omitempty"`
+	Reason      string               `json:"reason,omitempty"` // a denier's reason (user text, bounded)
 	Submission  *approval.Submission `json:"submission,omitempty"`
 }
 

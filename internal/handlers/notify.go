@@ -227,8 +227,12 @@ func (n *Notifier) UpdateApproval(ctx context.Context, r *approval.Request, q ap
 	if line == "" {
 		return err
 	}
+	thread := []slack.Block{section(line)}
+	if r.State == approval.StateDenied && r.DenyReason != "" {
+		thread = append(thread, denyReasonBlock(r))
+	}
 	_, _, terr := n.api.PostMessage(ctx, r.ApprovalChannel, slack.MsgOptionTS(r.ApprovalTS),
-		slack.MsgOptionText(line, false), slack.MsgOptionBlocks(section(line)))
+		slack.MsgOptionText(line, false), slack.MsgOptionBlocks(thread...))
 	if err == nil {
 		err = terr
 	}
@@ -352,6 +356,27 @@ func (n *Notifier) Tell(ctx context.Context, r *approval.Request, text string) e
 		return err
 	}
 	_, _, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(truncate(text, maxFallbackText), false))
+	return err
+}
+
+// Denied implements approval.Notifier: who denied the request, and their
+// reason as plain_text (user text: it can neither mention nor format). The
+// notification's fallback text carries it escaped.
+func (n *Notifier) Denied(ctx context.Context, r *approval.Request) error {
+	ch, err := n.api.DM(ctx, r.Requester)
+	if err != nil {
+		return err
+	}
+	line := fmt.Sprintf("Your request `%s` for *%s* in %s was denied by <@%s>.", r.ID, escape(r.Name), escape(scopeLabel(r.Scope)), r.DecidedBy)
+	text := fmt.Sprintf("Your request %s for %s was denied by <@%s>.", r.ID, escape(r.Name), r.DecidedBy)
+	blocks := []slack.Block{section(line)}
+	if r.DenyReason != "" {
+		blocks = append(blocks, denyReasonBlock(r))
+		text += " Reason: " + escape(r.DenyReason)
+	} else {
+		blocks = append(blocks, note("No reason was given. You can ask the approver, or ask again with more detail."))
+	}
+	_, _, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(blocks...))
 	return err
 }
 

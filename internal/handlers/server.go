@@ -28,6 +28,7 @@ import (
 type Lifecycle interface {
 	Submit(ctx context.Context, in approval.Submission) (*approval.Request, error)
 	Decide(ctx context.Context, id, user string, approve bool) (approval.Outcome, error)
+	Deny(ctx context.Context, id, user, reason string) (approval.Outcome, error)
 	Reveal(ctx context.Context, id, user string) (approval.Revelation, error)
 	Undeliverable(ctx context.Context, id string, cause error) error
 	Status(ctx context.Context, id string) (*approval.Request, error)

@@ -9,7 +9,7 @@ import (
 
 // maxDenyReason bounds a denier's reason: it is user text, shown to the
 // requester and in the approval message.
-const maxDenyReason = 300
+const maxDenyReason = approval.MaxDenyReason
 
 // actorName renders who moved a request: a person as a mention (in an
 // ephemeral answer it pings nobody), credbot's own roles in words.

@@ -86,6 +86,7 @@ func (w *Workspace) ClickValue(ctx context.Context, p Person, m Message, actionI
 	payload["response_url"] = ru
 	ack, err := w.interact(ctx, payload)
 	ack.ResponseURL = ru
+	ack.Trigger, _ = payload["trigger_id"].(string) // e.g. for a views.open the click asks for
 	return ack, err
 }
 
