@@ -44,19 +44,28 @@ type Config struct {
 	// EscalateAfter reminders; empty disables escalation.
 	EscalationChannel string
 	// AuditChannel, when set, gets a copy of every audit entry.
-	AuditChannel  string
-	ResponseHosts []string
-	RedisURL      string
-	KeyPrefix     string
-	PolicyDir     string
-	SecretKey     string
-	PendingTTL    time.Duration
-	ClaimWindow   time.Duration
-	MaxLifetime   time.Duration
-	RemindAfter   time.Duration
-	EscalateAfter int
-	RescueAfter   time.Duration
-	MintWorkers   int // mint queue consumers in this replica; 0 makes it serve Slack only
+	AuditChannel string
+	// Break-glass: the alert channel (default: the audit channel, else the
+	// approval channel), the escalation target (a channel or user id;
+	// default: the escalation channel), the longest lifetime, the review
+	// interval and the pattern a reason must match.
+	BreakglassChannel       string
+	BreakglassEscalation    string
+	BreakglassLifetime      time.Duration
+	BreakglassReview        time.Duration
+	BreakglassReasonPattern *regexp.Regexp
+	ResponseHosts           []string
+	RedisURL                string
+	KeyPrefix               string
+	PolicyDir               string
+	SecretKey               string
+	PendingTTL              time.Duration
+	ClaimWindow             time.Duration
+	MaxLifetime             time.Duration
+	RemindAfter             time.Duration
+	EscalateAfter           int
+	RescueAfter             time.Duration
+	MintWorkers             int // mint queue consumers in this replica; 0 makes it serve Slack only
 	// Workers process the inbox of acknowledged Slack deliveries (0: this
 	// replica records and acks only).
 	Workers       int
@@ -132,6 +141,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		{"CREDBOT_SWEEP_INTERVAL", 5 * time.Second, &c.SweepInterval},
 		{"CREDBOT_DRAIN_TIMEOUT", 20 * time.Second, &c.DrainTimeout},
 		{"CREDBOT_RETENTION", store.DefaultRetention, &c.Retention},
+		{"CREDBOT_BREAKGLASS_LIFETIME", 4 * time.Hour, &c.BreakglassLifetime},
+		{"CREDBOT_BREAKGLASS_REVIEW", time.Hour, &c.BreakglassReview},
 	} {
 		*d.into = d.def
 		if v := getenv(d.env); v != "" {
@@ -177,6 +188,15 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		if c.LookupCache, err = ParseDuration(v); err != nil || c.LookupCache < 0 || c.LookupCache > 10*time.Minute {
 			errs = append(errs, fmt.Errorf("CREDBOT_LOOKUP_CACHE: %q is not a duration from 0s (no cache) to 10m", v))
 		}
+	}
+	c.BreakglassChannel = getenv("CREDBOT_BREAKGLASS_CHANNEL")
+	c.BreakglassEscalation = getenv("CREDBOT_BREAKGLASS_ESCALATION")
+	pattern := or(getenv("CREDBOT_BREAKGLASS_REASON_PATTERN"), approval.DefaultBreakglassReason)
+	if c.BreakglassReasonPattern, err = regexp.Compile(pattern); err != nil {
+		errs = append(errs, fmt.Errorf("CREDBOT_BREAKGLASS_REASON_PATTERN: %q is not a Go regular expression (%v); e.g. %s matches INC-1234", pattern, err, approval.DefaultBreakglassReason))
+		c.BreakglassReasonPattern = regexp.MustCompile(approval.DefaultBreakglassReason)
+	} else if c.BreakglassReasonPattern.MatchString("") {
+		errs = append(errs, fmt.Errorf("CREDBOT_BREAKGLASS_REASON_PATTERN: %q matches an empty reason, so it names no ticket; e.g. %s matches INC-1234", pattern, approval.DefaultBreakglassReason))
 	}
 	c.AuditWebhookSecret = getenv("CREDBOT_AUDIT_WEBHOOK_SECRET")
 	if v := getenv("CREDBOT_AUDIT_RETAIN"); v != "" {
@@ -243,6 +263,7 @@ func (c Config) validateSlack() []error {
 	}
 	for _, ch := range []struct{ env, v string }{
 		{"CREDBOT_APPROVAL_CHANNEL", c.ApprovalChannel}, {"CREDBOT_ESCALATION_CHANNEL", c.EscalationChannel}, {"CREDBOT_AUDIT_CHANNEL", c.AuditChannel},
+		{"CREDBOT_BREAKGLASS_CHANNEL", c.BreakglassChannel},
 	} {
 		switch {
 		case ch.v == "" || channelIDRE.MatchString(ch.v):
@@ -252,8 +273,25 @@ func (c Config) validateSlack() []error {
 			errs = append(errs, fmt.Errorf("%s: %q is not a channel ID (C… from the channel's details)", ch.env, ch.v))
 		}
 	}
+	switch t := c.BreakglassEscalation; {
+	case t == "" || channelIDRE.MatchString(t) || userIDRE.MatchString(t):
+	case strings.HasPrefix(t, "#"), strings.HasPrefix(t, "@"):
+		errs = append(errs, fmt.Errorf("CREDBOT_BREAKGLASS_ESCALATION: %q is a name, not an ID; use a channel ID (C…, from the channel's details) or a user ID (U…, from the person's profile: Copy member ID)", t))
+	default:
+		errs = append(errs, fmt.Errorf("CREDBOT_BREAKGLASS_ESCALATION: %q is neither a channel ID (C…) nor a user ID (U…)", t))
+	}
 	return errs
 }
+
+// breakglassAlerts are where break-glass alerts go: the break-glass channel
+// (default: the audit channel, else the approval channel) and the
+// escalation target (default: the escalation channel).
+func (c Config) breakglassAlerts() (channel, escalation string) {
+	return or(c.BreakglassChannel, or(c.AuditChannel, c.ApprovalChannel)), or(c.BreakglassEscalation, c.EscalationChannel)
+}
+
+// userIDRE is a Slack user id (U…, or W… on Enterprise Grid).
+var userIDRE = regexp.MustCompile(`^[UW][A-Z0-9]+$`)
 
 // App is a running bot.
 type App struct {
@@ -454,6 +492,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		PendingTTL: cfg.PendingTTL, ClaimWindow: cfg.ClaimWindow, MaxLifetime: cfg.MaxLifetime,
 		RemindAfter: cfg.RemindAfter, EscalateAfter: cfg.EscalateAfter, Hooks: deps.Hooks, Replica: a.replica,
 		MaxPendingPerUser: cfg.MaxPendingPerUser, LookupCache: cfg.LookupCache,
+		Breakglass: approval.BreakglassConfig{Lifetime: cfg.BreakglassLifetime, Review: cfg.BreakglassReview, Reason: cfg.BreakglassReasonPattern},
 	}
 	lc.AuditMirror = a.metrics.transition
 	lc.Observer = a.metrics
@@ -520,10 +559,12 @@ func (a *App) dependencies(issuer approval.Issuer) []dependency {
 	if b, ok := issuer.(interface{ Health(context.Context) error }); ok {
 		deps = append(deps, dependency{name: "btp", check: func(ctx context.Context) (error, bool) { return b.Health(ctx), false }})
 	}
-	for _, ch := range []string{a.cfg.ApprovalChannel, a.cfg.EscalationChannel, a.cfg.AuditChannel} {
-		if ch == "" {
+	seen := map[string]bool{}
+	for _, ch := range []string{a.cfg.ApprovalChannel, a.cfg.EscalationChannel, a.cfg.AuditChannel, a.cfg.BreakglassChannel, a.cfg.BreakglassEscalation} {
+		if ch == "" || seen[ch] || !channelIDRE.MatchString(ch) { // a user id is a DM, not a channel to join
 			continue
 		}
+		seen[ch] = true
 		deps = append(deps, dependency{name: "channel:" + ch, check: func(ctx context.Context) (error, bool) {
 			member, name, err := a.slack.api.ChannelMember(ctx, ch)
 			if err == nil && !member {

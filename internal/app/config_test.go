@@ -3,6 +3,7 @@ package app
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // Every configuration problem is reported at once, each naming its variable
@@ -64,5 +65,35 @@ func TestCredentialVerificationIsOnUnlessTurnedOff(t *testing.T) {
 		if cfg.BTP.VerifyCredentials != want {
 			t.Errorf("BTP_VERIFY_CREDENTIALS=%q: verify %v, want %v", v, cfg.BTP.VerifyCredentials, want)
 		}
+	}
+}
+
+// The break-glass settings are checked at startup: the reason pattern must be
+// a Go regexp that cannot pass an empty reason, the durations positive (down
+// to seconds), the escalation target an ID.
+func TestBreakglassConfigIsCheckedAtStartup(t *testing.T) {
+	for pattern, want := range map[string]string{
+		`INC-(`: "CREDBOT_BREAKGLASS_REASON_PATTERN: \"INC-(\" is not a Go regular expression",
+		`.*`:    "CREDBOT_BREAKGLASS_REASON_PATTERN: \".*\" matches an empty reason",
+	} {
+		_, err := ConfigFromEnv(func(k string) string {
+			return map[string]string{"CREDBOT_BREAKGLASS_REASON_PATTERN": pattern, "CREDBOT_BREAKGLASS_REVIEW": "0s"}[k]
+		})
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "CREDBOT_BREAKGLASS_REVIEW") {
+			t.Errorf("pattern %q: %v", pattern, err)
+		}
+	}
+	cfg, err := ConfigFromEnv(func(k string) string {
+		return map[string]string{"CREDBOT_BREAKGLASS_LIFETIME": "45s", "CREDBOT_BREAKGLASS_REVIEW": "2s",
+			"CREDBOT_BREAKGLASS_REASON_PATTERN": `^CHG[0-9]{7}`, "CREDBOT_BREAKGLASS_ESCALATION": "@oncall-lead"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BreakglassLifetime != 45*time.Second || cfg.BreakglassReview != 2*time.Second || !cfg.BreakglassReasonPattern.MatchString("CHG0001234: db") {
+		t.Errorf("read %v %v %v", cfg.BreakglassLifetime, cfg.BreakglassReview, cfg.BreakglassReasonPattern)
+	}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), `CREDBOT_BREAKGLASS_ESCALATION: "@oncall-lead" is a name, not an ID`) {
+		t.Errorf("Validate: %v", err)
 	}
 }

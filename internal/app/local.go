@@ -31,6 +31,8 @@ var (
 	Requester = slackfake.Person{ID: "U0LOCALREQ", Name: "ada"}
 	Approver  = slackfake.Person{ID: "U0LOCALAPR", Name: "grace"}
 	Outsider  = slackfake.Person{ID: "U0LOCALOUT", Name: "mallory"}
+	// Reviewer reviews break-glass (the example policy's admin).
+	Reviewer = slackfake.Person{ID: "U0LOCALADM", Name: "root"}
 )
 
 const (
@@ -280,6 +282,9 @@ func (l *Local) Demo(ctx context.Context, w io.Writer) error {
 	if err := l.demoCertificate(ctx, w, step, saw, wait); err != nil {
 		return err
 	}
+	if err := l.demoBreakglass(ctx, w, step, saw, wait, reply); err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "\nThe whole loop worked.")
 	return nil
 }
@@ -422,6 +427,91 @@ func demoShorten(s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// demoBreakglass plays a break-glass: issued at once without approval, alerted
+// with review buttons, refused to its own user's review, revoked by a reviewer.
+func (l *Local) demoBreakglass(ctx context.Context, w io.Writer, step func(string, ...any), saw func(slackfake.Person, string),
+	wait func(string, func(slackfake.Call) bool) (slackfake.Call, error), reply func(string) func(slackfake.Call) bool) error {
+	fmt.Fprintln(w, "\n--- Break-glass: an emergency credential at once, reviewed afterwards ---")
+	mark := l.Slack.Mark()
+	text := `breakglass --subaccount 11111111-2222-4333-8444-555555555555 --name demo-hotfix --reason "INC-4711: payments API down"`
+	step("%s (on call) types: /credbot %s", Requester.Name, text)
+	ack, err := l.Workspace.Slash(ctx, Requester, text)
+	if err != nil || ack.Status != 200 {
+		return fmt.Errorf("breakglass: status %d, %v", ack.Status, err)
+	}
+	saw(Requester, ackText(ack.Body))
+	c, err := wait("break-glass confirmation", reply(ack.ResponseURL))
+	if err != nil {
+		return err
+	}
+	saw(Requester, RenderReply(c.Body))
+	after := func(what string, match func(slackfake.Call) bool) (slackfake.Call, error) {
+		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		c, err := l.Slack.WaitFrom(wctx, mark, match)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", what, err)
+		}
+		return c, nil
+	}
+	alert, err := after("break-glass alert", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && strings.Contains(c.Params.Get("blocks"), handlers.ActionAcknowledge)
+	})
+	if err != nil {
+		return err
+	}
+	step("credbot alerts %s at once (no approval was asked for)", alert.Channel)
+	saw(Reviewer, RenderBlocks(alert.Params.Get("blocks")))
+	dm, err := after("break-glass DM with a Reveal button", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal)
+	})
+	if err != nil {
+		return err
+	}
+	step("credbot DMs %s the usual one-time Reveal button", Requester.Name)
+	saw(Requester, RenderBlocks(dm.Params.Get("blocks")))
+
+	msg, _ := l.Slack.Message(alert.Channel, alert.TS)
+	for _, click := range []struct {
+		who    slackfake.Person
+		action string
+		label  string
+		want   string
+	}{
+		{Requester, handlers.ActionAcknowledge, "Acknowledge on their own break-glass", ":warning:"},
+		{Reviewer, handlers.ActionRevokeNow, "Revoke now", "Revoked"},
+	} {
+		step("%s clicks %s", click.who.Name, click.label)
+		ack, err := l.Workspace.Click(ctx, click.who, msg, click.action)
+		if err != nil || ack.Status != 200 {
+			return fmt.Errorf("click: status %d, %v", ack.Status, err)
+		}
+		c, err := wait(click.label, reply(ack.ResponseURL))
+		if err != nil {
+			return err
+		}
+		saw(click.who, RenderReply(c.Body))
+		if !strings.Contains(c.Body, click.want) {
+			return fmt.Errorf("%s: %s", click.label, RenderReply(c.Body))
+		}
+	}
+	told, err := after("revocation notice", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("text"), "was revoked by")
+	})
+	if err != nil {
+		return err
+	}
+	saw(Requester, told.Params.Get("text"))
+	upd, _ := l.Slack.Message(alert.Channel, alert.TS)
+	step("credbot updates the alert")
+	saw(Reviewer, RenderBlocks(upd.Blocks))
+	if l.BTP != nil {
+		step("the BTP emulator saw %d delete call(s); live credentials in the subaccount: %v",
+			l.BTP.Count("delete"), l.BTP.Live(approval.Scope{Kind: approval.ScopeSubaccount, ID: btptest.DefaultSubaccount}))
+	}
+	return nil
 }
 
 func ackText(body string) string {

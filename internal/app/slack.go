@@ -36,8 +36,10 @@ func newSlackSide(cfg Config, log *slog.Logger) *slackSide {
 }
 
 func (s *slackSide) notifier(cfg Config, pol *policy.Engine, log *slog.Logger) *handlers.Notifier {
+	bgChannel, bgEscalation := cfg.breakglassAlerts()
 	return handlers.NewNotifier(s.api, cfg.ApprovalChannel, handlers.NotifierOptions{
 		Approvers: pol, Router: pol, Directory: s.dir, EscalationChannel: cfg.EscalationChannel, Logger: log,
+		BreakglassChannel: bgChannel, BreakglassEscalation: bgEscalation,
 	})
 }
 

@@ -176,6 +176,16 @@ type Request struct {
 	ClaimUntil   time.Time     `json:"claim_until,omitempty"`   // ISSUED: reveal by then
 	ExpiresAt    time.Time     `json:"expires_at,omitempty"`    // the credential is deleted then
 	ExpiryWarned bool          `json:"expiry_warned,omitempty"` // the owner was told it expires
+	// Break-glass (breakglass.go): issued without approval, alerted at once,
+	// reviewed afterwards. ReviewAt is when it escalates next while nobody
+	// has acknowledged it.
+	Breakglass  bool         `json:"breakglass,omitempty"`
+	Alerts      []MessageRef `json:"alerts,omitempty"` // the alert messages, for updates
+	ReviewAt    time.Time    `json:"review_at,omitempty"`
+	Escalations int          `json:"escalations,omitempty"`
+	AckedBy     string       `json:"acked_by,omitempty"`
+	AckedAt     time.Time    `json:"acked_at,omitempty"`
+	RevokedBy   string       `json:"revoked_by,omitempty"`
 	// Revoking is a lease: a worker is deleting the credential at BTP. While it
 	// is set the secret cannot be revealed; if the worker dies the deadline
 	// (pushed out by the lease) brings another worker back to finish.
@@ -338,4 +348,15 @@ var (
 	ErrUnverified = errors.New("the new credential could not get a token")
 	// ErrNameHeld: another request holds the reservation of this name.
 	ErrNameHeld = errors.New("name reserved by another request")
+	// ErrBreakglassActive: the user already holds a live break-glass.
+	ErrBreakglassActive = errors.New("a break-glass is active")
 )
+
+// BreakglassActiveError is returned by Store.Create when the requester's
+// break-glass lock is held by another live request.
+type BreakglassActiveError struct{ Request string }
+
+func (e *BreakglassActiveError) Error() string {
+	return "break-glass request " + e.Request + " is still active"
+}
+func (e *BreakglassActiveError) Unwrap() error { return ErrBreakglassActive }

@@ -75,6 +75,16 @@ type Notifier interface {
 	// WarnExpiry tells the owner their credential will be deleted at
 	// r.ExpiresAt, offering to delete it now.
 	WarnExpiry(ctx context.Context, r *Request) error
+
+	// AlertBreakglass announces a break-glass at once — who, what, why, until
+	// when — with Acknowledge and Revoke now buttons, in the break-glass
+	// channel and to the escalation target; it returns where the alerts live.
+	AlertBreakglass(ctx context.Context, r *Request) ([]MessageRef, error)
+	// UpdateBreakglass rewrites the alerts once it is acknowledged or ended.
+	UpdateBreakglass(ctx context.Context, r *Request) error
+	// EscalateBreakglass tells the escalation target, again, that a
+	// break-glass has not been acknowledged.
+	EscalateBreakglass(ctx context.Context, r *Request) error
 }
 
 // Config holds the lifecycle's knobs.
@@ -115,6 +125,8 @@ type Config struct {
 	// get answers from BTP are kept (0: not at all). See limits.go.
 	MaxPendingPerUser int
 	LookupCache       time.Duration
+	// Breakglass configures the emergency path (breakglass.go).
+	Breakglass BreakglassConfig
 }
 
 // Hooks are called, when set, at the named steps of Mint.
@@ -171,6 +183,7 @@ func NewService(store Store, auth Authorizer, issuer Issuer, notify Notifier, se
 	if cfg.RevokeLease <= 0 {
 		cfg.RevokeLease = 2 * time.Minute
 	}
+	cfg.Breakglass = cfg.Breakglass.withDefaults()
 	if clock == nil {
 		clock = systemClock{}
 	}
@@ -584,6 +597,7 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
 		s.log.WarnContext(ctx, "update approval message", "request_id", r.ID, "error", err)
 	}
+	s.updateAlerts(ctx, r) // a break-glass's alert now shows when it expires
 	return true, s.offer(ctx, r)
 }
 
@@ -730,7 +744,11 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 		default:
 			return Revelation{}, userErr(ErrAlreadyTaken, "there is nothing to reveal: the request is %s", strings.ToLower(string(r.State)))
 		}
-		d, err := s.auth.Authorize(ctx, user, ActionCreate, r.Scope, "")
+		act := ActionCreate
+		if r.Breakglass {
+			act = ActionBreakglass // a break-glass needs no create permission, and is held by breakglass
+		}
+		d, err := s.auth.Authorize(ctx, user, act, r.Scope, "")
 		if err != nil {
 			return Revelation{}, fmt.Errorf("authorize reveal: %w", err)
 		}
@@ -919,6 +937,10 @@ func (s *Service) due(ctx context.Context, d Due) error {
 	}
 	now := s.clock.Now()
 	switch {
+	case r.Breakglass && r.RevokedBy != "" && (r.State == StateIssued || r.State == StateDelivered):
+		return s.finishRevoke(ctx, r)
+	case s.breakglassDue(r, now):
+		return s.reviewDue(ctx, r)
 	case r.State == StatePending && !now.Before(r.PendingUntil):
 		r, err := s.transition(ctx, id, "deadline", func(cur *Request) (*AuditEntry, Effects, error) {
 			if cur.State != StatePending || s.clock.Now().Before(cur.PendingUntil) {
@@ -946,6 +968,7 @@ func (s *Service) due(ctx context.Context, d Due) error {
 		if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
 			s.log.WarnContext(ctx, "update approval message", "request_id", id, "error", err)
 		}
+		s.updateAlerts(ctx, r)
 		s.tell(ctx, r, fmt.Sprintf("The secret of %q was not revealed within %s, so the credential was deleted. You can ask again.", r.Name, humanDuration(s.cfg.ClaimWindow)))
 	case r.State == StateDelivered && (r.Revoking || !now.Before(r.ExpiresAt)):
 		r, err := s.retire(ctx, id, "deadline", Decision{}, StateDeleted, "the credential reached the end of its lifetime", func(cur *Request) bool {
@@ -954,8 +977,9 @@ func (s *Service) due(ctx context.Context, d Due) error {
 		if err != nil {
 			return err
 		}
+		s.updateAlerts(ctx, r)
 		s.tell(ctx, r, fmt.Sprintf("Your API credential %q in %s reached the end of its lifetime and was deleted at BTP.", r.Name, r.Scope))
-	case r.State == StateDelivered && !r.ExpiryWarned:
+	case r.State == StateDelivered && !r.ExpiryWarned && !now.Before(s.warnAt(r)):
 		r, err := s.transition(ctx, id, "deadline", func(cur *Request) (*AuditEntry, Effects, error) {
 			if cur.State != StateDelivered || cur.ExpiryWarned {
 				return nil, Effects{}, errNoop
@@ -1067,8 +1091,17 @@ func (s *Service) leaseHeld(ctx context.Context, r *Request, now time.Time) bool
 }
 
 // nextDeadline is the earliest moment something is due for r in its state, or
-// zero when nothing is.
+// zero when nothing is. A live break-glass also comes due for its alert and
+// its review (breakglass.go), whichever is earlier.
 func (s *Service) nextDeadline(r *Request) time.Time {
+	at := s.stateDeadline(r)
+	if bg := s.breakglassDeadline(r); !bg.IsZero() && (at.IsZero() || bg.Before(at)) {
+		at = bg
+	}
+	return at
+}
+
+func (s *Service) stateDeadline(r *Request) time.Time {
 	switch r.State {
 	case StatePending:
 		if !r.NextReminder.IsZero() && r.NextReminder.Before(r.PendingUntil) {
@@ -1082,12 +1115,17 @@ func (s *Service) nextDeadline(r *Request) time.Time {
 			return time.Time{}
 		}
 		if !r.ExpiryWarned {
-			lead := min(s.cfg.ExpiryWarning, r.Lifetime/10)
-			return r.ExpiresAt.Add(-lead)
+			return s.warnAt(r)
 		}
 		return r.ExpiresAt
 	}
 	return time.Time{}
+}
+
+// warnAt is when the owner of a delivered credential is warned of its expiry.
+func (s *Service) warnAt(r *Request) time.Time {
+	lead := min(s.cfg.ExpiryWarning, r.Lifetime/10)
+	return r.ExpiresAt.Add(-lead)
 }
 
 // errNoop aborts a transition that has nothing to do.

@@ -35,6 +35,10 @@ const (
 	ActionHome    = "credbot_home"    // value: unused; refreshes the Home tab
 	// ActionDeleteOwn deletes the clicker's own credential; value: request id.
 	ActionDeleteOwn = "credbot_delete_own"
+	// Break-glass review buttons; value: request id. The clicker is
+	// authorized at click time for review.
+	ActionAcknowledge = "credbot_acknowledge"
+	ActionRevokeNow   = "credbot_revoke_now"
 
 	CallbackCreate = "credbot_create"
 	// CallbackDeny is the form a Deny click opens for an optional reason;
@@ -148,6 +152,8 @@ func lifetime(d time.Duration) string {
 		return fmt.Sprintf("%dd", d/(24*time.Hour))
 	case d%time.Hour == 0:
 		return fmt.Sprintf("%dh", d/time.Hour)
+	case d < time.Minute:
+		return d.Round(time.Second).String() // break-glass tests run in seconds
 	}
 	return d.Round(time.Minute).String()
 }

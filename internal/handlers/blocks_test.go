@@ -159,6 +159,10 @@ func TestEveryRenderingStaysWithinBlockKitLimits(t *testing.T) {
 		checkBlocks(t, "approval message "+string(st), approvalBlocks(r, q, mentions), maxMessageBlocks)
 		checkBlocks(t, "status "+string(st), requestBlocks(r), maxMessageBlocks)
 		checkBlocks(t, "request line "+string(st), []slack.Block{requestSection(r, ActionCancel)}, maxMessageBlocks)
+		r.Breakglass, r.Escalations = true, 99
+		checkBlocks(t, "break-glass alert "+string(st), breakglassBlocks(r, mentions, 99), maxMessageBlocks)
+		r.AckedBy, r.RevokedBy = "U0REVIEWER", "U0REVIEWER"
+		checkBlocks(t, "break-glass alert reviewed "+string(st), breakglassBlocks(r, mentions, 0), maxMessageBlocks)
 	}
 
 	var views []approval.CredentialView

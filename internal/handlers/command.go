@@ -19,6 +19,7 @@ const MaxCommandText = 2000
 //
 //	create [security/api-credential] --subaccount <guid> --name <name> [--read-only] --reason "<text>" [--expires-in 30d]
 //	create ... --certificate   (opens the form, to paste the PEM)
+//	breakglass --subaccount <guid> --name <name> [--read-only] --reason "INC-1234: <text>" [--expires-in 2h]
 //	list   [security/api-credential] --subaccount <guid>
 //	get    [security/api-credential] --subaccount <guid> --name <name>
 //	delete [security/api-credential] --subaccount <guid> --name <name>
@@ -75,6 +76,19 @@ var verbs = []struct {
 			"and DMs you a Reveal button; the secret is shown once, only to you. --expires-in (e.g. 30d, 72h) sets how long the " +
 			"credential lives; without it, the longest the policy allows. --certificate makes a certificate credential: the form takes " +
 			"your X.509 client certificate (PEM), never its private key, which stays with you.",
+	}},
+	{"breakglass", verb{
+		flags: append(slices.Clone(scopeFlags), "name", "read-only", "reason", "expires-in"),
+		usage: []string{
+			`/credbot breakglass --subaccount <guid> --name <name> [--read-only] --reason "INC-1234: <what is broken>" [--expires-in 2h]`,
+			`/credbot breakglass --directory <guid> --name <name> --reason "INC-1234: …"`,
+			`/credbot breakglass --global-account <subdomain> --name <name> --reason "INC-1234: …"`,
+		},
+		summary: "emergency: a credential at once, without approval (alerts security)",
+		detail: "Only for those the policy allows to break glass in that scope. The reason must name the incident or ticket. " +
+			"The credential is created at once and you get the usual one-time Reveal button in your DM; security is alerted " +
+			"at once and reviews it afterwards (it may be revoked). It lives at most the break-glass lifetime, and you can " +
+			"hold one break-glass credential at a time.",
 	}},
 	{"list", verb{
 		flags:   scopeFlags,
@@ -293,6 +307,17 @@ func ParseCommand(text string) (Command, error) {
 			perr = &UsageError{Verb: c.Verb, Msg: "create needs --name"}
 		case c.Reason == "":
 			perr = &UsageError{Verb: c.Verb, Msg: `create needs --reason "why you need it"`}
+		default:
+			perr = noArgs()
+		}
+	case "breakglass":
+		switch {
+		case !c.HasScope:
+			perr = needScope()
+		case c.Name == "":
+			perr = &UsageError{Verb: c.Verb, Msg: "breakglass needs --name"}
+		case c.Reason == "":
+			perr = &UsageError{Verb: c.Verb, Msg: `breakglass needs --reason "INC-1234: what is broken"`}
 		default:
 			perr = noArgs()
 		}

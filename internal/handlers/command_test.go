@@ -24,6 +24,10 @@ func TestParseCommand(t *testing.T) {
 		{"CREATE \u2014directory 22222222-3333-4444-8555-666666666666 \u2014name d \u2014reason \u201cfrom a Mac\u201d",
 			Command{Verb: "create", Scope: approval.Scope{Kind: approval.ScopeDirectory, ID: "22222222-3333-4444-8555-666666666666"}, HasScope: true, Name: "d", Reason: "from a Mac"}},
 		{"status r0123456789ab", Command{Verb: "status", Args: []string{"r0123456789ab"}}},
+		{`breakglass --subaccount ` + sa + ` --name bg --reason "INC-1: down" --expires-in 30s`,
+			Command{Verb: "breakglass", Scope: approval.Scope{Kind: approval.ScopeSubaccount, ID: sa}, HasScope: true, Name: "bg", Reason: "INC-1: down"}},
+		{`breakglass --global-account acme-ga --name bg --read-only --reason "OPS-2"`,
+			Command{Verb: "breakglass", Scope: approval.Scope{Kind: approval.ScopeGlobalAccount, ID: "acme-ga"}, HasScope: true, Name: "bg", ReadOnly: true, Reason: "OPS-2"}},
 	}
 	for _, c := range ok {
 		got, err := ParseCommand(c.text)
@@ -36,8 +40,11 @@ func TestParseCommand(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		"frobnicate":                 "unknown command",
-		"create --name x --reason y": "needs one of",
+		"frobnicate":                           "unknown command",
+		"create --name x --reason y":           "needs one of",
+		"breakglass --name x --reason 'INC-1'": "needs one of",
+		"breakglass --subaccount 11111111-2222-4333-8444-555555555555 --reason 'INC-1'":                       "breakglass needs --name",
+		"breakglass --subaccount 11111111-2222-4333-8444-555555555555 --name x":                               "breakglass needs --reason",
 		"create --subaccount not-a-guid --name x --reason y":                                                  "GUID",
 		"create --subaccount " + sa + " --directory 22222222-3333-4444-8555-666666666666 --name x --reason y": "exactly one",
 		"create --subaccount " + sa + " --reason y":                                                           "needs --name",

@@ -76,6 +76,10 @@ func (s *Server) commandWork(j job) (ack string, f func(ctx context.Context)) {
 		sub := approval.Submission{User: j.User, Team: j.Team, Scope: cmd.Scope, Name: cmd.Name,
 			ReadOnly: cmd.ReadOnly, Reason: cmd.Reason, ExpiresIn: cmd.ExpiresIn, Key: j.Trigger}
 		return "Submitting your request…", func(ctx context.Context) { s.submit(ctx, o, sub) }
+	case "breakglass":
+		sub := approval.Submission{User: j.User, Team: j.Team, Scope: cmd.Scope, Name: cmd.Name,
+			ReadOnly: cmd.ReadOnly, Reason: cmd.Reason, ExpiresIn: cmd.ExpiresIn, Key: j.Trigger}
+		return "Breaking glass…", func(ctx context.Context) { s.breakglass(ctx, o, sub) }
 	case "list":
 		return "Listing the API credentials…", func(ctx context.Context) { s.list(ctx, o, cmd.Scope, 0) }
 	case "get":
@@ -190,6 +194,19 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 			}
 			s.reply(ctx, o, msg)
 		}
+	case ActionAcknowledge, ActionRevokeNow:
+		if !requestIDRE.MatchString(j.Value) {
+			return nil
+		}
+		id, revoke := j.Value, j.Action == ActionRevokeNow
+		return func(ctx context.Context) {
+			out, err := s.life.Review(ctx, id, user, revoke)
+			if err != nil {
+				s.warn(ctx, o, err, "review")
+				return
+			}
+			s.reply(ctx, o, out.Message)
+		}
 	case ActionCancel:
 		if !requestIDRE.MatchString(j.Value) {
 			return nil
@@ -248,6 +265,17 @@ func (s *Server) submit(ctx context.Context, o origin, sub approval.Submission) 
 	}
 	s.reply(ctx, o, fmt.Sprintf("Request `%s` for *%s* in %s (%s) is waiting for approval. You will get a DM when it is decided.",
 		req.ID, escape(req.Name), escape(scopeLabel(req.Scope)), accessLabel(req.ReadOnly))+s.btpNote())
+}
+
+func (s *Server) breakglass(ctx context.Context, o origin, sub approval.Submission) {
+	req, err := s.life.Breakglass(ctx, sub)
+	if err != nil {
+		s.warn(ctx, o, err, "breakglass")
+		return
+	}
+	s.reply(ctx, o, fmt.Sprintf(":rotating_light: Break-glass `%s`: *%s* in %s (%s) is being created now, without approval. "+
+		"You will get a DM with a one-time Reveal button. Security has been alerted and will review it; it lives at most %s.",
+		req.ID, escape(req.Name), escape(scopeLabel(req.Scope)), accessLabel(req.ReadOnly), lifetime(req.Lifetime))+s.btpNote())
 }
 
 func (s *Server) reveal(ctx context.Context, o origin, id string) {

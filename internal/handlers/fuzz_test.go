@@ -18,6 +18,12 @@ var errRefused = &approval.UserError{Msg: "no", Err: approval.ErrForbidden}
 func (refuser) Submit(context.Context, approval.Submission) (*approval.Request, error) {
 	return nil, errRefused
 }
+func (refuser) Breakglass(context.Context, approval.Submission) (*approval.Request, error) {
+	return nil, errRefused
+}
+func (refuser) Review(context.Context, string, string, bool) (approval.Outcome, error) {
+	return approval.Outcome{}, errRefused
+}
 func (refuser) Decide(context.Context, string, string, bool) (approval.Outcome, error) {
 	return approval.Outcome{}, errRefused
 }

@@ -43,6 +43,10 @@ type Notifier struct {
 	router          ApprovalRouter // nil: every request goes to approvalChannel
 	dir             *Directory     // nil: mention user ids only
 	log             *slog.Logger
+	// breakglass is the channel of break-glass alerts ("" the approval
+	// channel); breakglassEscalation a channel or user told as well, and
+	// again at every escalation.
+	breakglass, breakglassEscalation string
 }
 
 var _ approval.Notifier = (*Notifier)(nil)
@@ -61,7 +65,12 @@ type NotifierOptions struct {
 	// EscalationChannel is told about requests that waited through every
 	// reminder; empty: the escalated reminder is also shown in the approval channel.
 	EscalationChannel string
-	Logger            *slog.Logger
+	// BreakglassChannel gets break-glass alerts ("" the approval channel);
+	// BreakglassEscalation (a channel or user id) gets them too, and every
+	// escalation.
+	BreakglassChannel    string
+	BreakglassEscalation string
+	Logger               *slog.Logger
 }
 
 // NewNotifier posts approval requests to approvalChannel through api.
@@ -70,7 +79,8 @@ func NewNotifier(api *WebAPI, approvalChannel string, opts NotifierOptions) *Not
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Notifier{api: api, approvalChannel: approvalChannel, escalation: opts.EscalationChannel,
-		approvers: opts.Approvers, router: opts.Router, dir: opts.Directory, log: opts.Logger}
+		approvers: opts.Approvers, router: opts.Router, dir: opts.Directory, log: opts.Logger,
+		breakglass: opts.BreakglassChannel, breakglassEscalation: opts.BreakglassEscalation}
 }
 
 // PostApproval implements approval.Notifier: the message goes to the channel

@@ -27,6 +27,8 @@ import (
 // Lifecycle is what the handlers need from the approval service.
 type Lifecycle interface {
 	Submit(ctx context.Context, in approval.Submission) (*approval.Request, error)
+	Breakglass(ctx context.Context, in approval.Submission) (*approval.Request, error)
+	Review(ctx context.Context, id, user string, revoke bool) (approval.Outcome, error)
 	Decide(ctx context.Context, id, user string, approve bool) (approval.Outcome, error)
 	Deny(ctx context.Context, id, user, reason string) (approval.Outcome, error)
 	Reveal(ctx context.Context, id, user string) (approval.Revelation, error)

@@ -14,7 +14,8 @@
 -- requester's list of ids gets its TTL again (ARGV 15), to outlive the record.
 -- KEYS: 1 request hash, 2 sealed secret, 3 audit stream, 4 audit head,
 --       5 mint stream, 6 deadline zset, 7 pending zset, 8 name reservation,
---       9 audit genesis marker, 10 audit turn, 11 requester's zset
+--       9 audit genesis marker, 10 audit turn, 11 requester's zset,
+--       12 the requester's break-glass lock (freed when its holder ends)
 -- ARGV: 1 expected state, 2 expected version, 3 new state, 4 request json,
 --       5 audit json, 6 request id, 7 enqueue mint (0|1), 8 sealed secret ("" none),
 --       9 secret ttl ms, 10 drop secret (0|1), 11 deadline ms ("" keep),
@@ -72,6 +73,9 @@ if (ARGV[13] == '1' or ARGV[14] ~= '') and redis.call('GET', KEYS[8]) == ARGV[6]
   redis.call('DEL', KEYS[8])
 end
 if ARGV[14] ~= '' then
+  if redis.call('GET', KEYS[12]) == ARGV[6] then
+    redis.call('DEL', KEYS[12])
+  end
   redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[6], ARGV[6])
   redis.call('PEXPIRE', KEYS[1], ARGV[14])

@@ -128,6 +128,11 @@ func (s *Store) deadlineKey() string        { return s.prefix + ":deadlines" }
 func (s *Store) pendingKey() string         { return s.prefix + ":pending" }
 func (s *Store) userKey(u string) string    { return s.prefix + ":user:" + u + ":reqs" }
 
+// breakglassKey holds the id of the user's live break-glass request. It is
+// bounded by that request: taken when it is stored, freed in the step that
+// ends it, and every live request has a deadline that ends it.
+func (s *Store) breakglassKey(u string) string { return s.prefix + ":user:" + u + ":breakglass" }
+
 // nameKey is the reservation of a credential name in a scope. (It keeps the
 // "cred:" key of the index of issued credentials it grew out of, so that the
 // credentials issued before it stay reserved.)
@@ -147,9 +152,9 @@ func (s *Store) Create(ctx context.Context, r *approval.Request, a approval.Audi
 	err = s.appendAudit(ctx, audit, func(w auditWrite) (string, error) {
 		return createScript.Run(ctx, s.rdb,
 			[]string{s.reqKey(r.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey(), s.pendingKey(), s.userKey(r.Requester),
-				s.nameKey(r.Scope, r.Name), s.auditGenesisKey(), s.auditTurnKey()},
-			append([]any{string(r.State), data, audit, r.ID, deadline.UnixMilli(), r.CreatedAt.UnixMilli(),
-				s.keep.Lists.Milliseconds(), UserListMax}, w.args()...)...).Text()
+				s.nameKey(r.Scope, r.Name), s.auditGenesisKey(), s.auditTurnKey(), s.mintKey(), s.breakglassKey(r.Requester)},
+			append(append([]any{string(r.State), data, audit, r.ID, deadline.UnixMilli(), r.CreatedAt.UnixMilli(),
+				s.keep.Lists.Milliseconds(), UserListMax}, w.args()...), flag(r.Breakglass))...).Text()
 	})
 	switch {
 	case err == nil:
@@ -158,6 +163,8 @@ func (s *Store) Create(ctx context.Context, r *approval.Request, a approval.Audi
 		return fmt.Errorf("request %s: %w", r.ID, approval.ErrConflict)
 	case strings.HasPrefix(err.Error(), "HELD "):
 		return fmt.Errorf("%s in %s is held by request %s: %w", r.Name, r.Scope, strings.TrimPrefix(err.Error(), "HELD "), approval.ErrNameHeld)
+	case strings.HasPrefix(err.Error(), "BREAKGLASS "):
+		return &approval.BreakglassActiveError{Request: strings.TrimPrefix(err.Error(), "BREAKGLASS ")}
 	}
 	return err
 }
@@ -203,7 +210,8 @@ func (s *Store) Apply(ctx context.Context, next *approval.Request, from approval
 	err = s.appendAudit(ctx, audit, func(w auditWrite) (string, error) {
 		return applyScript.Run(ctx, s.rdb,
 			[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.mintKey(), s.deadlineKey(),
-				s.pendingKey(), s.nameKey(next.Scope, next.Name), s.auditGenesisKey(), s.auditTurnKey(), s.userKey(next.Requester)},
+				s.pendingKey(), s.nameKey(next.Scope, next.Name), s.auditGenesisKey(), s.auditTurnKey(), s.userKey(next.Requester),
+				s.breakglassKey(next.Requester)},
 			append([]any{string(from), strconv.FormatInt(fromVersion, 10), string(next.State), data, audit, next.ID,
 				flag(fx.EnqueueMint), string(fx.SealedSecret), fx.SecretTTL.Milliseconds(), flag(fx.DropSecret),
 				deadline, flag(fx.ClearDeadline), flag(fx.ReleaseName), ended, s.keep.Lists.Milliseconds()}, w.args()...)...).Text()
