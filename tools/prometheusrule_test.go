@@ -55,6 +55,7 @@ var alertValues = []struct {
 	{"CredbotPolicyBroken", "policyBroken", []string{"warning"}},
 	{"CredbotBTPRateLimited", "btpRateLimited", []string{"warning"}},
 	{"CredbotUnrevealedSecretsRevoked", "unrevealedSecretsRevoked", []string{"info"}},
+	{"CredbotUnmanagedCredentials", "unmanagedCredentials", []string{"info"}},
 }
 
 // checkPrometheusRule: the PrometheusRule is rendered exactly when asked for
