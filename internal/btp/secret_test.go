@@ -181,3 +181,21 @@ func TestFailedVerificationDeletesTheCredentialAndFails(t *testing.T) {
 		t.Errorf("deletes %d, want 1", n)
 	}
 }
+
+// A certificate credential whose mutual-TLS token request is refused is
+// deleted like a secret one, and the error says so to the lifecycle.
+func TestFailedMutualTLSVerificationDeletesTheCertificateCredential(t *testing.T) {
+	f := newFixture(t, btptest.Options{TLS: true}, func(c *btp.Config) { c.VerifyCredentials = true })
+	f.srv.Inject(btptest.Fault{Action: "token", Times: -1, Status: http.StatusUnauthorized})
+	cert, _ := testCertificate(t)
+	_, err := f.client.Create(context.Background(), approval.CredentialSpec{Scope: globalAcct, Name: "mtls-refused", Certificate: cert, OwnsName: true})
+	if !errors.Is(err, btp.ErrVerification) || !errors.Is(err, approval.ErrUnverified) {
+		t.Fatalf("Create = %v, want ErrVerification matching approval.ErrUnverified", err)
+	}
+	if live := f.srv.Live(globalAcct); len(live) != 0 {
+		t.Errorf("an unusable certificate credential was left behind: %v", live)
+	}
+	if n := f.srv.Count("token"); n == 0 {
+		t.Error("no token request: the certificate credential was not verified")
+	}
+}
