@@ -320,6 +320,24 @@ const (
 	ActionReview Action = "review"
 )
 
+// ActionAssign asks for a role collection (just-in-time access). It always
+// travels with the collection it is for, as AssignAction builds it:
+// "assign:Subaccount Viewer"; policy rows may use '*' in the collection.
+const ActionAssign Action = "assign"
+
+// AssignAction is the action of asking for one role collection.
+func AssignAction(collection string) Action { return Action(string(ActionAssign) + ":" + collection) }
+
+// Split separates an action from the object it names: "assign:Subaccount
+// Viewer" is assign and "Subaccount Viewer"; other actions name none.
+func (a Action) Split() (Action, string) {
+	base, obj, ok := strings.Cut(string(a), ":")
+	if !ok {
+		return a, ""
+	}
+	return Action(base), obj
+}
+
 // Privileged reports whether an action is a gatekeeper's power: approving,
 // breaking glass (which skips approval) and reviewing a break-glass. Slack
 // groups grant none of them unless the policy trusts groups, since in many

@@ -29,7 +29,17 @@ var (
 	randOthers  = []string{"email:a@x.io", "group:g1", "group:g2"}
 	randRoles   = []string{"role:r1", "role:r2", "role:r3"}
 	randActions = []approval.Action{"create", "approve", "list"}
+	// assign rows name role collection patterns; requests name collections.
+	randAssignRows = []approval.Action{"assign:Subaccount Viewer", "assign:Subaccount *", "assign:*", "assign:* Administrator", "assign:Sub*Viewer"}
+	randAssigns    = []approval.Action{"assign:Subaccount Viewer", "assign:Subaccount Administrator", "assign:Destination Viewer", "assign:Sub Viewer"}
 )
+
+func randRowAction(r *rand.Rand) approval.Action {
+	if r.IntN(3) == 0 {
+		return randAssignRows[r.IntN(len(randAssignRows))]
+	}
+	return randActions[r.IntN(len(randActions))]
+}
 
 func randPattern(r *rand.Rand) string {
 	all := append(append([]string{randGA, "globalaccount:gb"}, randDirs...), randSubs...)
@@ -54,7 +64,7 @@ func randPolicy(r *rand.Rand) string {
 		if r.IntN(3) == 0 {
 			eft = "deny"
 		}
-		fmt.Fprintf(&b, "p, %s, %s, %s, %s\n", subjects[r.IntN(len(subjects))], randPattern(r), randActions[r.IntN(len(randActions))], eft)
+		fmt.Fprintf(&b, "p, %s, %s, %s, %s\n", subjects[r.IntN(len(subjects))], randPattern(r), randRowAction(r), eft)
 	}
 	for range r.IntN(10) {
 		member := subjects[r.IntN(len(subjects))]
@@ -102,6 +112,9 @@ func TestIndexAgreesWithCasbin(t *testing.T) {
 				}
 			}
 			act := randActions[r.IntN(len(randActions))]
+			if r.IntN(3) == 0 {
+				act = randAssigns[r.IntN(len(randAssigns))]
+			}
 			owner := ""
 			if act == approval.ActionApprove {
 				owner = randUsers[r.IntN(len(randUsers))]

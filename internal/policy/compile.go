@@ -49,6 +49,25 @@ g = _, _, _
 e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
 
 [matchers]
+m = globMatch(r.act, p.act) && scopeMatch(r.dom, p.dom) && g(r.sub, p.sub, r.dom) && !(r.act == "approve" && r.user == r.owner)
+`
+
+// legacyModel is the model before assign rows, whose matcher compared actions
+// with ==. A policy directory that still ships it loads as long as it has no
+// assign row (no other action has a wildcard, so both matchers agree).
+const legacyModel = `[request_definition]
+r = sub, dom, act, user, owner
+
+[policy_definition]
+p = sub, dom, act, eft
+
+[role_definition]
+g = _, _, _
+
+[policy_effect]
+e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
+
+[matchers]
 m = r.act == p.act && scopeMatch(r.dom, p.dom) && g(r.sub, p.sub, r.dom) && !(r.act == "approve" && r.user == r.owner)
 `
 
@@ -71,6 +90,40 @@ var policyActions = map[approval.Action]bool{
 	approval.ActionExtend:     true,
 	approval.ActionBreakglass: true,
 	approval.ActionReview:     true,
+	approval.ActionAssign:     true, // written assign:<role collection pattern>
+}
+
+// requestAction reports whether act may be asked about: an action rows may
+// name, and for assign exactly one well-formed role collection (no pattern).
+func requestAction(act approval.Action) bool {
+	base, obj := act.Split()
+	if !policyActions[base] || (base == approval.ActionAssign) != (obj != "") {
+		return false
+	}
+	return obj == "" || approval.ValidateRoleCollection(obj) == nil
+}
+
+// objMatch is globMatch for an assign row's role collection pattern, where
+// '*' stands for any run of characters (role collection names hold none of
+// the other glob metacharacters).
+func objMatch(obj, pattern string) bool {
+	if !strings.Contains(pattern, "*") {
+		return obj == pattern
+	}
+	parts := strings.Split(pattern, "*")
+	if !strings.HasPrefix(obj, parts[0]) {
+		return false
+	}
+	obj = obj[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(obj, p)
+		if i < 0 {
+			return false
+		}
+		obj = obj[i+len(p):]
+	}
+	return len(obj) >= len(last) && strings.HasSuffix(obj, last)
 }
 
 // rule is one row of a policy CSV file.
@@ -82,6 +135,9 @@ type rule struct {
 	sub   string // p: subject; g: member
 	role  string // g only
 	act   approval.Action
+	// obj is an assign row's role collection pattern ("Subaccount Viewer",
+	// "Subaccount *", "*"): '*' stands for any run of characters.
+	obj   string
 	allow bool // p only
 	dom   scopePattern
 
@@ -99,7 +155,11 @@ func (r *rule) fields() []string {
 	if r.allow {
 		eft = "allow"
 	}
-	return []string{r.sub, r.dom.src, string(r.act), eft}
+	act := string(r.act)
+	if r.obj != "" {
+		act += ":" + r.obj
+	}
+	return []string{r.sub, r.dom.src, act, eft}
 }
 
 // text is the normalised row, e.g. "p, role:approver, directory:…, approve, allow".
@@ -115,6 +175,8 @@ type snapshot struct {
 	hash     string
 	loadedAt time.Time
 	files    []string
+	// legacyModel: model.conf is the model from before assign rows.
+	legacyModel bool
 
 	rules  []*rule
 	g      map[string][]*rule // member -> its g rows
@@ -185,7 +247,11 @@ func compile(files map[string][]byte) (*snapshot, error) {
 	if m, ok := files[modelFile]; !ok {
 		errs.add("%s: missing", modelFile)
 	} else if err := checkModel(string(m)); err != nil {
-		errs.add("%s: %w", modelFile, err)
+		if checkModelText(string(m), legacyModel) != nil {
+			errs.add("%s: %w", modelFile, err)
+		} else {
+			s.legacyModel = true
+		}
 	}
 
 	csvs := 0
@@ -210,6 +276,14 @@ func compile(files map[string][]byte) (*snapshot, error) {
 		s.routes = parseRoutes(b, &errs)
 	}
 	s.checkRoles(&errs)
+	if s.legacyModel {
+		for _, r := range s.rules {
+			if r.obj != "" {
+				errs.add("%s:%d: assign rows need the current %s, whose matcher reads globMatch(r.act, p.act) (see policies/README.md)", r.file, r.line, modelFile)
+				break
+			}
+		}
+	}
 	if err := errs.err(); err != nil {
 		return nil, err
 	}
@@ -220,12 +294,14 @@ func compile(files map[string][]byte) (*snapshot, error) {
 }
 
 // checkModel holds model.conf to Model, ignoring comments and spacing.
-func checkModel(text string) error {
+func checkModel(text string) error { return checkModelText(text, Model) }
+
+func checkModelText(text, model_ string) error {
 	got, err := model.NewModelFromString(text)
 	if err != nil {
 		return fmt.Errorf("not a Casbin model: %w", err)
 	}
-	want, err := model.NewModelFromString(Model)
+	want, err := model.NewModelFromString(model_)
 	if err != nil {
 		return fmt.Errorf("built-in model: %w", err)
 	}
@@ -300,9 +376,17 @@ func parseRow(rec []string) (*rule, error) {
 		if err != nil {
 			return nil, err
 		}
-		act := approval.Action(rec[3])
+		act, obj := approval.Action(rec[3]).Split()
 		if !policyActions[act] {
-			return nil, fmt.Errorf("unknown action %q (want create, approve, list, get, delete, rotate, extend, breakglass or review)", rec[3])
+			return nil, fmt.Errorf("unknown action %q (want create, approve, list, get, delete, rotate, extend, breakglass or review, or assign:<role collection>)", rec[3])
+		}
+		if (act == approval.ActionAssign) != (obj != "") {
+			return nil, fmt.Errorf("action %q: assign names the role collection it allows, e.g. assign:Subaccount Viewer or assign:*, and no other action names anything", rec[3])
+		}
+		if obj != "" {
+			if err := approval.ValidateRoleCollection(strings.ReplaceAll(obj, "*", "x")); err != nil && obj != "*" {
+				return nil, fmt.Errorf("action %q: %w", rec[3], err)
+			}
 		}
 		var allow bool
 		switch rec[4] {
@@ -312,7 +396,7 @@ func parseRow(rec []string) (*rule, error) {
 		default:
 			return nil, fmt.Errorf("effect %q: want allow or deny", rec[4])
 		}
-		return &rule{ptype: "p", sub: sub, dom: dom, act: act, allow: allow}, nil
+		return &rule{ptype: "p", sub: sub, dom: dom, act: act, obj: obj, allow: allow}, nil
 	case "g":
 		if len(rec) != 4 {
 			return nil, fmt.Errorf("g rows have 3 fields (member, role, scope), got %d", len(rec)-1)
@@ -348,7 +432,7 @@ func (s *snapshot) add(r *rule) {
 	}
 }
 
-const numActions = 9
+const numActions = 10
 
 // actApprove is actIndex(approval.ActionApprove).
 const actApprove = 1
@@ -374,6 +458,8 @@ func actIndex(a approval.Action) int {
 		return 7
 	case approval.ActionReview:
 		return 8
+	case approval.ActionAssign:
+		return 9
 	}
 	return -1
 }

@@ -409,7 +409,7 @@ func (e *Engine) explain(ctx context.Context, user string, act approval.Action, 
 		return deny("denied: no user")
 	case !isUserID(user):
 		return deny(fmt.Sprintf("denied: %q is not a Slack user ID", user))
-	case !policyActions[act]:
+	case !requestAction(act):
 		return deny(fmt.Sprintf("denied: unknown action %q", act))
 	}
 	if err := s.validate(scope); err != nil {
@@ -633,6 +633,7 @@ func (e *Engine) Quorum(ctx context.Context, scope approval.Scope, approvers []s
 // QuorumFor is Quorum for one action: create, rotate or extend (quorum.yaml
 // rules may name an action; a rule with approvals: 0 needs nobody).
 func (e *Engine) QuorumFor(ctx context.Context, act approval.Action, scope approval.Scope, approvers []string) (approval.QuorumStatus, error) {
+	act, _ = act.Split() // assign:<collection> needs what assign needs
 	if err := scope.Validate(); err != nil {
 		return approval.QuorumStatus{}, fmt.Errorf("policy: quorum: %w", err)
 	}

@@ -142,12 +142,16 @@ func groupRoot(cl []entry, i int) string {
 // approvals. each, if not nil, sees every match, for explanations.
 func (s *snapshot) decide(cl []entry, act approval.Action, path reqPath, each func(match)) verdict {
 	v := verdict{allowEntry: -1, denyEntry: -1, groupEntry: -1}
+	act, obj := act.Split()
 	ai := actIndex(act)
 	if ai < 0 {
 		return v
 	}
 	noGroups := act.Privileged() && !s.quorum.trustGroups
 	consider := func(r *rule, i int) {
+		if r.obj != "" && !objMatch(obj, r.obj) {
+			return // an assign row for other role collections
+		}
 		if each != nil {
 			each(match{rule: r, entry: i})
 		}

@@ -300,7 +300,7 @@ func runTable(ctx context.Context, s *snapshot, ref *casbinEnforcer, path string
 // before the rows are consulted: invalid input, approve without a requester,
 // and self-approval (which the model refuses as well).
 func refusedBeforeModel(user string, act approval.Action, scope approval.Scope, owner string) bool {
-	return !isUserID(user) || !policyActions[act] || scope.Validate() != nil ||
+	return !isUserID(user) || !requestAction(act) || scope.Validate() != nil ||
 		(act == approval.ActionApprove || act == approval.ActionReview) && (owner == "" || owner == user)
 }
 

@@ -90,7 +90,7 @@ func parseQuorum(b []byte, errs *errorList) quorumPolicy {
 			act = approval.ActionCreate
 		}
 		if !quorumActions[act] {
-			errs.add("%s: action must be create, rotate or extend, not %q", where, r.Action)
+			errs.add("%s: action must be create, rotate, extend or assign, not %q", where, r.Action)
 			continue
 		}
 		qr := quorumRule{index: i, name: r.Name, action: act, scope: pat, approvals: -1}
@@ -117,7 +117,8 @@ func parseQuorum(b []byte, errs *errorList) quorumPolicy {
 		if bad {
 			continue
 		}
-		if qr.approvals < 0 || (qr.approvals == 0 && act == approval.ActionCreate) {
+		if qr.approvals < 0 || (qr.approvals == 0 && (act == approval.ActionCreate || act == approval.ActionAssign)) {
+			// A new credential or a role collection always needs someone's yes.
 			qr.approvals = max(1, len(qr.from))
 		}
 		switch {
@@ -149,6 +150,7 @@ type requirement struct {
 // their credential without approval where creating one needs two.
 var quorumActions = map[approval.Action]bool{
 	approval.ActionCreate: true, approval.ActionRotate: true, approval.ActionExtend: true,
+	approval.ActionAssign: true, // a role collection; without a rule of its own, what create needs
 }
 
 // requirementFor is what act needs in a scope. A rotate or extend that no

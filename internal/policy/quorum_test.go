@@ -192,7 +192,7 @@ func TestLoadRejects(t *testing.T) {
 		{"quorum no scope", "quorum.yaml", "rules:\n  - approvals: 2\n", "scope is missing"},
 		{"quorum bad subject", "quorum.yaml", "rules:\n  - scope: '**'\n    from: [security]\n", "subject"},
 		{"quorum duplicate group", "quorum.yaml", "rules:\n  - scope: '**'\n    from: [role:a, role:a]\n", "twice"},
-		{"quorum unknown action", "quorum.yaml", "rules:\n  - scope: '**'\n    action: delete\n", "action must be create, rotate or extend"},
+		{"quorum unknown action", "quorum.yaml", "rules:\n  - scope: '**'\n    action: delete\n", "action must be create, rotate, extend or assign"},
 		{"quorum no approval but from", "quorum.yaml", "rules:\n  - scope: '**'\n    action: rotate\n    approvals: 0\n    from: [role:a]\n", "cannot name groups"},
 		{"rotate row unknown action spelling", "policy.csv", "p, U0A, **, rotation, allow\n", "rotate, extend, breakglass or review"},
 	}
