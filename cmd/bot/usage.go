@@ -51,6 +51,7 @@ var variables = []struct{ name, about string }{
 	{"CREDBOT_PENDING_TTL", "how long a request waits for approval (24h)"},
 	{"CREDBOT_CLAIM_WINDOW", "how long an issued secret waits for its reveal (15m)"},
 	{"CREDBOT_MAX_LIFETIME", "longest (and default) credential lifetime (90d)"},
+	{"CREDBOT_ROTATION_GRACE", "a rotated credential lives on this long after the new one is revealed (24h)"},
 	{"CREDBOT_REMIND_AFTER", "first approver reminder (1h)"},
 	{"CREDBOT_ESCALATE_AFTER", "the reminder that escalates (3)"},
 	{"CREDBOT_WORKERS", "inbox workers per replica (8)"},

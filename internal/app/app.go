@@ -61,6 +61,7 @@ type Config struct {
 	SecretKey               string
 	PendingTTL              time.Duration
 	ClaimWindow             time.Duration
+	RotationGrace           time.Duration // a rotated credential lives on this long after the new one is revealed
 	MaxLifetime             time.Duration
 	RemindAfter             time.Duration
 	EscalateAfter           int
@@ -136,6 +137,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		{"CREDBOT_PENDING_TTL", 24 * time.Hour, &c.PendingTTL},
 		{"CREDBOT_CLAIM_WINDOW", 15 * time.Minute, &c.ClaimWindow},
 		{"CREDBOT_MAX_LIFETIME", 90 * 24 * time.Hour, &c.MaxLifetime},
+		{"CREDBOT_ROTATION_GRACE", 24 * time.Hour, &c.RotationGrace},
 		{"CREDBOT_REMIND_AFTER", time.Hour, &c.RemindAfter},
 		{"CREDBOT_RESCUE_AFTER", 2 * time.Minute, &c.RescueAfter},
 		{"CREDBOT_SWEEP_INTERVAL", 5 * time.Second, &c.SweepInterval},
@@ -489,7 +491,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	}
 	notifier := a.slack.notifier(cfg, a.Policy, log)
 	lc := approval.Config{
-		PendingTTL: cfg.PendingTTL, ClaimWindow: cfg.ClaimWindow, MaxLifetime: cfg.MaxLifetime,
+		PendingTTL: cfg.PendingTTL, ClaimWindow: cfg.ClaimWindow, MaxLifetime: cfg.MaxLifetime, RotationGrace: cfg.RotationGrace,
 		RemindAfter: cfg.RemindAfter, EscalateAfter: cfg.EscalateAfter, Hooks: deps.Hooks, Replica: a.replica,
 		MaxPendingPerUser: cfg.MaxPendingPerUser, LookupCache: cfg.LookupCache,
 		Breakglass: approval.BreakglassConfig{Lifetime: cfg.BreakglassLifetime, Review: cfg.BreakglassReview, Reason: cfg.BreakglassReasonPattern},

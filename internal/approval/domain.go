@@ -192,6 +192,33 @@ type Request struct {
 	Revoking    bool      `json:"revoking,omitempty"`
 	LeaseUntil  time.Time `json:"lease_until,omitempty"`  // the Revoking worker's lease ends then
 	LeaseHolder string    `json:"lease_holder,omitempty"` // the replica that holds it; its death ends the lease early
+	// RevokeWhy is why the Revoking worker deletes it, so that a worker that
+	// takes the deletion over records the same reason.
+	RevokeWhy string `json:"revoke_why,omitempty"`
+
+	// Extension is an owner's ask to push ExpiresAt out, waiting for the
+	// approvals the extend quorum needs (extend.go). Nil when none waits.
+	Extension *Extension `json:"extension,omitempty"`
+
+	// Action is what the request asks for: create (empty) or rotate. A
+	// rotation is a request for a new credential under a new name that
+	// replaces the credential of request Rotates (rotate.go).
+	Action  Action `json:"action,omitempty"`
+	Rotates string `json:"rotates,omitempty"`
+	// GraceUntil is when the credential this rotation replaces is deleted:
+	// set in the same step that delivers the new secret. RotationDone says
+	// the old one is gone.
+	GraceUntil   time.Time `json:"grace_until,omitempty"`
+	RotationDone bool      `json:"rotation_done,omitempty"`
+}
+
+// Extension is a pending ask to extend a credential's lifetime.
+type Extension struct {
+	By        time.Duration `json:"by"`
+	At        time.Time     `json:"at"` // asked then; it lapses after the pending TTL
+	Approvals []Approval    `json:"approvals,omitempty"`
+	Channel   string        `json:"channel,omitempty"` // the approval message
+	TS        string        `json:"ts,omitempty"`
 }
 
 // CredentialView is a credential at BTP joined with credbot's record of it.

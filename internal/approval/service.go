@@ -85,6 +85,10 @@ type Notifier interface {
 	// EscalateBreakglass tells the escalation target, again, that a
 	// break-glass has not been acknowledged.
 	EscalateBreakglass(ctx context.Context, r *Request) error
+	// PostExtension asks the approvers to approve r.Extension; UpdateExtension
+	// rewrites that message with its outcome (ext is the extension decided).
+	PostExtension(ctx context.Context, r *Request, q QuorumStatus) (channel, ts string, err error)
+	UpdateExtension(ctx context.Context, r *Request, ext Extension, outcome string) error
 }
 
 // Config holds the lifecycle's knobs.
@@ -92,6 +96,9 @@ type Config struct {
 	PendingTTL  time.Duration // how long a request may wait for approval
 	ClaimWindow time.Duration // how long an issued secret waits for its reveal
 	MaxLifetime time.Duration // the longest a credential may live (and the default)
+	// RotationGrace is how long a rotated credential lives on after the new
+	// one was revealed (rotate.go).
+	RotationGrace time.Duration
 	// RemindAfter is the wait before the first approver reminder; each later
 	// reminder waits twice as long. EscalateAfter reminders in, the escalation
 	// target is told as well.
@@ -179,6 +186,9 @@ func NewService(store Store, auth Authorizer, issuer Issuer, notify Notifier, se
 	}
 	if cfg.ExpiryWarning <= 0 {
 		cfg.ExpiryWarning = 7 * 24 * time.Hour
+	}
+	if cfg.RotationGrace <= 0 {
+		cfg.RotationGrace = 24 * time.Hour
 	}
 	if cfg.RevokeLease <= 0 {
 		cfg.RevokeLease = 2 * time.Minute
@@ -330,13 +340,16 @@ func (s *Service) resume(ctx context.Context, r *Request) (*Request, error) {
 	if r.State != StatePending || r.ApprovalTS != "" {
 		return r, nil
 	}
+	if r, done, err := s.approveUnneeded(ctx, r); done || err != nil {
+		return r, err
+	}
 	return s.post(ctx, r)
 }
 
 // post shows a stored request to its approvers.
 func (s *Service) post(ctx context.Context, r *Request) (*Request, error) {
 	id := r.ID
-	q, err := s.auth.Quorum(ctx, r.Scope, nil)
+	q, err := s.quorum(ctx, r.action(), r.Scope, nil)
 	if err != nil {
 		return r, fmt.Errorf("quorum: %w", err)
 	}
@@ -463,7 +476,7 @@ func (s *Service) decide(ctx context.Context, id, user string, approve bool, rea
 		}
 		cur.Approvals = append(cur.Approvals, Approval{User: user, At: s.clock.Now().UTC(), Rule: d.Rule})
 		var err error
-		q, err = s.auth.Quorum(ctx, cur.Scope, approvers(cur))
+		q, err = s.quorum(ctx, cur.action(), cur.Scope, approvers(cur))
 		if err != nil {
 			return nil, Effects{}, err
 		}
@@ -637,12 +650,20 @@ func (s *Service) offer(ctx context.Context, r *Request) error {
 		s.log.ErrorContext(ctx, "offer reveal", "request_id", r.ID, "error", err)
 		return nil
 	}
-	_, err = s.transition(ctx, r.ID, "system", func(cur *Request) (*AuditEntry, Effects, error) {
+	cur, err := s.transition(ctx, r.ID, "system", func(cur *Request) (*AuditEntry, Effects, error) {
 		cur.DMChannel, cur.DMTS = ch, ts
 		return &AuditEntry{Note: "reveal offered"}, Effects{}, nil
 	})
 	if err != nil {
 		s.log.WarnContext(ctx, "record DM", "request_id", r.ID, "error", err)
+		return nil
+	}
+	if cur.State == StateDelivered {
+		// Revealed before the DM was recorded (a quick click): the reveal
+		// could not rewrite the notice, so do it now.
+		if err := s.notify.Revealed(ctx, cur); err != nil {
+			s.log.WarnContext(ctx, "update DM notice", "request_id", r.ID, "error", err)
+		}
 	}
 	return nil
 }
@@ -744,7 +765,7 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 		default:
 			return Revelation{}, userErr(ErrAlreadyTaken, "there is nothing to reveal: the request is %s", strings.ToLower(string(r.State)))
 		}
-		act := ActionCreate
+		act := r.action() // create, or rotate for a rotation
 		if r.Breakglass {
 			act = ActionBreakglass // a break-glass needs no create permission, and is held by breakglass
 		}
@@ -758,6 +779,10 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 		}
 		next := *r
 		next.State, next.UpdatedAt = StateDelivered, s.clock.Now().UTC()
+		if next.Rotates != "" && next.GraceUntil.IsZero() {
+			// The old credential's end starts with this reveal, in this step.
+			next.GraceUntil = s.graceFor(next.UpdatedAt)
+		}
 		a := AuditEntry{RequestID: id, From: StateIssued, To: StateDelivered, Actor: user, At: next.UpdatedAt, Rule: d.Rule, PolicyHash: d.PolicyHash}
 		sealed, err := s.store.Take(ctx, &next, r.Version, a, s.nextDeadline(&next))
 		if errors.Is(err, ErrConflict) {
@@ -956,6 +981,11 @@ func (s *Service) due(ctx context.Context, d Due) error {
 			s.log.WarnContext(ctx, "update approval message", "request_id", id, "error", err)
 		}
 		s.tell(ctx, r, fmt.Sprintf("Your request %s for %q expired without a decision. You can ask again.", r.ID, r.Name))
+	case r.State == StatePending && r.action() != ActionCreate && r.ApprovalTS == "":
+		// A rotation whose submitter died before approving it (its quorum
+		// needs nobody) or before posting it: finish that now.
+		_, err := s.resume(ctx, r)
+		return err
 	case r.State == StatePending:
 		return s.remind(ctx, r)
 	case r.State == StateIssued && (r.Revoking || !now.Before(r.ClaimUntil)):
@@ -970,6 +1000,19 @@ func (s *Service) due(ctx context.Context, d Due) error {
 		}
 		s.updateAlerts(ctx, r)
 		s.tell(ctx, r, fmt.Sprintf("The secret of %q was not revealed within %s, so the credential was deleted. You can ask again.", r.Name, humanDuration(s.cfg.ClaimWindow)))
+	case r.State == StateDelivered && r.Revoking && r.RevokeWhy != "":
+		// A worker died while deleting it (an owner's, an admin's or a
+		// rotation's delete): finish, for the same reason.
+		why := r.RevokeWhy
+		r, err := s.retire(ctx, id, "deadline", Decision{}, StateDeleted, why, func(cur *Request) bool {
+			return cur.State == StateDelivered && cur.Revoking
+		})
+		if err != nil {
+			return err
+		}
+		s.tell(ctx, r, fmt.Sprintf("Your API credential %q in %s was deleted at BTP (%s).", r.Name, r.Scope, why))
+	case r.State == StateDelivered && r.Rotates != "" && !r.RotationDone && !r.GraceUntil.IsZero() && !now.Before(r.GraceUntil):
+		return s.finishRotation(ctx, r, "deadline", Decision{})
 	case r.State == StateDelivered && (r.Revoking || !now.Before(r.ExpiresAt)):
 		r, err := s.retire(ctx, id, "deadline", Decision{}, StateDeleted, "the credential reached the end of its lifetime", func(cur *Request) bool {
 			return cur.State == StateDelivered && (cur.Revoking || !s.clock.Now().Before(cur.ExpiresAt))
@@ -1016,7 +1059,7 @@ func (s *Service) remind(ctx context.Context, r *Request) error {
 	if err != nil {
 		return err
 	}
-	q, err := s.auth.Quorum(ctx, r.Scope, approvers(r))
+	q, err := s.quorum(ctx, r.action(), r.Scope, approvers(r))
 	if err != nil {
 		return err
 	}
@@ -1036,11 +1079,14 @@ func (s *Service) retire(ctx context.Context, id, actor string, d Decision, to S
 		if !when(cur) || cur.Credential == nil || s.leaseHeld(ctx, cur, now) {
 			return nil, Effects{}, errNoop // not due, or a live worker holds the lease
 		}
+		if cur.Revoking && cur.RevokeWhy != "" {
+			why = cur.RevokeWhy // finish what the worker that died started, for its reason
+		}
 		note := "deleting at BTP: " + why
 		if cur.Revoking {
 			note = fmt.Sprintf("taking over the deletion from replica %s: %s", cur.LeaseHolder, why)
 		}
-		cur.Revoking, cur.LeaseUntil, cur.LeaseHolder = true, now.Add(s.cfg.RevokeLease), s.cfg.Replica
+		cur.Revoking, cur.LeaseUntil, cur.LeaseHolder, cur.RevokeWhy = true, now.Add(s.cfg.RevokeLease), s.cfg.Replica, why
 		// Look again soon: if this replica dies, another takes over once its
 		// liveness lease lapses, without waiting for RevokeLease.
 		recheck := now.Add(revokeRecheck)
@@ -1060,7 +1106,7 @@ func (s *Service) retire(ctx context.Context, id, actor string, d Decision, to S
 		if !cur.Revoking {
 			return nil, Effects{}, errNoop
 		}
-		cur.Revoking, cur.LeaseUntil, cur.LeaseHolder, cur.State = false, time.Time{}, "", to
+		cur.Revoking, cur.LeaseUntil, cur.LeaseHolder, cur.RevokeWhy, cur.State = false, time.Time{}, "", "", to
 		if to == StateRevoked {
 			cur.Failure = why
 		}
@@ -1111,13 +1157,18 @@ func (s *Service) stateDeadline(r *Request) time.Time {
 	case StateIssued:
 		return r.ClaimUntil
 	case StateDelivered:
-		if r.ExpiresAt.IsZero() {
-			return time.Time{}
+		var next time.Time
+		switch {
+		case r.ExpiresAt.IsZero():
+		case !r.ExpiryWarned:
+			next = s.warnAt(r)
+		default:
+			next = r.ExpiresAt
 		}
-		if !r.ExpiryWarned {
-			return s.warnAt(r)
+		if r.Rotates != "" && !r.RotationDone && !r.GraceUntil.IsZero() && (next.IsZero() || r.GraceUntil.Before(next)) {
+			next = r.GraceUntil // the credential this one replaces is deleted then
 		}
-		return r.ExpiresAt
+		return next
 	}
 	return time.Time{}
 }

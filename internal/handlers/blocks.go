@@ -39,6 +39,17 @@ const (
 	// authorized at click time for review.
 	ActionAcknowledge = "credbot_acknowledge"
 	ActionRevokeNow   = "credbot_revoke_now"
+	// ActionRotate rotates the clicker's own credential; value: request id.
+	ActionRotate = "credbot_rotate"
+	// ActionExtend extends the clicker's own credential; value: request id|duration.
+	ActionExtend = "credbot_extend"
+	// ActionExtendApprove and ActionExtendDeny decide a pending extension;
+	// value: request id.
+	ActionExtendApprove = "credbot_extend_approve"
+	ActionExtendDeny    = "credbot_extend_deny"
+	// ActionRetireOld deletes, now, the credential a rotation replaces;
+	// value: the rotation's request id.
+	ActionRetireOld = "credbot_retire_old"
 
 	CallbackCreate = "credbot_create"
 	// CallbackDeny is the form a Deny click opens for an optional reason;

@@ -24,6 +24,8 @@ const MaxCommandText = 2000
 //	get    [security/api-credential] --subaccount <guid> --name <name>
 //	delete [security/api-credential] --subaccount <guid> --name <name>
 //	adopt  --subaccount <guid> --name <name> --owner @someone [--expires-in 30d]
+//	rotate [security/api-credential] --subaccount <guid> --name <name>
+//	extend <request-id> --by 30d
 //	status [<request-id>]  cancel <request-id>  why <request-id>
 //	approvers --subaccount <guid>
 //	help [<verb>]
@@ -37,7 +39,8 @@ type Command struct {
 	ReadOnly  bool
 	Reason    string
 	ExpiresIn time.Duration
-	Owner     string // adopt: the owner's Slack user id, from a mention
+	Owner     string        // adopt: the owner's Slack user id, from a mention
+	By        time.Duration // extend --by
 	// Modal is set for a bare "create": the form asks for everything; and
 	// for "create --certificate", whose PEM does not fit a slash command: the
 	// form opens with the flags given filled in.
@@ -115,6 +118,27 @@ var verbs = []struct {
 		detail: "For admins (whoever may delete in the scope): an existing API credential — one the inventory reported, or one made in the cockpit or by Terraform — " +
 			"gets an owner and an expiry (--expires-in, at most the longest lifetime, which is also the default). Its secret is not touched: credbot never had it. " +
 			"From then on credbot warns the owner before it expires and deletes it at BTP when its lifetime ends.",
+	}},
+	{"rotate", verb{
+		flags: append(slices.Clone(scopeFlags), "name"),
+		usage: []string{
+			"/credbot rotate --subaccount <guid> --name <name>",
+			"/credbot rotate --directory <guid> --name <name>",
+			"/credbot rotate --global-account <subdomain> --name <name>",
+		},
+		summary: "replace your credential with a new one under a new name",
+		detail: "credbot creates a new credential named like the old one with -r2 (then -r3, …) and DMs you a Reveal button, " +
+			"after approval if the policy asks for one. Once you have revealed it, the old one lives on for a grace period " +
+			"(CREDBOT_ROTATION_GRACE, 24h by default) so you can switch over, then credbot deletes it at BTP; " +
+			"\"Retire the old one\" deletes it sooner. Only the owner of a credential credbot issued can rotate it.",
+	}},
+	{"extend", verb{
+		flags:   []string{"by"},
+		usage:   []string{"/credbot extend <request-id> --by 30d"},
+		summary: "push the expiry of your credential out",
+		detail: "Extends your delivered credential by --by (e.g. 30d, 72h), at once or after approval, as the policy says. " +
+			"The new expiry is never more than CREDBOT_MAX_LIFETIME from now; the reply says so when it was capped. " +
+			"Find the request id with /credbot status.",
 	}},
 	{"status", verb{
 		usage:   []string{"/credbot status", "/credbot status <request-id>"},
@@ -265,6 +289,10 @@ func ParseCommand(text string) (Command, error) {
 			if c.ExpiresIn, err = ParseLifetime(val); err != nil {
 				return fail("--expires-in: %v", err)
 			}
+		case "by":
+			if c.By, err = ParseLifetime(val); err != nil {
+				return fail("--by: %v", err)
+			}
 		}
 	}
 	needScope := func() error {
@@ -325,7 +353,7 @@ func ParseCommand(text string) (Command, error) {
 		if perr = needScope(); perr == nil {
 			perr = noArgs()
 		}
-	case "get", "delete":
+	case "get", "delete", "rotate":
 		if perr = needScope(); perr == nil {
 			if c.Name == "" {
 				perr = &UsageError{Verb: c.Verb, Msg: c.Verb + " needs --name"}
@@ -350,6 +378,10 @@ func ParseCommand(text string) (Command, error) {
 		}
 	case "cancel", "why":
 		perr = oneID()
+	case "extend":
+		if perr = oneID(); perr == nil && c.By == 0 {
+			perr = &UsageError{Verb: c.Verb, Msg: "extend needs --by, e.g. --by 30d"}
+		}
 	case "help":
 		if len(c.Args) > 1 {
 			perr = &UsageError{Verb: "help", Msg: "help takes at most one command name"}

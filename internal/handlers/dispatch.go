@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/credbot/credbot/internal/approval"
 	"github.com/slack-go/slack"
@@ -90,6 +91,13 @@ func (s *Server) commandWork(j job) (ack string, f func(ctx context.Context)) {
 		// The trigger id makes it idempotent, as for create.
 		in := approval.Adoption{Admin: j.User, Scope: cmd.Scope, Name: cmd.Name, Owner: cmd.Owner, ExpiresIn: cmd.ExpiresIn, Key: j.Trigger}
 		return "Looking it up at BTP…", func(ctx context.Context) { s.adopt(ctx, o, in) }
+	case "rotate":
+		// The trigger id makes the rotation idempotent, like a create.
+		in := approval.Rotation{User: j.User, Team: j.Team, Scope: cmd.Scope, Name: cmd.Name, Key: j.Trigger}
+		return "Rotating…", func(ctx context.Context) { s.rotate(ctx, o, in) }
+	case "extend":
+		id, by := cmd.Args[0], cmd.By
+		return "Extending…", func(ctx context.Context) { s.extend(ctx, o, id, by) }
 	case "status":
 		if len(cmd.Args) == 0 {
 			return "Looking up your requests…", func(ctx context.Context) { s.myRequests(ctx, o) }
@@ -151,7 +159,7 @@ func (s *Server) HandleEvent(ctx context.Context, ev slackevents.EventsAPIEvent)
 // blockAction records a click for a worker; the clicker is cb.User.ID, as
 // Slack vouches for it.
 func (s *Server) blockAction(ctx context.Context, cb slack.InteractionCallback, act *slack.BlockAction) any {
-	j := job{Kind: jobAction, User: cb.User.ID, Action: act.ActionID, Value: act.Value, ResponseURL: cb.ResponseURL,
+	j := job{Kind: jobAction, User: cb.User.ID, Team: cb.Team.ID, Trigger: cb.TriggerID, Action: act.ActionID, Value: act.Value, ResponseURL: cb.ResponseURL,
 		FromHome: cb.View.Type == slack.VTHomeTab || cb.Container.Type == "view"}
 	if j.FromHome {
 		j.ResponseURL = "" // there is none on the Home tab; answer in the DM
@@ -226,6 +234,46 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 			}
 			s.reply(ctx, o, fmt.Sprintf("*%s* in %s was deleted at BTP.", escape(r.Name), escape(scopeLabel(r.Scope))))
 		}
+	case ActionExtendApprove, ActionExtendDeny:
+		if !requestIDRE.MatchString(j.Value) {
+			return nil
+		}
+		id, approve := j.Value, j.Action == ActionExtendApprove
+		return func(ctx context.Context) {
+			out, err := s.life.DecideExtension(ctx, id, user, approve)
+			if err != nil {
+				s.warn(ctx, o, err, "decide extension")
+				return
+			}
+			s.reply(ctx, o, escape(out.Message))
+		}
+	case ActionRotate:
+		if !requestIDRE.MatchString(j.Value) {
+			return nil
+		}
+		// A click's trigger id is the key: the same click, replayed, rotates once.
+		in := approval.Rotation{User: user, Team: j.Team, ID: j.Value, Key: j.Trigger}
+		return func(ctx context.Context) { s.rotate(ctx, o, in) }
+	case ActionExtend:
+		id, v, ok := strings.Cut(j.Value, "|")
+		by, err := ParseLifetime(v)
+		if !ok || err != nil || !requestIDRE.MatchString(id) {
+			return nil
+		}
+		return func(ctx context.Context) { s.extend(ctx, o, id, by) }
+	case ActionRetireOld:
+		if !requestIDRE.MatchString(j.Value) {
+			return nil
+		}
+		id := j.Value
+		return func(ctx context.Context) {
+			r, err := s.life.RetireOld(ctx, id, user)
+			if err != nil {
+				s.warn(ctx, o, err, "retire old")
+				return
+			}
+			s.reply(ctx, o, fmt.Sprintf("The credential *%s* replaces was deleted at BTP.", escape(r.Name)))
+		}
 	case ActionReveal:
 		if !requestIDRE.MatchString(j.Value) || !s.trustedResponseURL(o.responseURL) {
 			// The secret goes only to the ephemeral reply of this click, on
@@ -276,6 +324,34 @@ func (s *Server) breakglass(ctx context.Context, o origin, sub approval.Submissi
 	s.reply(ctx, o, fmt.Sprintf(":rotating_light: Break-glass `%s`: *%s* in %s (%s) is being created now, without approval. "+
 		"You will get a DM with a one-time Reveal button. Security has been alerted and will review it; it lives at most %s.",
 		req.ID, escape(req.Name), escape(scopeLabel(req.Scope)), accessLabel(req.ReadOnly), lifetime(req.Lifetime))+s.btpNote())
+}
+
+func (s *Server) rotate(ctx context.Context, o origin, in approval.Rotation) {
+	r, err := s.life.Rotate(ctx, in)
+	if err != nil {
+		s.warn(ctx, o, err, "rotate")
+		return
+	}
+	var msg string
+	switch r.State {
+	case approval.StatePending:
+		msg = fmt.Sprintf("Rotation `%s`: *%s* in %s will replace the old credential once approved. You will get a DM when it is decided.",
+			r.ID, escape(r.Name), escape(scopeLabel(r.Scope)))
+	default:
+		msg = fmt.Sprintf("Rotation `%s`: credbot is creating *%s* in %s (no approval needed). You will get a DM with a Reveal button; "+
+			"the old credential is deleted %s after you reveal the new one, or when you retire it.",
+			r.ID, escape(r.Name), escape(scopeLabel(r.Scope)), lifetime(s.cfg.RotationGrace))
+	}
+	s.reply(ctx, o, msg+s.btpNote())
+}
+
+func (s *Server) extend(ctx context.Context, o origin, id string, by time.Duration) {
+	out, err := s.life.Extend(ctx, id, o.user, by)
+	if err != nil {
+		s.warn(ctx, o, err, "extend")
+		return
+	}
+	s.reply(ctx, o, escape(out.Message))
 }
 
 func (s *Server) reveal(ctx context.Context, o origin, id string) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/credbot/credbot/internal/approval"
 	"github.com/slack-go/slack"
@@ -42,6 +43,18 @@ func (refuser) Cancel(context.Context, string, string) (*approval.Request, error
 }
 func (refuser) DeleteOwn(context.Context, string, string) (*approval.Request, error) {
 	return nil, errRefused
+}
+func (refuser) Rotate(context.Context, approval.Rotation) (*approval.Request, error) {
+	return nil, errRefused
+}
+func (refuser) RetireOld(context.Context, string, string) (*approval.Request, error) {
+	return nil, errRefused
+}
+func (refuser) Extend(context.Context, string, string, time.Duration) (approval.Outcome, error) {
+	return approval.Outcome{}, errRefused
+}
+func (refuser) DecideExtension(context.Context, string, string, bool) (approval.Outcome, error) {
+	return approval.Outcome{}, errRefused
 }
 func (refuser) Requests(context.Context, string) ([]*approval.Request, []*approval.Request, error) {
 	return nil, nil, errors.New("down")

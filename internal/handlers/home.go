@@ -102,6 +102,11 @@ func homeBlocks(mine, awaiting []*approval.Request) []slack.Block {
 		if r.State == approval.StateIssued {
 			line = fmt.Sprintf("*%s* in %s, %s — :key: ready: reveal it from your DM with credbot by %s", escape(r.Name), escape(scopeLabel(r.Scope)), accessLabel(r.ReadOnly), when(r.ClaimUntil))
 		}
+		if r.State == approval.StateDelivered && !r.Revoking {
+			// Rotate, without leaving the Home tab: the DM brings the new one.
+			blocks = append(blocks, slack.NewSectionBlock(mrkdwn(truncate(line, maxSectionText)), nil, slack.NewAccessory(button(ActionRotate, r.ID, "Rotate"))))
+			continue
+		}
 		blocks = append(blocks, section(line))
 	}
 

@@ -396,17 +396,89 @@ func (n *Notifier) WarnExpiry(ctx context.Context, r *approval.Request) error {
 	if err != nil {
 		return err
 	}
-	text := fmt.Sprintf("Your API credential %s in %s will be deleted at BTP %s. To keep access, request a new one (it needs a new approval) and switch over; then delete this one, or let it expire.",
-		r.Name, scopeLabel(r.Scope), when(r.ExpiresAt))
+	by := extendBy(r)
+	text := fmt.Sprintf("Your API credential %s in %s will be deleted at BTP %s. To keep access, rotate it (a new credential under a new name; this one is deleted a while after you have revealed the new one), or extend it by %s (the policy may ask for approval). Or delete it now, or let it expire.",
+		r.Name, scopeLabel(r.Scope), when(r.ExpiresAt), lifetime(by))
 	del := button(ActionDeleteOwn, r.ID, "Delete it now").WithStyle(slack.StyleDanger)
 	del.Confirm = slack.NewConfirmationBlockObject(plain("Delete "+truncate(r.Name, 60)+"?"),
 		plain("It is deleted at BTP at once; whatever uses it stops working."), plain("Delete"), plain("Keep it"))
 	blocks := []slack.Block{
 		slack.NewSectionBlock(plain(text), nil, nil),
-		slack.NewActionBlock("expiry:"+r.ID, del),
+		slack.NewActionBlock("expiry:"+r.ID,
+			button(ActionRotate, r.ID, "Rotate").WithStyle(slack.StylePrimary),
+			button(ActionExtend, r.ID+"|"+durationValue(by), "Extend by "+lifetime(by)),
+			del),
 	}
 	_, _, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(blocks...))
 	return err
+}
+
+// extendBy is what the expiry warning's Extend button offers: the lifetime
+// the credential was asked for.
+func extendBy(r *approval.Request) time.Duration {
+	if r.Lifetime >= time.Hour {
+		return r.Lifetime.Round(time.Minute)
+	}
+	return 30 * 24 * time.Hour
+}
+
+// durationValue writes a duration as ParseLifetime reads it.
+func durationValue(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return fmt.Sprintf("%dm", d/time.Minute)
+}
+
+// PostExtension implements approval.Notifier: an approval message for a
+// pending extension, with its own Approve and Deny buttons.
+func (n *Notifier) PostExtension(ctx context.Context, r *approval.Request, q approval.QuorumStatus) (string, string, error) {
+	m := n.mentions(ctx, r)
+	text := extensionFallback(r, *r.Extension)
+	if m != "" {
+		text += " — approvers: " + m
+	}
+	return n.api.PostMessage(ctx, n.approvalChannel,
+		slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(extensionBlocks(r, *r.Extension, q, m, "")...))
+}
+
+// UpdateExtension implements approval.Notifier: the outcome replaces the buttons.
+func (n *Notifier) UpdateExtension(ctx context.Context, r *approval.Request, ext approval.Extension, outcome string) error {
+	if ext.Channel == "" || ext.TS == "" {
+		return nil
+	}
+	return n.api.UpdateMessage(ctx, ext.Channel, ext.TS,
+		slack.MsgOptionText(extensionFallback(r, ext), false), slack.MsgOptionBlocks(extensionBlocks(r, ext, approval.QuorumStatus{}, "", outcome)...))
+}
+
+func extensionFallback(r *approval.Request, ext approval.Extension) string {
+	return fmt.Sprintf("Extension request for %s (%s) in %s: %s more", r.Name, r.ID, scopeLabel(r.Scope), lifetime(ext.By))
+}
+
+// extensionBlocks renders an extension's approval message; outcome, once
+// decided, replaces the buttons.
+func extensionBlocks(r *approval.Request, ext approval.Extension, q approval.QuorumStatus, mentions, outcome string) []slack.Block {
+	blocks := []slack.Block{
+		section(fmt.Sprintf("*Extension request* for `%s` from <@%s>", r.ID, r.Requester)),
+		slack.NewSectionBlock(nil, []*slack.TextBlockObject{
+			plain("Scope: " + scopeLabel(r.Scope)), plain("Name: " + r.Name),
+			plain("Expires now: " + r.ExpiresAt.UTC().Format(time.RFC1123)), plain("Extend by: " + lifetime(ext.By)),
+			plain("Original reason: " + r.Reason),
+		}, nil),
+	}
+	if outcome != "" {
+		return append(blocks, note(outcome))
+	}
+	if mentions != "" {
+		blocks = append(blocks, section("Approvers: "+mentions))
+	}
+	line := fmt.Sprintf(":hourglass: Waiting for approval (%d of %d)", q.Have, max(q.Need, 1))
+	if len(q.Waiting) > 0 {
+		line += " — waiting on " + escape(strings.Join(q.Waiting, ", "))
+	}
+	return append(blocks, note(line), slack.NewActionBlock("extend-decide:"+r.ID,
+		button(ActionExtendApprove, r.ID, "Approve").WithStyle(slack.StylePrimary),
+		button(ActionExtendDeny, r.ID, "Deny").WithStyle(slack.StyleDanger)))
 }
 
 // OfferReveal implements approval.Notifier: a DM notice without the secret.
@@ -443,6 +515,16 @@ func (n *Notifier) Revealed(ctx context.Context, r *approval.Request) error {
 		text = fmt.Sprintf("The secret of %s in %s could not be shown to you, so credbot deleted the credential at BTP (%s). Nobody has seen the secret. Ask again with /credbot create.",
 			r.Name, scopeLabel(r.Scope), when(r.UpdatedAt))
 	}
+	blocks := []slack.Block{slack.NewSectionBlock(plain(text), nil, nil)}
+	if r.State == approval.StateDelivered && r.Rotates != "" && !r.RotationDone && !r.GraceUntil.IsZero() {
+		// A rotation: the credential it replaces lives until GraceUntil.
+		old := fmt.Sprintf("The credential this one replaces is deleted at BTP %s. Switch over, then retire it now if you like.", when(r.GraceUntil))
+		text += " " + old
+		retire := button(ActionRetireOld, r.ID, "Retire the old one").WithStyle(slack.StyleDanger)
+		retire.Confirm = slack.NewConfirmationBlockObject(plain("Retire the old credential?"),
+			plain("It is deleted at BTP at once; whatever still uses it stops working."), plain("Retire it"), plain("Keep it"))
+		blocks = append(blocks, section(escape(old)), slack.NewActionBlock("retire:"+r.ID, retire))
+	}
 	return n.api.UpdateMessage(ctx, r.DMChannel, r.DMTS,
-		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(slack.NewSectionBlock(plain(text), nil, nil)))
+		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
 }

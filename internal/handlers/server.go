@@ -36,6 +36,10 @@ type Lifecycle interface {
 	Status(ctx context.Context, id string) (*approval.Request, error)
 	Cancel(ctx context.Context, id, user string) (*approval.Request, error)
 	DeleteOwn(ctx context.Context, id, user string) (*approval.Request, error)
+	Rotate(ctx context.Context, in approval.Rotation) (*approval.Request, error)
+	RetireOld(ctx context.Context, id, user string) (*approval.Request, error)
+	Extend(ctx context.Context, id, user string, by time.Duration) (approval.Outcome, error)
+	DecideExtension(ctx context.Context, id, user string, approve bool) (approval.Outcome, error)
 	Requests(ctx context.Context, user string) (mine, awaiting []*approval.Request, err error)
 	ListCredentials(ctx context.Context, user string, scope approval.Scope) ([]approval.CredentialView, error)
 	GetCredential(ctx context.Context, user string, scope approval.Scope, name string) (approval.CredentialView, error)
@@ -81,6 +85,9 @@ type Config struct {
 	// AckBudget bounds the Web API work done before an ack (views.open).
 	// Default 2 seconds, leaving a second of Slack's three for the network.
 	AckBudget time.Duration
+	// RotationGrace is how long a rotated credential lives on after the new
+	// one is revealed; replies to rotate say so.
+	RotationGrace time.Duration
 
 	// API is the Web API for modals, the Home tab and replies without a
 	// response_url. Without it those features answer that they are unavailable.
