@@ -438,8 +438,18 @@ func (n *Notifier) PostExtension(ctx context.Context, r *approval.Request, q app
 	if m != "" {
 		text += " — approvers: " + m
 	}
-	return n.api.PostMessage(ctx, n.approvalChannel,
-		slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(extensionBlocks(r, *r.Extension, q, m, "")...))
+	opts := []slack.MsgOption{slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(extensionBlocks(r, *r.Extension, q, m, "")...)}
+	// Where routes.yaml sends the scope's requests, or, if Slack refuses
+	// that channel, CREDBOT_APPROVAL_CHANNEL (PostApproval explains why).
+	if ch := n.route(r.Scope).Channel; ch != "" && ch != n.approvalChannel {
+		c, ts, err := n.api.PostMessage(ctx, ch, opts...)
+		if err == nil {
+			return c, ts, nil
+		}
+		n.log.ErrorContext(ctx, "Slack refused the extension request in the channel routes.yaml names for its scope; posting it in CREDBOT_APPROVAL_CHANNEL instead",
+			"request_id", r.ID, "channel", ch, "error", err)
+	}
+	return n.api.PostMessage(ctx, n.approvalChannel, opts...)
 }
 
 // UpdateExtension implements approval.Notifier: the outcome replaces the buttons.
