@@ -115,6 +115,11 @@ func (s *Service) Rotate(ctx context.Context, in Rotation) (*Request, error) {
 	if old.State != StateDelivered || old.Revoking || old.Credential == nil {
 		return nil, userErr(ErrConflict, "%q is not a live credential (%s); only a delivered credential can be rotated", old.Name, stateWord(old))
 	}
+	if old.Certificate != "" {
+		// Its new credential needs a new certificate, which only the owner has
+		// (credbot never sees a private key).
+		return nil, userErr(ErrInvalid, "%q is a certificate credential: rotate it by asking for a new one with your new certificate (/credbot create --certificate), then delete this one", old.Name)
+	}
 	d, err := s.auth.Authorize(ctx, in.User, ActionRotate, old.Scope, old.Requester)
 	if err != nil {
 		return nil, fmt.Errorf("authorize rotate: %w", err)
