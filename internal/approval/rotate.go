@@ -115,6 +115,9 @@ func (s *Service) Rotate(ctx context.Context, in Rotation) (*Request, error) {
 	if old.State != StateDelivered || old.Revoking || old.Credential == nil {
 		return nil, userErr(ErrConflict, "%q is not a live credential (%s); only a delivered credential can be rotated", old.Name, stateWord(old))
 	}
+	if old.Breakglass {
+		return nil, userErr(ErrInvalid, "%q is a break-glass credential, which is not rotated: ask for a normal credential with /credbot create", old.Name)
+	}
 	if old.Certificate != "" {
 		// Its new credential needs a new certificate, which only the owner has
 		// (credbot never sees a private key).
