@@ -136,6 +136,13 @@ func TestCertificateCredentialFromTheCommandThroughTheFormToTheReveal(t *testing
 			mine[0].Certificate != cert || mine[0].CertificateInfo == nil || mine[0].CertificateInfo.SHA256 != info.SHA256 {
 			t.Fatalf("stored: %+v %v", mine, err)
 		}
+		// Verification is on, but the emulator's tokenurl is plain http here,
+		// so there is no TLS to present the certificate over: skipped, and the
+		// log says why (with BTP returning no key, it says the requester holds it).
+		if !strings.Contains(h.logs.String(), `"msg":"btp skipping verification of a certificate credential"`) ||
+			!strings.Contains(h.logs.String(), `"reason":"the tokenurl is not https`) {
+			t.Error("the skipped verification of the certificate credential is not logged with its reason")
+		}
 		if _, st := h.slash(t, ctx, Requester, "status "+mine[0].ID); !strings.Contains(st.Body, "SHA-256: "+info.SHA256) {
 			t.Errorf("status does not show the certificate: %s", st.Body)
 		}
