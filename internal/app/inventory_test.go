@@ -101,7 +101,11 @@ func TestInventoryReportsAnUnmanagedCredentialOnceAndCountsIt(t *testing.T) {
 	h.issue(t, ctx, "managed-one")
 	createAtBTP(t, ctx, h, "made-by-hand")
 
-	first := scopeResult(t, h.App.Inventory.Sweep(ctx))
+	rep := h.App.Inventory.Sweep(ctx)
+	if len(rep.Scopes) != 7 || rep.Failed() != 0 {
+		t.Fatalf("the sweep listed %d scopes, %d failed; want the hierarchy's 7, none failed: %+v", len(rep.Scopes), rep.Failed(), rep.Scopes)
+	}
+	first := scopeResult(t, rep)
 	if first.Err != nil || first.Listed != 2 || first.Unmanaged != 1 || strings.Join(first.Reported, ",") != "made-by-hand" {
 		t.Fatalf("first sweep: %+v", first)
 	}
@@ -385,5 +389,49 @@ func TestAnAdminAdoptsAnUnmanagedCredentialWhichThenLivesAndDiesAsCredbots(t *te
 	}
 	if r, _ := h.App.Store.Get(ctx, id); r.State != approval.StateDeleted {
 		t.Fatalf("state %s, want DELETED", r.State)
+	}
+}
+
+func TestAReplicaStoppedMidSweepHandsTheLeaseBack(t *testing.T) {
+	h := start(t, nil)
+	ctx := ctxT(t)
+	h.BTP.Inject(btptest.Fault{Action: "list", Times: -1, Latency: time.Minute})
+	stopping, stop := context.WithTimeout(ctx, time.Second)
+	defer stop()
+	rep, swept, err := h.App.Inventory.Tick(stopping, "stopping")
+	h.BTP.ClearFaults()
+	if err != nil || !swept || rep.Failed() != len(rep.Scopes) {
+		t.Fatalf("tick: swept %v, %d of %d failed, %v", swept, rep.Failed(), len(rep.Scopes), err)
+	}
+	// Another replica sweeps next, without waiting an interval.
+	for {
+		ok, err := h.App.Store.TakeLease(ctx, approval.InventoryLease, "next", time.Minute)
+		if err != nil {
+			t.Fatalf("the lease was never handed back: %v", err)
+		}
+		if ok {
+			break
+		}
+	}
+}
+
+func TestAScopeThatCannotBeListedDoesNotStopTheOthers(t *testing.T) {
+	h := start(t, nil)
+	ctx := ctxT(t)
+	createAtBTP(t, ctx, h, "made-by-hand")
+	// BTP refuses one list (whichever comes first): no retry, no effect.
+	h.BTP.Inject(btptest.Fault{Action: "list", BackendStatus: http.StatusForbidden, Body: `{"error":"not entitled"}`})
+	rep := h.App.Inventory.Sweep(ctx)
+	if rep.Failed() != 1 || len(rep.Scopes) != 7 {
+		t.Fatalf("%d of %d scopes failed, want 1 of 7", rep.Failed(), len(rep.Scopes))
+	}
+	for _, r := range rep.Scopes {
+		if r.Err != nil && (r.Listed != 0 || len(r.Reported) != 0 || len(r.Deleted) != 0) {
+			t.Fatalf("the failed scope changed something: %+v", r)
+		}
+	}
+	// A refusal is an answer: only a throttled scope is tried again.
+	if n := h.BTP.Count("list"); n != 7 {
+		t.Fatalf("%d lists, want one per scope", n)
 	}
 }

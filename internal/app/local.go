@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/credbot/credbot/internal/btp"
 	"github.com/credbot/credbot/internal/btp/btptest"
 	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/policy"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -89,7 +91,7 @@ func StartLocal(ctx context.Context, getenv func(string) string, log *slog.Logge
 		cfg.RedisURL = "redis://" + mr.Addr()
 	}
 	if getenv("BTP_CLI_SERVER_URL") == "" {
-		l.BTP = btptest.NewServer(btptest.Options{})
+		l.BTP = btptest.NewServer(emulatedAccount(cfg.PolicyDir))
 		l.closers = append(l.closers, l.BTP.Close)
 		cfg.BTP = btp.Config{
 			ServerURL: l.BTP.URL(), GlobalAccount: btptest.DefaultGlobalAccount,
@@ -575,4 +577,22 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// emulatedAccount is the emulator's global account: the defaults the demo
+// uses plus every subaccount and directory hierarchy.yaml names, so that
+// the inventory lists each of them. (A hierarchy that does not load is
+// reported when the policy loads; the defaults do here.)
+func emulatedAccount(policyDir string) btptest.Options {
+	o := btptest.Options{Subaccounts: []string{btptest.DefaultSubaccount}, Directories: []string{btptest.DefaultDirectory}}
+	scopes, _ := policy.HierarchyScopes(policyDir)
+	for _, sc := range scopes {
+		switch {
+		case sc.Kind == approval.ScopeSubaccount && !slices.Contains(o.Subaccounts, sc.ID):
+			o.Subaccounts = append(o.Subaccounts, sc.ID)
+		case sc.Kind == approval.ScopeDirectory && !slices.Contains(o.Directories, sc.ID):
+			o.Directories = append(o.Directories, sc.ID)
+		}
+	}
+	return o
 }

@@ -214,6 +214,11 @@ func (inv *Inventory) Tick(ctx context.Context, replica string) (report Inventor
 	cancel()
 	<-kept
 	rest := inv.cfg.Interval - inv.s.clock.Now().Sub(report.Started)
+	if ctx.Err() != nil {
+		// Cut short (this replica is stopping): hand the lease back, so that
+		// another replica sweeps within a minute, not an interval.
+		rest = 0
+	}
 	if _, err := inv.st.KeepLease(context.WithoutCancel(ctx), InventoryLease, replica, max(rest, time.Millisecond)); err != nil {
 		inv.s.log.WarnContext(ctx, "could not keep the inventory lease for the rest of the interval; another replica may sweep sooner", "error", err)
 	}

@@ -291,27 +291,7 @@ func (e *Engine) Hash() string { return e.snap.Load().hash }
 
 // Scopes returns every scope hierarchy.yaml names, each after its parent:
 // the scopes the inventory lists at BTP.
-func (e *Engine) Scopes() []approval.Scope {
-	s := e.snap.Load()
-	type entry struct {
-		path  string
-		scope approval.Scope
-	}
-	all := make([]entry, 0, len(s.paths))
-	for key, path := range s.paths {
-		sc, err := approval.ParseScope(key)
-		if err != nil {
-			continue
-		}
-		all = append(all, entry{strings.Join(path, "/"), sc})
-	}
-	slices.SortFunc(all, func(a, b entry) int { return strings.Compare(a.path, b.path) })
-	out := make([]approval.Scope, len(all))
-	for i, e := range all {
-		out[i] = e.scope
-	}
-	return out
-}
+func (e *Engine) Scopes() []approval.Scope { return e.snap.Load().scopes() }
 
 // Health reports whether the policy files on disk are the policy in force. When
 // they are broken, ok is false and detail says what is wrong and which policy
