@@ -255,6 +255,7 @@ func (s *Service) finishRotation(ctx context.Context, r *Request, actor string, 
 	default:
 		return fmt.Errorf("retire %s, replaced by %s: %w", r.Rotates, r.ID, err)
 	}
+	call(s.cfg.Hooks.AfterRetireOld, r.ID)
 	oldName := r.Rotates
 	if old != nil {
 		oldName = old.Name

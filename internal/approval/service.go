@@ -142,6 +142,9 @@ type Hooks struct {
 	AfterCreate func(id string) // created at BTP, nothing written to the store yet
 	AfterSeal   func(id string) // ISSUED with the sealed secret written, no DM yet
 	AfterLease  func(id string) // revocation lease taken, BTP delete not called yet
+	// AfterRetireOld: a rotation's old credential is deleted and its request
+	// DELETED; the rotation (id) is not marked done yet.
+	AfterRetireOld func(id string)
 }
 
 func call(h func(string), id string) {
