@@ -293,3 +293,88 @@ func TestBreakglassWorkerKilledMidIssue(t *testing.T) {
 		})
 	}
 }
+
+// An alert Slack refuses is not lost: the deadline set brings a sweeper back
+// to post it, to the channel and to the escalation target (here a person's
+// DM). The credential is not held back meanwhile: the emergency comes first.
+func TestBreakglassAlertSlackRefusedIsPostedLater(t *testing.T) {
+	const channel, lead = "C0BREAKGLASS", "U0SECLEAD"
+	h := start(t, map[string]string{"CREDBOT_BREAKGLASS_CHANNEL": channel, "CREDBOT_BREAKGLASS_ESCALATION": lead,
+		"CREDBOT_BREAKGLASS_REVIEW": "4s"})
+	ctx := ctxT(t)
+	h.Slack.Inject(slackfake.Fault{Method: "chat.postMessage", Channel: channel, Times: 1, Error: "channel_not_found"})
+	h.slash(t, ctx, Requester, bgText("bg-late", "INC-77: late alert"))
+	h.waitDM(t, ctx) // issued without waiting for the alert
+	h.alert(t, ctx, channel, "bg-late")
+	h.alert(t, ctx, "D"+strings.TrimPrefix(lead, "U"), "bg-late")
+	// Unacknowledged, it escalates to the lead's DM.
+	if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Channel == "D0SECLEAD" && strings.Contains(c.Params.Get("text"), "not acknowledged")
+	}); err != nil {
+		t.Fatal("no escalation to the lead's DM")
+	}
+	if n := countCalls(h.Slack, func(c slackfake.Call) bool { return c.Method == "chat.postMessage!fault" }); n != 1 {
+		t.Fatalf("%d refused alerts, want the first one", n)
+	}
+	if audit := h.auditText(t, ctx); !strings.Contains(audit, "break-glass alert posted") {
+		t.Errorf("the alert is not audited:\n%s", audit)
+	}
+}
+
+// Revoke now works before the credential exists: queued, nothing is ever
+// created; being created, it is deleted the moment it exists and its
+// secret is never offered.
+func TestBreakglassRevokedBeforeItExists(t *testing.T) {
+	t.Run("queued", func(t *testing.T) {
+		h := start(t, bgEnv(map[string]string{"CREDBOT_MINT_WORKERS": "0"}))
+		ctx := ctxT(t)
+		h.slash(t, ctx, Requester, bgText("bg-queued", "INC-3: queued"))
+		alert := h.alert(t, ctx, localAudit, "bg-queued")
+		if got := h.click(t, ctx, Admin, alert, handlers.ActionRevokeNow); !strings.Contains(got.Body, "Revoked") {
+			t.Fatalf("revoke: %s", got.Body)
+		}
+		id, _, _ := slackfake.FindButton(alert.Blocks, handlers.ActionRevokeNow)
+		if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
+			return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("text"), "was revoked by")
+		}); err != nil {
+			t.Fatal("the user was not told")
+		}
+		// The queued mint job runs now, and finds nothing to do.
+		if done, err := h.App.Service.Mint(ctx, approval.MintJob{RequestID: id, Deliveries: 1}); !done || err != nil {
+			t.Fatalf("mint after revoke: done=%v, %v", done, err)
+		}
+		if n := h.BTP.Count("create"); n != 0 {
+			t.Fatalf("%d creates after a revoke", n)
+		}
+		if r, _ := h.App.Service.Status(ctx, id); r.State != approval.StateRevoked || r.RevokedBy != Admin.ID {
+			t.Fatalf("request %+v", r)
+		}
+	})
+	t.Run("being created", func(t *testing.T) {
+		claimed, resume := make(chan string, 1), make(chan struct{})
+		h := startWith(t, bgEnv(nil), Deps{Hooks: approval.Hooks{AfterClaim: func(id string) { claimed <- id; <-resume }}})
+		ctx := ctxT(t)
+		h.slash(t, ctx, Requester, bgText("bg-minting", "INC-4: minting"))
+		alert := h.alert(t, ctx, localAudit, "bg-minting")
+		<-claimed // MINTING, BTP not called yet
+		got := h.click(t, ctx, Admin, alert, handlers.ActionRevokeNow)
+		close(resume)
+		if !strings.Contains(got.Body, "Revoke recorded") {
+			t.Fatalf("revoke while minting: %s", got.Body)
+		}
+		if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
+			return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("text"), "was revoked by")
+		}); err != nil {
+			t.Fatal("the user was not told")
+		}
+		if n := h.BTP.Count("create"); n != 1 {
+			t.Fatalf("%d creates", n)
+		}
+		if live := h.BTP.Live(defaultScope); len(live) != 0 {
+			t.Fatalf("still live at BTP: %v", live)
+		}
+		if n := countCalls(h.Slack, func(c slackfake.Call) bool { return strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal) }); n != 0 {
+			t.Fatalf("a revoked break-glass was offered for reveal %d times", n)
+		}
+	})
+}

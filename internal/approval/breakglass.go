@@ -26,9 +26,11 @@ import (
 //	any ──Acknowledge (review allowed, not the requester)──▶ AckedBy set;
 //	         no more escalations
 //	APPROVED ──Revoke now──▶ REVOKED (nothing at BTP yet; the mint job ends)
-//	ISSUED, DELIVERED ──Revoke now──▶ REVOKED (deleted at BTP under the
-//	         revocation lease, requester told)
-//	MINTING ──Revoke now──▶ refused: press again once it is created
+//	MINTING, ISSUED, DELIVERED ──Revoke now──▶ RevokedBy recorded, then
+//	         REVOKED: deleted at BTP under the revocation lease (by the
+//	         clicker, or — a crash, or still being created — by the minter
+//	         the moment it exists, or the sweeper), requester told. A revoked
+//	         secret is never offered or revealed.
 //
 // The user's break-glass lock is freed in the step that ends the request
 // (any terminal state), so "one live break-glass per user" holds across
@@ -62,9 +64,13 @@ func (c BreakglassConfig) withDefaults() BreakglassConfig {
 	return c
 }
 
-// alertRetry is how long after storing a break-glass the sweeper posts its
-// alert if the submitting worker did not (it crashed, or Slack failed).
-const alertRetry = 15 * time.Second
+// alertRetry is how long after storing a break-glass (or after a failed
+// attempt) the sweeper posts its alert if nobody did (the submitting worker
+// crashed, or Slack failed): 15s, or a quarter of the review interval when
+// that is shorter, but at least a second.
+func (c BreakglassConfig) alertRetry() time.Duration {
+	return min(15*time.Second, max(c.Review/4, time.Second))
+}
 
 // Breakglass issues a credential at once, without approval, to a user the
 // policy allows breakglass in the scope. The reason must name an incident or
@@ -194,8 +200,11 @@ func (s *Service) breakglassDeadline(r *Request) time.Time {
 	if !r.Breakglass || r.State.Terminal() {
 		return time.Time{}
 	}
+	if r.RevokedBy != "" && (r.State == StateIssued || r.State == StateDelivered) {
+		return r.UpdatedAt // a reviewer's revoke waits for nothing
+	}
 	if len(r.Alerts) == 0 {
-		return r.CreatedAt.Add(alertRetry)
+		return r.CreatedAt.Add(s.cfg.Breakglass.alertRetry())
 	}
 	if r.AckedBy == "" && r.RevokedBy == "" {
 		return r.ReviewAt
@@ -222,7 +231,7 @@ func (s *Service) reviewDue(ctx context.Context, r *Request) error {
 				return nil, Effects{}, errNoop
 			}
 			return &AuditEntry{Note: "break-glass alert could not be posted; retrying"},
-				Effects{Deadline: s.clock.Now().Add(alertRetry)}, nil
+				Effects{Deadline: s.clock.Now().Add(s.cfg.Breakglass.alertRetry())}, nil
 		})
 		return err
 	}
@@ -341,19 +350,30 @@ func (s *Service) revokeBreakglass(ctx context.Context, r *Request, user string,
 			cur.State, cur.Failure, cur.RevokedBy = StateRevoked, why, user
 			return &AuditEntry{Note: why, Rule: d.Rule, PolicyHash: d.PolicyHash}, Effects{ClearDeadline: true, ReleaseName: true}, nil
 		})
-	case StateMinting:
-		return Outcome{Request: r}, userErr(ErrConflict, "the credential is being created at BTP right now; press Revoke now again in a few seconds")
-	case StateIssued, StateDelivered:
-		if _, err := s.transition(ctx, r.ID, user, func(cur *Request) (*AuditEntry, Effects, error) {
+	case StateMinting, StateIssued, StateDelivered:
+		// Record the revoke first: if this worker dies before the deletion,
+		// or the credential is still being created, the minter and the
+		// sweeper finish it (finishRevoke).
+		r, err = s.transition(ctx, r.ID, user, func(cur *Request) (*AuditEntry, Effects, error) {
 			if cur.RevokedBy != "" {
 				return nil, Effects{}, errNoop
 			}
+			if cur.State != StateMinting && cur.State != StateIssued && cur.State != StateDelivered {
+				return nil, Effects{}, userErr(ErrConflict, "this break-glass has already ended (%s)", strings.ToLower(string(cur.State)))
+			}
 			cur.RevokedBy = user
-			// If this worker dies before the deletion, a sweeper finishes it.
 			return &AuditEntry{Note: "break-glass revoke requested", Rule: d.Rule, PolicyHash: d.PolicyHash},
 				Effects{Deadline: s.clock.Now().Add(revokeRecheck)}, nil
-		}); err != nil && !errors.Is(err, errNoop) {
+		})
+		if errors.Is(err, errNoop) {
+			return Outcome{Request: r}, userErr(ErrConflict, "<@%s> has revoked it already; it is being deleted at BTP", r.RevokedBy)
+		}
+		if err != nil {
 			return Outcome{Request: r}, err
+		}
+		if r.State == StateMinting {
+			s.updateAlerts(ctx, r)
+			return Outcome{Request: r, Message: fmt.Sprintf("Revoke recorded. %q is being created at BTP right now; credbot deletes it as soon as it exists, before anyone can reveal it, and tells <@%s>.", r.Name, r.Requester)}, nil
 		}
 		r, err = s.retire(ctx, r.ID, user, d, StateRevoked, why, func(cur *Request) bool {
 			return cur.State == StateIssued || cur.State == StateDelivered

@@ -560,7 +560,7 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 			}
 		}
 	case StateIssued:
-		if r.DMTS == "" && !r.Revoking {
+		if r.DMTS == "" && !r.Revoking && r.RevokedBy == "" {
 			// A worker died after sealing, before the DM: offer the reveal now.
 			// (If it died after posting but before recording, the requester gets
 			// the notice twice; the reveal still works once.)
@@ -614,6 +614,11 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 		s.log.WarnContext(ctx, "update approval message", "request_id", r.ID, "error", err)
 	}
 	s.updateAlerts(ctx, r) // a break-glass's alert now shows when it expires
+	if r.RevokedBy != "" {
+		// A reviewer revoked it while it was being created: delete it
+		// before anyone is offered the secret.
+		return true, s.finishRevoke(ctx, r)
+	}
 	return true, s.offer(ctx, r)
 }
 
@@ -729,6 +734,7 @@ func (s *Service) retryOrFail(ctx context.Context, r *Request, job MintJob, caus
 	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
 		s.log.WarnContext(ctx, "update approval message", "request_id", r.ID, "error", err)
 	}
+	s.updateAlerts(ctx, r)
 	s.tell(ctx, r, fmt.Sprintf("Your request %s for %q failed: %s", r.ID, r.Name, msg))
 	return true, nil
 }
@@ -762,6 +768,8 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 		switch {
 		case r.State == StateIssued && (r.Revoking || !s.clock.Now().Before(r.ClaimUntil)):
 			return Revelation{}, userErr(ErrAlreadyTaken, "the claim window is over; the credential is being deleted. Please ask again")
+		case r.RevokedBy != "":
+			return Revelation{}, userErr(ErrAlreadyTaken, "a reviewer (<@%s>) revoked this break-glass; the credential is being deleted", r.RevokedBy)
 		case r.State == StateIssued:
 		case r.State == StateDelivered:
 			return Revelation{}, userErr(ErrAlreadyTaken, "this secret was already revealed; credbot keeps no copy")
