@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -190,6 +191,18 @@ func TestEveryRenderingStaysWithinBlockKitLimits(t *testing.T) {
 		awaiting = append(awaiting, hostile(100+i))
 	}
 	checkBlocks(t, "home", homeBlocks(mine, awaiting), maxViewBlocks)
+	var found []approval.UnmanagedCredential
+	for i := range 30 {
+		found = append(found, approval.UnmanagedCredential{Scope: hostile(i).Scope, Name: strings.Repeat("<x>`&", 60) + fmt.Sprint(i), FirstSeen: time.Unix(1_800_000_000, 0)})
+	}
+	admin := NewServer(refuser{}, Config{Inventory: unmanagedList(found)})
+	defer admin.Close()
+	unmanaged := admin.unmanagedBlocks(context.Background(), "U0ADMIN")
+	checkBlocks(t, "home of an admin", append(homeBlocks(mine, awaiting), unmanaged...), maxViewBlocks)
+	// The list ends with a count of the rest, not cut mid-line.
+	if last := unmanaged[len(unmanaged)-1].(*slack.SectionBlock).Text.Text; strings.HasSuffix(last, "…") || !strings.Contains(last, "more: `/credbot list`") {
+		t.Errorf("the unmanaged list was cut: %.200q…", last[max(0, len(last)-200):])
+	}
 	checkBlocks(t, "empty home", homeBlocks(nil, nil), maxViewBlocks)
 
 	m := createModal(Command{})
@@ -262,4 +275,11 @@ func TestChunksLoseNothingAndCutOnRunes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// unmanagedList is an Inventory that lists the same credentials to anyone.
+type unmanagedList []approval.UnmanagedCredential
+
+func (l unmanagedList) Unmanaged(context.Context, string) ([]approval.UnmanagedCredential, error) {
+	return l, nil
 }

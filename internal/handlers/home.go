@@ -142,14 +142,21 @@ func (s *Server) unmanagedBlocks(ctx context.Context, user string) []slack.Block
 		return nil
 	}
 	var lines []string
+	size := 0
 	for i, u := range found {
-		if i == homeUnmanaged {
+		// Names at BTP may have been typed by anyone: escaped, in code spans,
+		// and only a name credbot takes gets the command that adopts it.
+		line := fmt.Sprintf("• `%s` in %s, %s, found %s — ", codeSafe(truncate(u.Name, 80)), escape(scopeLabel(u.Scope)), accessLabel(u.ReadOnly), when(u.FirstSeen))
+		if approval.ValidateName(u.Name) == nil {
+			line += fmt.Sprintf("`/credbot adopt --%s %s --name %s --owner @someone`", scopeFlagOf(u.Scope.Kind), u.Scope.ID, u.Name)
+		} else {
+			line += "a name credbot cannot take: delete it"
+		}
+		if i == homeUnmanaged || size+len(line) > maxSectionText-200 {
 			lines = append(lines, fmt.Sprintf("…and %d more: `/credbot list` in each scope", len(found)-i))
 			break
 		}
-		// Names at BTP may have been typed by anyone: escaped, in code spans.
-		lines = append(lines, fmt.Sprintf("• `%s` in %s, %s, found %s — `/credbot adopt --%s %s --name %s --owner @someone`",
-			codeSafe(u.Name), escape(scopeLabel(u.Scope)), accessLabel(u.ReadOnly), when(u.FirstSeen), scopeFlagOf(u.Scope.Kind), u.Scope.ID, codeSafe(u.Name)))
+		lines, size = append(lines, line), size+len(line)+1
 	}
 	return []slack.Block{
 		slack.NewDividerBlock(),
