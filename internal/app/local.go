@@ -287,6 +287,9 @@ func (l *Local) Demo(ctx context.Context, w io.Writer) error {
 	if err := l.demoBreakglass(ctx, w, step, saw, wait, reply); err != nil {
 		return err
 	}
+	if err := l.demoRotate(ctx, w, step, saw, wait, reply); err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "\nThe whole loop worked.")
 	return nil
 }
@@ -512,6 +515,79 @@ func (l *Local) demoBreakglass(ctx context.Context, w io.Writer, step func(strin
 	if l.BTP != nil {
 		step("the BTP emulator saw %d delete call(s); live credentials in the subaccount: %v",
 			l.BTP.Count("delete"), l.BTP.Live(approval.Scope{Kind: approval.ScopeSubaccount, ID: btptest.DefaultSubaccount}))
+	}
+	return nil
+}
+
+// demoRotate rotates the first demo's credential: the owner needs no approval
+// under the example policy, reveals the new one, and retires the old one.
+func (l *Local) demoRotate(ctx context.Context, w io.Writer, step func(string, ...any), saw func(slackfake.Person, string),
+	wait func(string, func(slackfake.Call) bool) (slackfake.Call, error), reply func(string) func(slackfake.Call) bool) error {
+	fmt.Fprintln(w, "\n--- Rotate: a new credential under a new name; the old one goes once the new one is in hand ---")
+	scope := approval.Scope{Kind: approval.ScopeSubaccount, ID: btptest.DefaultSubaccount}
+	mark := l.Slack.Mark()
+	text := `rotate --subaccount 11111111-2222-4333-8444-555555555555 --name demo-ci-pipeline`
+	step("%s types: /credbot %s", Requester.Name, text)
+	ack, err := l.Workspace.Slash(ctx, Requester, text)
+	if err != nil || ack.Status != 200 {
+		return fmt.Errorf("rotate: status %d, %v", ack.Status, err)
+	}
+	saw(Requester, ackText(ack.Body))
+	c, err := wait("rotation confirmation", reply(ack.ResponseURL))
+	if err != nil {
+		return err
+	}
+	saw(Requester, RenderReply(c.Body))
+	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	dm, err := l.Slack.WaitFrom(wctx, mark, func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal) &&
+			strings.Contains(c.Params.Get("blocks"), "demo-ci-pipeline-r2")
+	})
+	if err != nil {
+		return fmt.Errorf("rotation's Reveal DM: %w", err)
+	}
+	step("credbot creates demo-ci-pipeline-r2 (the policy lets owners rotate without approval) and DMs %s", Requester.Name)
+	saw(Requester, RenderBlocks(dm.Params.Get("blocks")))
+	dmMsg, _ := l.Slack.Message(dm.Channel, dm.TS)
+	step("%s clicks Reveal", Requester.Name)
+	ack, err = l.Workspace.Click(ctx, Requester, dmMsg, handlers.ActionReveal)
+	if err != nil || ack.Status != 200 {
+		return fmt.Errorf("reveal click: status %d, %v", ack.Status, err)
+	}
+	if c, err = wait("revealed secret", reply(ack.ResponseURL)); err != nil {
+		return err
+	}
+	saw(Requester, "(ephemeral, only in the DM) "+RenderReply(c.Body))
+	if l.BTP != nil {
+		step("both live during the grace period (CREDBOT_ROTATION_GRACE): %v", l.BTP.Live(scope))
+	}
+	if _, err := l.Slack.WaitFrom(wctx, mark, func(c slackfake.Call) bool {
+		return c.Method == "chat.update" && c.Channel == dm.Channel && strings.Contains(c.Params.Get("blocks"), handlers.ActionRetireOld)
+	}); err != nil {
+		return fmt.Errorf("the DM notice offering to retire the old one: %w", err)
+	}
+	dmMsg, _ = l.Slack.Message(dm.Channel, dm.TS)
+	step("credbot rewrites the DM notice")
+	saw(Requester, RenderBlocks(dmMsg.Blocks))
+	step("%s switches over and clicks Retire the old one", Requester.Name)
+	ack, err = l.Workspace.Click(ctx, Requester, dmMsg, handlers.ActionRetireOld)
+	if err != nil || ack.Status != 200 {
+		return fmt.Errorf("retire click: status %d, %v", ack.Status, err)
+	}
+	if c, err = wait("retire answer", reply(ack.ResponseURL)); err != nil {
+		return err
+	}
+	saw(Requester, RenderReply(c.Body))
+	if !strings.Contains(c.Body, "deleted at BTP") {
+		return fmt.Errorf("retire: %s", RenderReply(c.Body))
+	}
+	if l.BTP != nil {
+		live := l.BTP.Live(scope)
+		step("live credentials in the subaccount: %v", live)
+		if slices.Contains(live, "demo-ci-pipeline") || !slices.Contains(live, "demo-ci-pipeline-r2") {
+			return fmt.Errorf("after the rotation BTP holds %v", live)
+		}
 	}
 	return nil
 }

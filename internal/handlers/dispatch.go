@@ -272,7 +272,7 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 				s.warn(ctx, o, err, "retire old")
 				return
 			}
-			s.reply(ctx, o, fmt.Sprintf("The credential *%s* replaces was deleted at BTP.", escape(r.Name)))
+			s.reply(ctx, o, fmt.Sprintf("The old credential was deleted at BTP; *%s* replaces it.", escape(r.Name)))
 		}
 	case ActionReveal:
 		if !requestIDRE.MatchString(j.Value) || !s.trustedResponseURL(o.responseURL) {
