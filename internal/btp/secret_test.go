@@ -199,3 +199,44 @@ func TestFailedMutualTLSVerificationDeletesTheCertificateCredential(t *testing.T
 		t.Error("no token request: the certificate credential was not verified")
 	}
 }
+
+// A token endpoint that refuses a brand-new client for a moment (UAA
+// instances learn of it one after another) or stumbles (503, a dropped
+// connection) is asked again with backoff: one hiccup must not delete a good
+// credential whose secret exists only now.
+func TestVerificationRetriesAFreshClientsFirstRefusals(t *testing.T) {
+	for _, fault := range []btptest.Fault{
+		{Action: "token", Times: 2, Status: http.StatusUnauthorized},
+		{Action: "token", Times: 1, Status: http.StatusServiceUnavailable},
+	} {
+		f := newFixture(t, btptest.Options{}, func(c *btp.Config) { c.VerifyCredentials = true })
+		f.srv.Inject(fault)
+		is, err := f.client.Create(context.Background(), approval.CredentialSpec{Scope: subaccount, Name: "fresh", OwnsName: true})
+		if err != nil {
+			t.Fatalf("token %d x%d: Create = %v, want the credential once the endpoint grants a token", fault.Status, fault.Times, err)
+		}
+		if is.Credential.Name != "fresh" || len(f.srv.Live(subaccount)) != 1 || f.srv.Count("delete") != 0 {
+			t.Errorf("token %d x%d: live %v, deletes %d", fault.Status, fault.Times, f.srv.Live(subaccount), f.srv.Count("delete"))
+		}
+		if got := f.srv.Count("token"); got != fault.Times+1 {
+			t.Errorf("token %d x%d: %d token requests, want %d", fault.Status, fault.Times, got, fault.Times+1)
+		}
+	}
+}
+
+// A grant the endpoint refuses for good (a 400: wrong grant, bad request) is
+// not asked again: the credential is deleted at once.
+func TestVerificationDoesNotRetryAPermanentRefusal(t *testing.T) {
+	f := newFixture(t, btptest.Options{}, func(c *btp.Config) { c.VerifyCredentials = true })
+	f.srv.Inject(btptest.Fault{Action: "token", Times: -1, Status: http.StatusBadRequest})
+	if _, err := f.client.Create(context.Background(), approval.CredentialSpec{Scope: subaccount, Name: "bad-grant", OwnsName: true}); !errors.Is(err, btp.ErrVerification) {
+		t.Fatalf("Create = %v, want ErrVerification", err)
+	}
+	// One Token call: oauth2's auto-detection tries the header, then the form.
+	if got := f.srv.Count("token"); got > 2 {
+		t.Errorf("%d token requests for a permanent refusal, want one grant attempt (2 requests at most)", got)
+	}
+	if live := f.srv.Live(subaccount); len(live) != 0 {
+		t.Errorf("left behind: %v", live)
+	}
+}

@@ -71,14 +71,32 @@ func (c *Client) verify(ctx context.Context, is approval.Issued, corr string) er
 			slog.String("name", cred.Name), slog.String("reason", why), slog.String("correlation_id", corr))
 		return nil
 	}
-	_, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, hc))
-	if err == nil {
-		c.log.LogAttrs(ctx, slog.LevelInfo, "btp credential verified",
-			slog.String("name", cred.Name), slog.String("token_url", cred.TokenURL), slog.String("correlation_id", corr))
-		return nil
-	}
+	var err error
 	var re *oauth2.RetrieveError
-	transient := !errors.As(err, &re) || re.Response == nil || re.Response.StatusCode >= 500
+	transient := false
+	for attempt := 0; ; attempt++ {
+		re = nil
+		if _, err = cc.Token(context.WithValue(ctx, oauth2.HTTPClient, hc)); err == nil {
+			c.log.LogAttrs(ctx, slog.LevelInfo, "btp credential verified",
+				slog.String("name", cred.Name), slog.String("token_url", cred.TokenURL),
+				slog.Int("attempts", attempt+1), slog.String("correlation_id", corr))
+			return nil
+		}
+		transient = !errors.As(err, &re) || re.Response == nil || re.Response.StatusCode >= 500
+		// A 401 right after the create can mean the tenant's token service
+		// has not learnt of the new client yet: worth asking again, as a
+		// 5xx or a network error is. Anything else (a redirect, a 400) will
+		// not change.
+		fresh := re != nil && re.Response != nil && re.Response.StatusCode == 401
+		if (!transient && !fresh) || attempt >= c.cfg.MaxRetries || ctx.Err() != nil {
+			break
+		}
+		c.log.LogAttrs(ctx, slog.LevelWarn, "btp credential not verified yet, asking the token endpoint again",
+			slog.String("name", cred.Name), slog.Int("attempt", attempt+1), slog.String("correlation_id", corr))
+		if c.sleep(ctx, c.backoff(attempt, 0)) != nil {
+			break
+		}
+	}
 	// Build the message ourselves: the secret must not leak through whatever
 	// the oauth2 package or the token endpoint chose to say.
 	msg := "token endpoint " + cred.TokenURL + " refused a client_credentials grant"
