@@ -38,6 +38,8 @@ var variables = []struct{ name, about string }{
 	{"CREDBOT_BREAKGLASS_LIFETIME", "longest (and default) break-glass credential life (4h)"},
 	{"CREDBOT_BREAKGLASS_REVIEW", "an unacknowledged break-glass escalates after, and every (1h)"},
 	{"CREDBOT_BREAKGLASS_REASON_PATTERN", "Go regexp a break-glass reason must match (a ticket: INC-1234)"},
+	{"CREDBOT_ASSIGN_MAX_FOR", "longest --for of /credbot assign, a role collection (8h)"},
+	{"CREDBOT_BTP_USER_ORIGIN", "IdP origin key of the BTP user a Slack e-mail names (sap.default)"},
 	{"CREDBOT_ALLOWED_TEAMS", "workspace/enterprise ids whose members are served"},
 	{"CREDBOT_LISTEN_ADDR", "HTTP address (:3000)"},
 	{"REDIS_URL", "redis://, rediss://, redis-sentinel://…?master_name=, redis-cluster://"},

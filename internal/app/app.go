@@ -54,19 +54,23 @@ type Config struct {
 	BreakglassLifetime      time.Duration
 	BreakglassReview        time.Duration
 	BreakglassReasonPattern *regexp.Regexp
-	ResponseHosts           []string
-	RedisURL                string
-	KeyPrefix               string
-	PolicyDir               string
-	SecretKey               string
-	PendingTTL              time.Duration
-	ClaimWindow             time.Duration
-	RotationGrace           time.Duration // a rotated credential lives on this long after the new one is revealed
-	MaxLifetime             time.Duration
-	RemindAfter             time.Duration
-	EscalateAfter           int
-	RescueAfter             time.Duration
-	MintWorkers             int // mint queue consumers in this replica; 0 makes it serve Slack only
+	// Just-in-time role collections: the longest --for of /credbot assign,
+	// and the origin (IdP) of the BTP user a Slack profile e-mail names.
+	AssignMaxFor  time.Duration
+	BTPUserOrigin string
+	ResponseHosts []string
+	RedisURL      string
+	KeyPrefix     string
+	PolicyDir     string
+	SecretKey     string
+	PendingTTL    time.Duration
+	ClaimWindow   time.Duration
+	RotationGrace time.Duration // a rotated credential lives on this long after the new one is revealed
+	MaxLifetime   time.Duration
+	RemindAfter   time.Duration
+	EscalateAfter int
+	RescueAfter   time.Duration
+	MintWorkers   int // mint queue consumers in this replica; 0 makes it serve Slack only
 	// Workers process the inbox of acknowledged Slack deliveries (0: this
 	// replica records and acks only).
 	Workers       int
@@ -145,6 +149,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		{"CREDBOT_RETENTION", store.DefaultRetention, &c.Retention},
 		{"CREDBOT_BREAKGLASS_LIFETIME", 4 * time.Hour, &c.BreakglassLifetime},
 		{"CREDBOT_BREAKGLASS_REVIEW", time.Hour, &c.BreakglassReview},
+		{"CREDBOT_ASSIGN_MAX_FOR", approval.DefaultAssignMaxFor, &c.AssignMaxFor},
 	} {
 		*d.into = d.def
 		if v := getenv(d.env); v != "" {
@@ -190,6 +195,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		if c.LookupCache, err = ParseDuration(v); err != nil || c.LookupCache < 0 || c.LookupCache > 10*time.Minute {
 			errs = append(errs, fmt.Errorf("CREDBOT_LOOKUP_CACHE: %q is not a duration from 0s (no cache) to 10m", v))
 		}
+	}
+	c.BTPUserOrigin = or(getenv("CREDBOT_BTP_USER_ORIGIN"), approval.DefaultUserOrigin)
+	if err := (approval.BTPUser{Origin: c.BTPUserOrigin, Name: "someone@example.com"}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("CREDBOT_BTP_USER_ORIGIN: %q is not an origin key like sap.default or mytenant-platform (BTP cockpit: Security > Trust Configuration, column Origin Key)", c.BTPUserOrigin))
+		c.BTPUserOrigin = approval.DefaultUserOrigin
 	}
 	c.BreakglassChannel = getenv("CREDBOT_BREAKGLASS_CHANNEL")
 	c.BreakglassEscalation = getenv("CREDBOT_BREAKGLASS_ESCALATION")
@@ -495,6 +505,10 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		RemindAfter: cfg.RemindAfter, EscalateAfter: cfg.EscalateAfter, Hooks: deps.Hooks, Replica: a.replica,
 		MaxPendingPerUser: cfg.MaxPendingPerUser, LookupCache: cfg.LookupCache,
 		Breakglass: approval.BreakglassConfig{Lifetime: cfg.BreakglassLifetime, Review: cfg.BreakglassReview, Reason: cfg.BreakglassReasonPattern},
+	}
+	if ra, ok := issuer.(approval.RoleAssigner); ok {
+		lc.Roles = ra // the btp client assigns role collections too
+		lc.Assign = approval.AssignConfig{MaxFor: cfg.AssignMaxFor}
 	}
 	lc.AuditMirror = a.metrics.transition
 	lc.Observer = a.metrics

@@ -52,6 +52,7 @@ func (s *slackSide) handlerConfig(cfg Config, log *slog.Logger, ready func(conte
 	return handlers.Config{
 		SigningSecret: secret, ResponseHosts: cfg.ResponseHosts, Logger: log, Ready: ready,
 		API: s.api, Directory: s.dir, Policy: pol, Once: once, RotationGrace: cfg.RotationGrace,
+		UserOrigin: cfg.BTPUserOrigin,
 	}
 }
 

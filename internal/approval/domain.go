@@ -98,7 +98,7 @@ const (
 // Terminal reports whether no further transition can leave the state.
 func (s State) Terminal() bool {
 	switch s {
-	case StateDenied, StateCancelled, StateExpired, StateFailed, StateRevoked, StateDeleted:
+	case StateDenied, StateCancelled, StateExpired, StateFailed, StateRevoked, StateDeleted, StateEnded:
 		return true
 	}
 	return false
@@ -148,6 +148,9 @@ type Request struct {
 	DMTS        string       `json:"dm_ts,omitempty"`
 
 	Credential *Credential `json:"credential,omitempty"` // metadata once ISSUED; never the secret
+	// Assignment makes this a just-in-time role collection request
+	// (assign.go) rather than a credential.
+	Assignment *Assignment `json:"assignment,omitempty"`
 	// AdoptedBy is the admin who put a credential credbot did not create
 	// under its management (/credbot adopt): the request began DELIVERED,
 	// credbot never had its secret, and its lifetime ends in a deletion.

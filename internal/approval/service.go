@@ -132,6 +132,10 @@ type Config struct {
 	// get answers from BTP are kept (0: not at all). See limits.go.
 	MaxPendingPerUser int
 	LookupCache       time.Duration
+	// Roles assigns role collections at BTP, for just-in-time access
+	// (assign.go); nil turns /credbot assign off. Assign configures it.
+	Roles  RoleAssigner
+	Assign AssignConfig
 	// Breakglass configures the emergency path (breakglass.go).
 	Breakglass BreakglassConfig
 }
@@ -141,10 +145,12 @@ type Hooks struct {
 	AfterClaim  func(id string) // MINTING written, BTP not called yet
 	AfterCreate func(id string) // created at BTP, nothing written to the store yet
 	AfterSeal   func(id string) // ISSUED with the sealed secret written, no DM yet
-	AfterLease  func(id string) // revocation lease taken, BTP delete not called yet
+	AfterLease  func(id string) // revocation lease taken, BTP delete (or unassign) not called yet
 	// AfterRetireOld: a rotation's old credential is deleted and its request
 	// DELETED; the rotation (id) is not marked done yet.
 	AfterRetireOld func(id string)
+	AfterIntent    func(id string) // assignment: AbsentAt written, BTP assign not called yet
+	AfterAssign    func(id string) // assignment: assigned at BTP, nothing written to the store yet
 }
 
 func call(h func(string), id string) {
@@ -197,6 +203,7 @@ func NewService(store Store, auth Authorizer, issuer Issuer, notify Notifier, se
 		cfg.RevokeLease = 2 * time.Minute
 	}
 	cfg.Breakglass = cfg.Breakglass.withDefaults()
+	cfg.Assign = cfg.Assign.withDefaults()
 	if clock == nil {
 		clock = systemClock{}
 	}
@@ -509,6 +516,9 @@ func (s *Service) decide(ctx context.Context, id, user string, approve bool, rea
 		}
 		return Outcome{Request: r, Message: "Denied."}, nil
 	case StateApproved:
+		if r.Assignment != nil {
+			return Outcome{Request: r, Message: "Approved. The role collection is being assigned."}, nil
+		}
 		return Outcome{Request: r, Message: "Approved. The credential is being created."}, nil
 	default:
 		msg := fmt.Sprintf("Approval recorded (%d of %d counted).", q.Have, q.Need)
@@ -532,6 +542,9 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 	}
 	if err != nil {
 		return false, err
+	}
+	if r.Assignment != nil {
+		return s.assign(ctx, r, job)
 	}
 	switch r.State {
 	case StateApproved:
@@ -973,6 +986,8 @@ func (s *Service) due(ctx context.Context, d Due) error {
 	}
 	now := s.clock.Now()
 	switch {
+	case r.Assignment != nil && r.State == StateAssigned:
+		return s.assignmentDue(ctx, r)
 	case r.Breakglass && r.RevokedBy != "" && (r.State == StateIssued || r.State == StateDelivered):
 		return s.finishRevoke(ctx, r)
 	case s.breakglassDue(r, now):
@@ -991,7 +1006,7 @@ func (s *Service) due(ctx context.Context, d Due) error {
 		if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{}); err != nil {
 			s.log.WarnContext(ctx, "update approval message", "request_id", id, "error", err)
 		}
-		s.tell(ctx, r, fmt.Sprintf("Your request %s for %q expired without a decision. You can ask again.", r.ID, r.Name))
+		s.tell(ctx, r, fmt.Sprintf("Your request %s for %s expired without a decision. You can ask again.", r.ID, r.Subject()))
 	case r.State == StatePending && r.action() != ActionCreate && r.ApprovalTS == "":
 		// A rotation whose submitter died before approving it (its quorum
 		// needs nobody) or before posting it: finish that now.
@@ -1167,6 +1182,8 @@ func (s *Service) stateDeadline(r *Request) time.Time {
 		return r.PendingUntil
 	case StateIssued:
 		return r.ClaimUntil
+	case StateAssigned:
+		return s.assignmentDeadline(r)
 	case StateDelivered:
 		var next time.Time
 		switch {

@@ -170,6 +170,9 @@ func lifetime(d time.Duration) string {
 }
 
 func approvalFallback(r *approval.Request) string {
+	if a := r.Assignment; a != nil {
+		return fmt.Sprintf("Role collection request %s: %s in %s (%s)", r.ID, a.RoleCollection, scopeLabel(r.Scope), strings.ToLower(string(r.State)))
+	}
 	return fmt.Sprintf("Credential request %s: %s in %s (%s)", r.ID, r.Name, scopeLabel(r.Scope), strings.ToLower(string(r.State)))
 }
 
@@ -177,6 +180,9 @@ func approvalFallback(r *approval.Request) string {
 // goes only into plain_text objects, so "<!channel>" in a reason pings nobody.
 // mentions, when set, name the approvers the policy routes the request to.
 func approvalBlocks(r *approval.Request, q approval.QuorumStatus, mentions string) []slack.Block {
+	if r.Assignment != nil {
+		return assignmentBlocks(r, q, mentions)
+	}
 	fields := []*slack.TextBlockObject{
 		plain("Scope: " + scopeLabel(r.Scope)),
 		plain("Name: " + r.Name),
@@ -226,6 +232,26 @@ func statusLine(r *approval.Request, q approval.QuorumStatus) string {
 	var by []string
 	for _, a := range r.Approvals {
 		by = append(by, "<@"+a.User+">")
+	}
+	if a := r.Assignment; a != nil {
+		switch r.State {
+		case approval.StateApproved, approval.StateMinting:
+			return ":white_check_mark: Approved by " + strings.Join(by, ", ") + " — assigning the role collection"
+		case approval.StateAssigned:
+			s := ":white_check_mark: Approved by " + strings.Join(by, ", ") + " — assigned until " + when(r.ExpiresAt)
+			if a.PreExisting {
+				s = ":information_source: The requester already held it (not granted by credbot; it stays) — tracked until " + when(r.ExpiresAt)
+			}
+			if r.Revoking {
+				s += "; being unassigned"
+			}
+			return s
+		case approval.StateEnded:
+			if a.EndedBy != "" {
+				return fmt.Sprintf(":wastebasket: Ended early by <@%s>", a.EndedBy)
+			}
+			return ":wastebasket: Ended at its time"
+		}
 	}
 	switch r.State {
 	case approval.StatePending:
@@ -299,8 +325,43 @@ func denyReasonBlock(r *approval.Request) *slack.ContextBlock {
 	return slack.NewContextBlock("", plain("Reason: "+truncate(r.DenyReason, 4*maxDenyReason)))
 }
 
+// assignmentBlocks renders the approval message of a role collection
+// request: what, for whom at BTP, where, for how long, why.
+func assignmentBlocks(r *approval.Request, q approval.QuorumStatus, mentions string) []slack.Block {
+	a := r.Assignment
+	fields := []*slack.TextBlockObject{
+		plain("Scope: " + scopeLabel(r.Scope)),
+		plain("Role collection: " + a.RoleCollection),
+		plain("BTP user: " + a.User.Name + " (origin " + a.User.Origin + ")"),
+		plain("For: " + lifetime(r.Lifetime)),
+		plain("Reason: " + r.Reason),
+	}
+	blocks := []slack.Block{
+		section(fmt.Sprintf("*Role collection request* `%s` from <@%s>", r.ID, r.Requester)),
+		slack.NewSectionBlock(nil, fields, nil),
+	}
+	if r.State == approval.StatePending && mentions != "" {
+		blocks = append(blocks, section("Approvers: "+mentions))
+	}
+	blocks = append(blocks, note(statusLine(r, q)))
+	if r.State == approval.StateDenied && r.DenyReason != "" {
+		blocks = append(blocks, denyReasonBlock(r))
+	}
+	if r.State == approval.StatePending {
+		blocks = append(blocks, slack.NewActionBlock(fmt.Sprintf("decide:%s:%d", r.ID, r.Version),
+			button(ActionApprove, r.ID, "Approve").WithStyle(slack.StylePrimary),
+			button(ActionDeny, r.ID, "Deny").WithStyle(slack.StyleDanger),
+		))
+	}
+	return blocks
+}
+
 // requestLine is one request in a list: id, name, scope and where it stands.
 func requestLine(r *approval.Request) string {
+	if a := r.Assignment; a != nil {
+		return fmt.Sprintf("`%s` role collection *%s* in %s for %s — %s", r.ID, escape(a.RoleCollection), escape(scopeLabel(r.Scope)),
+			escape(a.User.Name), statusLine(r, approval.QuorumStatus{}))
+	}
 	s := fmt.Sprintf("`%s` *%s* in %s, %s — %s", r.ID, escape(r.Name), escape(scopeLabel(r.Scope)), accessLabel(r.ReadOnly), statusLine(r, approval.QuorumStatus{}))
 	if r.State == approval.StateDelivered && !r.ExpiresAt.IsZero() {
 		s += "; expires " + when(r.ExpiresAt)

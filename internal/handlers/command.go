@@ -28,6 +28,8 @@ const MaxCommandText = 2000
 //	extend <request-id> --by 30d
 //	status [<request-id>]  cancel <request-id>  why <request-id>
 //	approvers --subaccount <guid>
+//	assign --role-collection "<name>" --subaccount <guid> --for 4h --reason "<text>"
+//	assignments [--all]   unassign <request-id>
 //	help [<verb>]
 //
 // --directory <guid> or --global-account <subdomain> may stand for --subaccount.
@@ -47,7 +49,11 @@ type Command struct {
 	Modal bool
 	// Certificate asks for a certificate credential (--certificate).
 	Certificate bool
-	Args        []string // positional arguments after the verb (a request id, a help topic)
+	// RoleCollection and For: assign (a role collection, for a while).
+	RoleCollection string
+	For            time.Duration
+	All            bool     // assignments --all (admins)
+	Args           []string // positional arguments after the verb (a request id, a help topic)
 }
 
 // verb describes one verb: its flags, what it needs, and its help.
@@ -139,6 +145,27 @@ var verbs = []struct {
 		detail: "Extends your delivered credential by --by (e.g. 30d, 72h), at once or after approval, as the policy says. " +
 			"The new expiry is never more than CREDBOT_MAX_LIFETIME from now; the reply says so when it was capped. " +
 			"Find the request id with /credbot status.",
+	}},
+	{"assign", verb{
+		flags: append(slices.Clone(scopeFlags), "role-collection", "for", "reason"),
+		usage: []string{
+			`/credbot assign --role-collection "Subaccount Viewer" --subaccount <guid> --for 4h --reason "<why>"`,
+			`/credbot assign --role-collection "Directory Viewer" --directory <guid> --for 90m --reason "<why>"`,
+			`/credbot assign --role-collection "Global Account Viewer" --global-account <subdomain> --for 30m --reason "<why>"`,
+		},
+		summary: "ask for a BTP role collection for yourself, for a while",
+		detail: "Quote a role collection name that has spaces, exactly as BTP shows it. Once approved, credbot assigns it to your own BTP user " +
+			"(your Slack profile e-mail) and DMs you what you have, where and until when; --for (e.g. 4h, 90m, 45s) says how long, up to the longest the " +
+			"configuration allows. credbot warns you before the end and unassigns it then. If you already hold it, credbot says so and never removes it.",
+	}},
+	{"assignments", verb{
+		flags:   []string{"all"},
+		usage:   []string{"/credbot assignments", "/credbot assignments --all   (admins: everyone's)"},
+		summary: "your role collection requests and assignments",
+	}},
+	{"unassign", verb{
+		usage:   []string{"/credbot unassign <request-id>"},
+		summary: "end a role collection assignment now (yours, or anyone's for admins)",
 	}},
 	{"status", verb{
 		usage:   []string{"/credbot status", "/credbot status <request-id>"},
@@ -245,6 +272,13 @@ func ParseCommand(text string) (Command, error) {
 			c.Certificate = true
 			continue
 		}
+		if name == "all" {
+			if hasVal {
+				return fail("--all takes no value")
+			}
+			c.All = true
+			continue
+		}
 		if name == "read-only" {
 			switch {
 			case !hasVal, strings.EqualFold(val, "true"):
@@ -293,6 +327,16 @@ func ParseCommand(text string) (Command, error) {
 			if c.By, err = ParseLifetime(val); err != nil {
 				return fail("--by: %v", err)
 			}
+		case "for":
+			if c.For, err = ParseLifetime(val); err != nil {
+				return fail("--for: %v (e.g. 4h, 90m, 45s)", err)
+			}
+		case "role-collection":
+			v := strings.TrimSpace(val)
+			if err := approval.ValidateRoleCollection(v); err != nil {
+				return fail("--role-collection: %s", strings.TrimPrefix(err.Error(), approval.ErrInvalid.Error()+": "))
+			}
+			c.RoleCollection = v
 		}
 	}
 	needScope := func() error {
@@ -372,6 +416,23 @@ func ParseCommand(text string) (Command, error) {
 		default:
 			perr = noArgs()
 		}
+	case "assign":
+		switch {
+		case !c.HasScope:
+			perr = needScope()
+		case c.RoleCollection == "":
+			perr = &UsageError{Verb: c.Verb, Msg: `assign needs --role-collection "<name, as BTP shows it>"`}
+		case c.For == 0:
+			perr = &UsageError{Verb: c.Verb, Msg: "assign needs --for, how long you need it (e.g. 4h, 90m)"}
+		case c.Reason == "":
+			perr = &UsageError{Verb: c.Verb, Msg: `assign needs --reason "why you need it"`}
+		default:
+			perr = noArgs()
+		}
+	case "assignments":
+		perr = noArgs()
+	case "unassign":
+		perr = oneID()
 	case "status":
 		if len(c.Args) > 0 {
 			perr = oneID()

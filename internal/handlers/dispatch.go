@@ -109,6 +109,15 @@ func (s *Server) commandWork(j job) (ack string, f func(ctx context.Context)) {
 		return "Looking it up…", func(ctx context.Context) { s.why(ctx, o, cmd.Args[0]) }
 	case "approvers":
 		return "Looking it up…", func(ctx context.Context) { s.listApprovers(ctx, o, cmd.Scope) }
+	case "assign":
+		// The trigger id makes it idempotent, as for create.
+		in := approval.AssignmentSubmission{User: j.User, Team: j.Team, Scope: cmd.Scope, RoleCollection: cmd.RoleCollection,
+			For: cmd.For, Reason: cmd.Reason, Key: j.Trigger}
+		return "Submitting your request…", func(ctx context.Context) { s.assign(ctx, o, in) }
+	case "assignments":
+		return "Looking up assignments…", func(ctx context.Context) { s.assignments(ctx, o, cmd.All) }
+	case "unassign":
+		return "Ending it…", func(ctx context.Context) { s.unassign(ctx, o, cmd.Args[0]) }
 	}
 	return "", nil
 }

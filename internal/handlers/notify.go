@@ -377,8 +377,12 @@ func (n *Notifier) Denied(ctx context.Context, r *approval.Request) error {
 	if err != nil {
 		return err
 	}
-	line := fmt.Sprintf("Your request `%s` for *%s* in %s was denied by <@%s>.", r.ID, escape(r.Name), escape(scopeLabel(r.Scope)), r.DecidedBy)
-	text := fmt.Sprintf("Your request %s for %s was denied by <@%s>.", r.ID, escape(r.Name), r.DecidedBy)
+	what := r.Name
+	if r.Assignment != nil {
+		what = "role collection " + r.Assignment.RoleCollection
+	}
+	line := fmt.Sprintf("Your request `%s` for *%s* in %s was denied by <@%s>.", r.ID, escape(what), escape(scopeLabel(r.Scope)), r.DecidedBy)
+	text := fmt.Sprintf("Your request %s for %s was denied by <@%s>.", r.ID, escape(what), r.DecidedBy)
 	blocks := []slack.Block{section(line)}
 	if r.DenyReason != "" {
 		blocks = append(blocks, denyReasonBlock(r))

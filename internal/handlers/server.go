@@ -114,6 +114,10 @@ type Config struct {
 	// there is no limit.
 	Limiter           Limiter
 	CommandsPerMinute int
+	// UserOrigin is the BTP identity provider (origin key) whose user name is
+	// a requester's Slack profile e-mail, for /credbot assign
+	// (CREDBOT_BTP_USER_ORIGIN, default sap.default).
+	UserOrigin string
 }
 
 // dedupeTTL outlives Slack's 5-minute signature window and its event retries.
