@@ -192,9 +192,13 @@ func TestRotationNeedingApprovalKeepsTheOldOneUntilRevealed(t *testing.T) {
 	if h.BTP.Count("create") != 1 {
 		t.Fatal("created before approval")
 	}
+	newID, _, _ := slackfake.FindButton(post.Params.Get("blocks"), handlers.ActionApprove)
+	// why explains the rotation by the rotate rules, not create's.
+	if why := h.slashAs(t, ctx, Requester, "why "+newID); !strings.Contains(why, "rotate in") || !strings.Contains(why, "0 of 1") {
+		t.Fatalf("why on a rotation: %s", why)
+	}
 	msg, _ := h.Slack.Message(post.Channel, post.TS)
 	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
-	newID, _, _ := slackfake.FindButton(post.Params.Get("blocks"), handlers.ActionApprove)
 	h.waitReveal(t, ctx, newID)
 	// Never revealed: the claim window revokes the new one; the old one stays.
 	clock.Advance(16 * time.Minute)

@@ -26,6 +26,11 @@ func TestParseCommand(t *testing.T) {
 		{"status r0123456789ab", Command{Verb: "status", Args: []string{"r0123456789ab"}}},
 		{`breakglass --subaccount ` + sa + ` --name bg --reason "INC-1: down" --expires-in 30s`,
 			Command{Verb: "breakglass", Scope: approval.Scope{Kind: approval.ScopeSubaccount, ID: sa}, HasScope: true, Name: "bg", Reason: "INC-1: down"}},
+		{`rotate --subaccount ` + sa + ` --name ci-1`,
+			Command{Verb: "rotate", Scope: approval.Scope{Kind: approval.ScopeSubaccount, ID: sa}, HasScope: true, Name: "ci-1"}},
+		{`rotate security/api-credential --global-account acme-ga --name ci-1`,
+			Command{Verb: "rotate", Scope: approval.Scope{Kind: approval.ScopeGlobalAccount, ID: "acme-ga"}, HasScope: true, Name: "ci-1"}},
+		{"extend r0123456789ab --by 30d", Command{Verb: "extend", Args: []string{"r0123456789ab"}}},
 		{`breakglass --global-account acme-ga --name bg --read-only --reason "OPS-2"`,
 			Command{Verb: "breakglass", Scope: approval.Scope{Kind: approval.ScopeGlobalAccount, ID: "acme-ga"}, HasScope: true, Name: "bg", ReadOnly: true, Reason: "OPS-2"}},
 	}
@@ -40,9 +45,15 @@ func TestParseCommand(t *testing.T) {
 		}
 	}
 	bad := map[string]string{
-		"frobnicate":                           "unknown command",
-		"create --name x --reason y":           "needs one of",
-		"breakglass --name x --reason 'INC-1'": "needs one of",
+		"frobnicate":      "unknown command",
+		"rotate --name x": "needs one of",
+		"rotate --directory 22222222-3333-4444-8555-666666666666": "rotate needs --name",
+		"extend r0123456789ab":                   "extend needs --by",
+		"extend --by 30d":                        "one request id",
+		"extend r0123456789ab --by soon":         "--by",
+		"extend r0123456789ab --by 30d --name x": "does not take --name",
+		"create --name x --reason y":             "needs one of",
+		"breakglass --name x --reason 'INC-1'":   "needs one of",
 		"breakglass --subaccount 11111111-2222-4333-8444-555555555555 --reason 'INC-1'":                       "breakglass needs --name",
 		"breakglass --subaccount 11111111-2222-4333-8444-555555555555 --name x":                               "breakglass needs --reason",
 		"create --subaccount not-a-guid --name x --reason y":                                                  "GUID",
@@ -204,5 +215,12 @@ func TestParseAdoptTakesTheOwnerAsAMention(t *testing.T) {
 		if _, err := ParseCommand(text); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseCommand(%q) = %v, want %q", text, err, want)
 		}
+	}
+}
+
+func TestParseExtendBy(t *testing.T) {
+	c, err := ParseCommand("extend r0123456789ab --by 2w")
+	if err != nil || c.By != 14*24*time.Hour {
+		t.Fatalf("extend --by 2w: %+v %v", c, err)
 	}
 }

@@ -511,8 +511,18 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 		return
 	}
 	p := s.cfg.Policy
+	act := r.Action // a rotation is decided by rotate, with its own quorum
+	if act == "" {
+		act = approval.ActionCreate
+	}
+	quorum := p.Quorum
+	if aq, ok := p.(approval.ActionQuorum); ok {
+		quorum = func(ctx context.Context, scope approval.Scope, approvers []string) (approval.QuorumStatus, error) {
+			return aq.QuorumFor(ctx, act, scope, approvers)
+		}
+	}
 	var parts []string
-	if x, err := p.Explain(ctx, r.Requester, approval.ActionCreate, r.Scope, ""); err == nil {
+	if x, err := p.Explain(ctx, r.Requester, act, r.Scope, ""); err == nil {
 		parts = append(parts, "*Who may request here* — <@"+r.Requester+">'s request:\n```"+escape(x.String())+"```")
 	} else {
 		s.log.WarnContext(ctx, "explain", "request_id", id, "error", err)
@@ -520,7 +530,7 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 	if r.State != approval.StatePending {
 		// Decided or ended: what happened first, not a quorum that no longer matters.
 		parts = append([]string{whyOutcome(r)}, parts...)
-	} else if q, err := p.Quorum(ctx, r.Scope, approvalUsers(r)); err == nil {
+	} else if q, err := quorum(ctx, r.Scope, approvalUsers(r)); err == nil {
 		line := fmt.Sprintf("*Approval* — %s approval(s) under %s", progress(q, len(r.Approvals)), escape(q.Rule))
 		if len(q.Waiting) > 0 {
 			line += "; still needs " + escape(strings.Join(q.Waiting, " and "))
