@@ -32,6 +32,17 @@ func (s *Service) Requests(ctx context.Context, user string) (mine, awaiting []*
 	return mine, awaiting, nil
 }
 
+// Credentials returns a page of user's live credentials (issued, or
+// delivered and not yet deleted), newest first, and how many they have: all
+// of them, however many requests came after.
+func (s *Service) Credentials(ctx context.Context, user string, offset, limit int) ([]*Request, int, error) {
+	if offset < 0 || limit <= 0 {
+		return nil, 0, nil
+	}
+	out, n, err := s.store.ListLive(ctx, user, int64(offset), int64(limit))
+	return out, int(n), err
+}
+
 // ListCredentials lists a scope's API credentials at BTP, joined with credbot's
 // records: owner, request, expiry; those credbot did not issue are flagged.
 // The caller is authorized on every call; only then may the answer come from

@@ -25,6 +25,9 @@ type Store interface {
 
 	// ListByRequester returns a user's requests, newest first.
 	ListByRequester(ctx context.Context, user string, limit int64) ([]*Request, error)
+	// ListLive returns a page of a user's live credentials (requests ISSUED
+	// or DELIVERED), newest first, and how many they have.
+	ListLive(ctx context.Context, user string, offset, limit int64) ([]*Request, int64, error)
 	// ListPending returns requests waiting for approval, oldest first.
 	ListPending(ctx context.Context, limit int64) ([]*Request, error)
 	// NameHolder returns the id of the request that holds the reservation of a

@@ -33,6 +33,9 @@ const (
 	ActionDelete  = "credbot_delete"  // value: scope|name; behind a confirm dialog
 	ActionMore    = "credbot_more"    // value: scope|offset of the next page of a list
 	ActionHome    = "credbot_home"    // value: unused; refreshes the Home tab
+	// ActionHomePage shows another page of the Home tab's credentials; value:
+	// the offset of its first credential.
+	ActionHomePage = "credbot_home_page"
 	// ActionDeleteOwn deletes the clicker's own credential; value: request id.
 	ActionDeleteOwn = "credbot_delete_own"
 	// Break-glass review buttons; value: request id. The clicker is

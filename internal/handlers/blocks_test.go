@@ -190,7 +190,14 @@ func TestEveryRenderingStaysWithinBlockKitLimits(t *testing.T) {
 		mine = append(mine, r)
 		awaiting = append(awaiting, hostile(100+i))
 	}
-	checkBlocks(t, "home", homeBlocks(mine, awaiting), maxViewBlocks)
+	var creds []*approval.Request
+	for i := range homeCredentials {
+		r := hostile(200 + i)
+		r.State = approval.StateDelivered
+		creds = append(creds, r)
+	}
+	page := credentialPage{creds: creds, total: 1000, offset: 15}
+	checkBlocks(t, "home", homeBlocks(mine, awaiting, page), maxViewBlocks)
 	var found []approval.UnmanagedCredential
 	for i := range 30 {
 		found = append(found, approval.UnmanagedCredential{Scope: hostile(i).Scope, Name: strings.Repeat("<x>`&", 60) + fmt.Sprint(i), FirstSeen: time.Unix(1_800_000_000, 0)})
@@ -198,12 +205,23 @@ func TestEveryRenderingStaysWithinBlockKitLimits(t *testing.T) {
 	admin := NewServer(refuser{}, Config{Inventory: unmanagedList(found)})
 	defer admin.Close()
 	unmanaged := admin.unmanagedBlocks(context.Background(), "U0ADMIN")
-	checkBlocks(t, "home of an admin", append(homeBlocks(mine, awaiting), unmanaged...), maxViewBlocks)
+	checkBlocks(t, "home of an admin", append(homeBlocks(mine, awaiting, page), unmanaged...), maxViewBlocks)
 	// The list ends with a count of the rest, not cut mid-line.
 	if last := unmanaged[len(unmanaged)-1].(*slack.SectionBlock).Text.Text; strings.HasSuffix(last, "…") || !strings.Contains(last, "more: `/credbot list`") {
 		t.Errorf("the unmanaged list was cut: %.200q…", last[max(0, len(last)-200):])
 	}
-	checkBlocks(t, "empty home", homeBlocks(nil, nil), maxViewBlocks)
+	checkBlocks(t, "empty home", homeBlocks(nil, nil, credentialPage{}), maxViewBlocks)
+
+	d := denyModal(hostile(1), "r000000000001", denyMeta{ID: "r000000000001", OpenedBy: "U0A", ResponseURL: "https://hooks.slack.com/" + strings.Repeat("x", 500)})
+	checkBlocks(t, "deny form", d.Blocks.BlockSet, maxViewBlocks)
+	if len(d.PrivateMetadata) > 3000 {
+		t.Errorf("deny form metadata is %d bytes, Slack allows 3000", len(d.PrivateMetadata))
+	}
+	for name, o := range map[string]*slack.TextBlockObject{"title": d.Title, "submit": d.Submit, "close": d.Close} {
+		if n := utf8.RuneCountInString(o.Text); n > 24 {
+			t.Errorf("deny form %s is %d characters, Slack allows 24", name, n)
+		}
+	}
 
 	m := createModal(Command{})
 	checkBlocks(t, "create modal", m.Blocks.BlockSet, maxViewBlocks)

@@ -310,6 +310,12 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 		if j.FromHome {
 			return func(context.Context) {}
 		}
+	case ActionHomePage:
+		offset, err := strconv.Atoi(j.Value)
+		if !j.FromHome || err != nil || offset < 0 || offset > maxHomeOffset {
+			return nil
+		}
+		return func(ctx context.Context) { s.publishHomePage(ctx, user, offset) }
 	}
 	return nil
 }

@@ -31,6 +31,9 @@ func (refuser) Decide(context.Context, string, string, bool) (approval.Outcome, 
 func (refuser) Deny(context.Context, string, string, string) (approval.Outcome, error) {
 	return approval.Outcome{}, errRefused
 }
+func (refuser) Credentials(context.Context, string, int, int) ([]*approval.Request, int, error) {
+	return nil, 0, errors.New("down")
+}
 func (refuser) Reveal(context.Context, string, string) (approval.Revelation, error) {
 	return approval.Revelation{}, errRefused
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/credbot/credbot/internal/approval"
@@ -20,6 +21,12 @@ const (
 // publishHome renders the user's App Home tab: what waits for their approval
 // (with working buttons), their pending requests, and their credentials.
 func (s *Server) publishHome(ctx context.Context, user string) {
+	s.publishHomePage(ctx, user, 0)
+}
+
+// publishHomePage is publishHome with the credentials listed from offset on
+// (the Next page / Previous page buttons).
+func (s *Server) publishHomePage(ctx context.Context, user string, offset int) {
 	if s.cfg.API == nil {
 		return
 	}
@@ -29,8 +36,16 @@ func (s *Server) publishHome(ctx context.Context, user string) {
 	} else if mine, awaiting, err := s.life.Requests(ctx, user); err != nil {
 		s.log.WarnContext(ctx, "home: requests", "user", user, "error", err)
 		blocks = []slack.Block{section(":warning: credbot could not load your requests just now. Open the tab again in a moment.")}
+	} else if creds, total, err := s.life.Credentials(ctx, user, offset, homeCredentials); err != nil {
+		s.log.WarnContext(ctx, "home: credentials", "user", user, "error", err)
+		blocks = []slack.Block{section(":warning: credbot could not load your credentials just now. Open the tab again in a moment.")}
 	} else {
-		blocks = homeBlocks(mine, awaiting)
+		if offset > 0 && len(creds) == 0 && total > 0 {
+			// The page emptied (credentials ended meanwhile): show the last one.
+			offset = (total - 1) / homeCredentials * homeCredentials
+			creds, total, _ = s.life.Credentials(ctx, user, offset, homeCredentials)
+		}
+		blocks = homeBlocks(mine, awaiting, credentialPage{creds: creds, total: total, offset: offset})
 		blocks = append(blocks, s.unmanagedBlocks(ctx, user)...)
 	}
 	err := s.cfg.API.PublishHome(ctx, user, slack.HomeTabViewRequest{Type: slack.VTHomeTab, Blocks: slack.Blocks{BlockSet: blocks}})
@@ -39,7 +54,17 @@ func (s *Server) publishHome(ctx context.Context, user string) {
 	}
 }
 
-func homeBlocks(mine, awaiting []*approval.Request) []slack.Block {
+// credentialPage is one page of a person's live credentials, from their
+// index: all of them, not only those among their newest requests.
+type credentialPage struct {
+	creds         []*approval.Request
+	total, offset int
+}
+
+// maxHomeOffset bounds the offset a page button may carry.
+const maxHomeOffset = 100_000
+
+func homeBlocks(mine, awaiting []*approval.Request, page credentialPage) []slack.Block {
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(plain("credbot")),
 		slack.NewSectionBlock(mrkdwn("SAP BTP API credentials after approval. `/credbot create` asks for one; `/credbot help` lists every command."),
@@ -66,13 +91,13 @@ func homeBlocks(mine, awaiting []*approval.Request) []slack.Block {
 		)
 	}
 
-	var pending, creds, recent []*approval.Request
+	var pending, recent []*approval.Request
 	for _, r := range mine {
 		switch r.State {
 		case approval.StatePending, approval.StateApproved, approval.StateMinting:
 			pending = append(pending, r)
 		case approval.StateIssued, approval.StateDelivered:
-			creds = append(creds, r)
+			// Listed from the index of live credentials (page), below.
 		default:
 			recent = append(recent, r)
 		}
@@ -89,15 +114,11 @@ func homeBlocks(mine, awaiting []*approval.Request) []slack.Block {
 		blocks = append(blocks, requestSection(r, ActionCancel))
 	}
 
-	blocks = append(blocks, slack.NewDividerBlock(), section(fmt.Sprintf("*Your credentials* (%d)", len(creds))))
-	if len(creds) == 0 {
+	blocks = append(blocks, slack.NewDividerBlock(), section(fmt.Sprintf("*Your credentials* (%d)", page.total)))
+	if page.total == 0 {
 		blocks = append(blocks, note("None issued through credbot."))
 	}
-	for i, r := range creds {
-		if i == homeCredentials {
-			blocks = append(blocks, note(fmt.Sprintf("and %d more", len(creds)-i)))
-			break
-		}
+	for _, r := range page.creds {
 		line := fmt.Sprintf("*%s* in %s, %s — expires %s", escape(r.Name), escape(scopeLabel(r.Scope)), accessLabel(r.ReadOnly), when(r.ExpiresAt))
 		if r.State == approval.StateIssued {
 			line = fmt.Sprintf("*%s* in %s, %s — :key: ready: reveal it from your DM with credbot by %s", escape(r.Name), escape(scopeLabel(r.Scope)), accessLabel(r.ReadOnly), when(r.ClaimUntil))
@@ -108,6 +129,21 @@ func homeBlocks(mine, awaiting []*approval.Request) []slack.Block {
 			continue
 		}
 		blocks = append(blocks, section(line))
+	}
+	if page.total > len(page.creds) {
+		from := min(page.offset+1, page.total)
+		to := page.offset + len(page.creds)
+		var nav []slack.BlockElement
+		if page.offset > 0 {
+			nav = append(nav, button(ActionHomePage, strconv.Itoa(max(page.offset-homeCredentials, 0)), "Previous page"))
+		}
+		if to < page.total && to < maxHomeOffset {
+			nav = append(nav, button(ActionHomePage, strconv.Itoa(to), "Next page"))
+		}
+		blocks = append(blocks, note(fmt.Sprintf("%d–%d of %d, newest first", from, to, page.total)))
+		if len(nav) > 0 {
+			blocks = append(blocks, slack.NewActionBlock(fmt.Sprintf("home-creds:%d", page.offset), nav...))
+		}
 	}
 
 	if len(recent) > 0 {

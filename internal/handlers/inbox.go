@@ -168,7 +168,7 @@ func (s *Server) run(ctx context.Context, j job) {
 	case jobAction:
 		if f := s.actionWork(j); f != nil {
 			f(ctx)
-			if j.FromHome {
+			if j.FromHome && j.Action != ActionHomePage { // a page button publishes its own page
 				s.publishHome(ctx, j.User)
 			}
 		}

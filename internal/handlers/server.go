@@ -41,6 +41,7 @@ type Lifecycle interface {
 	Extend(ctx context.Context, id, user string, by time.Duration) (approval.Outcome, error)
 	DecideExtension(ctx context.Context, id, user string, approve bool) (approval.Outcome, error)
 	Requests(ctx context.Context, user string) (mine, awaiting []*approval.Request, err error)
+	Credentials(ctx context.Context, user string, offset, limit int) ([]*approval.Request, int, error)
 	ListCredentials(ctx context.Context, user string, scope approval.Scope) ([]approval.CredentialView, error)
 	GetCredential(ctx context.Context, user string, scope approval.Scope, name string) (approval.CredentialView, error)
 	DeleteCredential(ctx context.Context, user string, scope approval.Scope, name string) error

@@ -15,7 +15,8 @@
 -- KEYS: 1 request hash, 2 sealed secret, 3 audit stream, 4 audit head,
 --       5 mint stream, 6 deadline zset, 7 pending zset, 8 name reservation,
 --       9 audit genesis marker, 10 audit turn, 11 requester's zset,
---       12 the requester's break-glass lock (freed when its holder ends)
+--       12 the requester's break-glass lock (freed when its holder ends),
+--       13 requester's live credentials zset
 -- ARGV: 1 expected state, 2 expected version, 3 new state, 4 request json,
 --       5 audit json, 6 request id, 7 enqueue mint (0|1), 8 sealed secret ("" none),
 --       9 secret ttl ms, 10 drop secret (0|1), 11 deadline ms ("" keep),
@@ -72,10 +73,19 @@ end
 if (ARGV[13] == '1' or ARGV[14] ~= '') and redis.call('GET', KEYS[8]) == ARGV[6] then
   redis.call('DEL', KEYS[8])
 end
+-- The requester's live credentials (the Home tab pages through them): in from
+-- issue, by when it was issued, until the request ends. Its TTL outlives any
+-- credential alive now, and is set again whenever one of them moves.
+if ARGV[3] == 'ISSUED' or ARGV[3] == 'DELIVERED' then
+  local t = redis.call('TIME')
+  redis.call('ZADD', KEYS[13], 'NX', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[6])
+  redis.call('PEXPIRE', KEYS[13], ARGV[15])
+end
 if ARGV[14] ~= '' then
   if redis.call('GET', KEYS[12]) == ARGV[6] then
     redis.call('DEL', KEYS[12])
   end
+  redis.call('ZREM', KEYS[13], ARGV[6])
   redis.call('DEL', KEYS[2])
   redis.call('ZREM', KEYS[6], ARGV[6])
   redis.call('PEXPIRE', KEYS[1], ARGV[14])

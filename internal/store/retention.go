@@ -151,8 +151,15 @@ func (s *Store) BoundOldKeys(ctx context.Context) (int, error) {
 			keep := time.Duration(0)
 			switch typ.Val() {
 			case "hash":
-				if st := approval.State(state.Val()); st.Terminal() {
+				st := approval.State(state.Val())
+				if st.Terminal() {
 					keep = s.keep.Ended // a final state never changes: no race
+				}
+				if st == approval.StateIssued || st == approval.StateDelivered {
+					// A live credential of an earlier version: into its owner's index.
+					if err := s.indexLive(ctx, key); err != nil {
+						return n, err
+					}
 				}
 			case "zset":
 				keep = s.keep.Lists // as the next create or end would set it
@@ -182,4 +189,29 @@ func globEscape(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// indexLiveScript puts a live credential into its owner's index, if it is
+// still live: a transition that ended it meanwhile took it out for good.
+var indexLiveScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if st == 'ISSUED' or st == 'DELIVERED' then
+  redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  return 1
+end
+return 0`)
+
+// indexLive adds the request whose hash is key to its owner's index of live
+// credentials (by when it was created: when it was issued is not kept).
+func (s *Store) indexLive(ctx context.Context, key string) error {
+	id := strings.TrimSuffix(strings.TrimPrefix(key, s.prefix+":req:{"), "}")
+	r, err := s.Get(ctx, id)
+	if err != nil {
+		return nil // gone meanwhile
+	}
+	if err := indexLiveScript.Run(ctx, s.rdb, []string{key, s.credsKey(r.Requester)}, id, r.CreatedAt.UnixMilli(), s.keep.Lists.Milliseconds()).Err(); err != nil {
+		return fmt.Errorf("index %s: %w", key, err)
+	}
+	return nil
 }

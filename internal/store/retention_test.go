@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -323,4 +324,75 @@ func TestACreateLooksAtABoundedPartOfTheRequestersList(t *testing.T) {
 	if n, _ := strconv.Atoi(m[1]); n > 20 {
 		t.Fatalf("one create made %d ZSCORE calls over %d pending requests, want at most 20", n, UserListMax+300)
 	}
+}
+
+// TestLiveCredentialsAreIndexedFromIssueToEnd: a person's index of live
+// credentials gets a request when it is issued, keeps it while delivered,
+// loses it when it ends, has a TTL, and is rebuilt at start for credentials
+// an earlier version issued.
+func TestLiveCredentialsAreIndexedFromIssueToEnd(t *testing.T) {
+	backends(t, func(t *testing.T, s *Store, ttl func(string) time.Duration) {
+		ctx := context.Background()
+		s.SetRetention(Retention{Ended: 30 * 24 * time.Hour, Lists: 100 * 24 * time.Hour})
+		move := func(r *approval.Request, to approval.State) {
+			t.Helper()
+			from, v := r.State, r.Version
+			r.State = to
+			if err := s.Apply(ctx, r, from, v, approval.AuditEntry{}, approval.Effects{}); err != nil {
+				t.Fatal(err)
+			}
+			r.Version++
+		}
+		var reqs []*approval.Request
+		for i := range 3 {
+			r := pending(fmt.Sprintf("r0000000000d%d", i))
+			if err := s.Create(ctx, r, approval.AuditEntry{}, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			move(r, approval.StateApproved)
+			reqs = append(reqs, r)
+		}
+		live := func() []string {
+			t.Helper()
+			got, n, err := s.ListLive(ctx, "U1", 0, 10)
+			if err != nil || int(n) != len(got) {
+				t.Fatalf("ListLive: %d of %d, %v", len(got), n, err)
+			}
+			var ids []string
+			for _, r := range got {
+				ids = append(ids, r.ID)
+			}
+			return ids
+		}
+		if got := live(); len(got) != 0 {
+			t.Fatalf("approved, not issued: %v", got)
+		}
+		for _, r := range reqs {
+			move(r, approval.StateIssued)
+		}
+		move(reqs[0], approval.StateDelivered)
+		if got := live(); len(got) != 3 {
+			t.Fatalf("three issued: %v", got)
+		}
+		if d := ttl(s.credsKey("U1")); d < 99*24*time.Hour || d > 100*24*time.Hour {
+			t.Errorf("the index's TTL is %s, want the lists' 100 days", d)
+		}
+		if page, n, err := s.ListLive(ctx, "U1", 2, 2); err != nil || n != 3 || len(page) != 1 {
+			t.Errorf("the last page: %d of %d, %v", len(page), n, err)
+		}
+		move(reqs[1], approval.StateRevoked)
+		if got := live(); len(got) != 2 || slices.Contains(got, reqs[1].ID) {
+			t.Fatalf("after one ended: %v", got)
+		}
+		// As an earlier version left it: no index at all.
+		if err := s.rdb.Del(ctx, s.credsKey("U1")).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.BoundOldKeys(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := live(); len(got) != 2 || slices.Contains(got, reqs[1].ID) {
+			t.Fatalf("rebuilt at start: %v", got)
+		}
+	})
 }

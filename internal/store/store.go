@@ -127,6 +127,7 @@ func (s *Store) mintKey() string            { return s.prefix + ":mint" }
 func (s *Store) deadlineKey() string        { return s.prefix + ":deadlines" }
 func (s *Store) pendingKey() string         { return s.prefix + ":pending" }
 func (s *Store) userKey(u string) string    { return s.prefix + ":user:" + u + ":reqs" }
+func (s *Store) credsKey(u string) string   { return s.prefix + ":user:" + u + ":creds" }
 
 // breakglassKey holds the id of the user's live break-glass request. It is
 // bounded by that request: taken when it is stored, freed in the step that
@@ -211,7 +212,7 @@ func (s *Store) Apply(ctx context.Context, next *approval.Request, from approval
 		return applyScript.Run(ctx, s.rdb,
 			[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.mintKey(), s.deadlineKey(),
 				s.pendingKey(), s.nameKey(next.Scope, next.Name), s.auditGenesisKey(), s.auditTurnKey(), s.userKey(next.Requester),
-				s.breakglassKey(next.Requester)},
+				s.breakglassKey(next.Requester), s.credsKey(next.Requester)},
 			append([]any{string(from), strconv.FormatInt(fromVersion, 10), string(next.State), data, audit, next.ID,
 				flag(fx.EnqueueMint), string(fx.SealedSecret), fx.SecretTTL.Milliseconds(), flag(fx.DropSecret),
 				deadline, flag(fx.ClearDeadline), flag(fx.ReleaseName), ended, s.keep.Lists.Milliseconds()}, w.args()...)...).Text()
@@ -346,6 +347,28 @@ func (s *Store) ListByRequester(ctx context.Context, user string, limit int64) (
 		return nil, err
 	}
 	return s.getAll(ctx, ids)
+}
+
+// ListLive implements approval.Store: a page of user's live credentials,
+// newest first, from their index (apply.lua), and how many there are.
+func (s *Store) ListLive(ctx context.Context, user string, offset, limit int64) ([]*approval.Request, int64, error) {
+	pipe := s.rdb.Pipeline()
+	n := pipe.ZCard(ctx, s.credsKey(user))
+	ids := pipe.ZRevRange(ctx, s.credsKey(user), offset, offset+limit-1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, 0, err
+	}
+	all, err := s.getAll(ctx, ids.Val())
+	if err != nil {
+		return nil, 0, err
+	}
+	out := all[:0]
+	for _, r := range all {
+		if r.State == approval.StateIssued || r.State == approval.StateDelivered {
+			out = append(out, r)
+		}
+	}
+	return out, n.Val(), nil
 }
 
 // ListPending implements approval.Store.
