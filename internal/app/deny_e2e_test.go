@@ -94,7 +94,7 @@ func TestDenyAsksForAReasonAndTheRequesterSeesIt(t *testing.T) {
 		if !strings.Contains(h.logs.String(), `"reason":"prod is frozen`) {
 			t.Error("the audit entry of the denial lacks the reason")
 		}
-		if _, why := h.slash(t, ctx, Requester, "why "+id); !strings.Contains(why.Body, "prod is frozen") || strings.Contains(why.Body, "waiting") {
+		if _, why := h.slash(t, ctx, Requester, "why "+id); !strings.Contains(why.Body, `"type":"plain_text","text":"Reason: prod is frozen`) || strings.Contains(why.Body, "waiting") {
 			t.Errorf("why: %s", why.Body)
 		}
 		// The form submitted twice (a double click on Deny) changes nothing more.

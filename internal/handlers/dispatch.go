@@ -567,11 +567,14 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 		}
 	}
 	blocks := []slack.Block{section(fmt.Sprintf("*Why* `%s` (%s in %s) is %s", r.ID, escape(r.Name), escape(scopeLabel(r.Scope)), strings.ToLower(string(r.State))))}
-	for _, part := range parts {
+	for i, part := range parts {
 		for _, c := range chunks(part, maxSectionText-200) {
 			if len(blocks) < maxMessageBlocks {
 				blocks = append(blocks, section(c))
 			}
+		}
+		if i == 0 && r.State == approval.StateDenied && r.DenyReason != "" {
+			blocks = append(blocks, denyReasonBlock(r)) // user text: plain_text, inert
 		}
 	}
 	s.reply(ctx, o, "Why "+r.ID, blocks...)

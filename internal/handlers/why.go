@@ -25,13 +25,14 @@ func actorName(actor string) string {
 	return mention(actor)
 }
 
-// denyReasonText is the denier's reason for a message, escaped and quoted,
-// or what to say when they gave none.
+// denyReasonText points to the denier's reason, which goes in a plain_text
+// block of its own (denyReasonBlock: user text never in mrkdwn), or says
+// there is none.
 func denyReasonText(r *approval.Request) string {
 	if r.DenyReason == "" {
 		return "No reason was given."
 	}
-	return "Reason: “" + escape(truncate(r.DenyReason, maxDenyReason)) + "”"
+	return "Their reason is below."
 }
 
 // whyOutcome says where a request that is no longer waiting for approval
