@@ -97,6 +97,9 @@ func TestDenyAsksForAReasonAndTheRequesterSeesIt(t *testing.T) {
 		if _, why := h.slash(t, ctx, Requester, "why "+id); !strings.Contains(why.Body, `"type":"plain_text","text":"Reason: prod is frozen`) || strings.Contains(why.Body, "waiting") {
 			t.Errorf("why: %s", why.Body)
 		}
+		if _, st := h.slash(t, ctx, Approver, "status "+id); !strings.Contains(st.Body, `"type":"plain_text","text":"Reason: prod is frozen`) {
+			t.Errorf("status of the denied request lacks the reason: %s", st.Body)
+		}
 		// The form submitted twice (a double click on Deny) changes nothing more.
 		if sub, err := h.Workspace.SubmitView(ctx, Approver, view, map[string]string{handlers.BlockDenyReason: "again"}); err != nil || sub.Status != http.StatusOK {
 			t.Fatalf("second submission: %d %v", sub.Status, err)

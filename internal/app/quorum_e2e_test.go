@@ -88,6 +88,14 @@ func TestTwoOfTwoQuorumThroughSlackClicks(t *testing.T) {
 	if n := b.Count("create"); n != 0 {
 		t.Fatalf("%d creates before the quorum", n)
 	}
+	// status and why say the same as the message.
+	id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+	for _, verb := range []string{"status ", "why "} {
+		if _, a := h.slash(t, ctx, Requester, verb+id); !strings.Contains(a.Body, "1 of 2 counted") || !strings.Contains(a.Body, "one approver from role:prod-owner") ||
+			!strings.Contains(a.Body, Approver.ID+`\u003e's approval does not count`) {
+			t.Errorf("/credbot %s: %s", verb+id, a.Body)
+		}
+	}
 
 	got = h.click(t, ctx, Owner, msg, handlers.ActionApprove)
 	if !strings.Contains(got.Body, "Approved") {

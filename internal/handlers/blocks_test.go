@@ -158,7 +158,7 @@ func TestEveryRenderingStaysWithinBlockKitLimits(t *testing.T) {
 		r := hostile(1)
 		r.State = st
 		checkBlocks(t, "approval message "+string(st), approvalBlocks(r, q, mentions), maxMessageBlocks)
-		checkBlocks(t, "status "+string(st), requestBlocks(r), maxMessageBlocks)
+		checkBlocks(t, "status "+string(st), requestBlocks(r, approval.QuorumStatus{Need: 2, Have: 1, Waiting: []string{"one approver from role:security"}}), maxMessageBlocks)
 		checkBlocks(t, "request line "+string(st), []slack.Block{requestSection(r, ActionCancel)}, maxMessageBlocks)
 		r.Breakglass, r.Escalations = true, 99
 		checkBlocks(t, "break-glass alert "+string(st), breakglassBlocks(r, mentions, 99), maxMessageBlocks)

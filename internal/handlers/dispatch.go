@@ -429,7 +429,13 @@ func (s *Server) status(ctx context.Context, o origin, id string) {
 		s.warn(ctx, o, err, "status")
 		return
 	}
-	s.reply(ctx, o, approvalFallback(r), requestBlocks(r)...)
+	var q approval.QuorumStatus // unknown (Need 0) unless the policy says
+	if r.State == approval.StatePending && s.cfg.Policy != nil {
+		if got, err := s.cfg.Policy.Quorum(ctx, r.Scope, approvalUsers(r)); err == nil {
+			q = got
+		}
+	}
+	s.reply(ctx, o, approvalFallback(r), requestBlocks(r, q)...)
 }
 
 func (s *Server) myRequests(ctx context.Context, o origin) {
@@ -479,7 +485,7 @@ func requestSection(r *approval.Request, actionID string) *slack.SectionBlock {
 }
 
 // requestBlocks renders one request in full, for status.
-func requestBlocks(r *approval.Request) []slack.Block {
+func requestBlocks(r *approval.Request, q approval.QuorumStatus) []slack.Block {
 	fields := []*slack.TextBlockObject{
 		plain("Scope: " + scopeLabel(r.Scope)),
 		plain("Name: " + r.Name),
@@ -500,7 +506,11 @@ func requestBlocks(r *approval.Request) []slack.Block {
 	if c := r.CertificateInfo; c != nil {
 		blocks = append(blocks, slack.NewSectionBlock(plain(certificateFacts(*c)), nil, nil))
 	}
-	return append(blocks, note(statusLine(r, approval.QuorumStatus{})))
+	blocks = append(blocks, note(statusLine(r, q)))
+	if r.State == approval.StateDenied && r.DenyReason != "" {
+		blocks = append(blocks, denyReasonBlock(r))
+	}
+	return blocks
 }
 
 func (s *Server) why(ctx context.Context, o origin, id string) {
