@@ -52,6 +52,11 @@ func TestRevealReplyFailingDeletesTheCredentialAndTellsTheRequester(t *testing.T
 	if strings.Contains(notice.Text, "was revealed") || !strings.Contains(notice.Text, "could not be shown") {
 		t.Errorf("DM notice after a failed reveal: %q", notice.Text)
 	}
+	// The approval message no longer says the credential was issued.
+	upd, _ := h.Slack.Message(msg.Channel, msg.TS)
+	if !strings.Contains(upd.Blocks, "Revoked: the secret could not be shown to the requester") {
+		t.Errorf("approval message after a failed reveal: %s", upd.Blocks)
+	}
 	again := h.click(t, ctx, Requester, dm, handlers.ActionReveal)
 	if strings.Contains(again.Body, h.BTP.Secrets()[0]) {
 		t.Fatal("revealed after the revocation")

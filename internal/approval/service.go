@@ -847,7 +847,7 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 // must not live on: it is deleted at BTP and the requester told to ask again.
 func (s *Service) Undeliverable(ctx context.Context, id string, cause error) error {
 	s.log.WarnContext(ctx, "a revealed secret could not be shown; deleting the credential", "request_id", id, "error", errMessage(cause))
-	r, err := s.retire(ctx, id, "system", Decision{}, StateRevoked, "the secret could not be shown to you", func(cur *Request) bool {
+	r, err := s.retire(ctx, id, "system", Decision{}, StateRevoked, "the secret could not be shown to the requester", func(cur *Request) bool {
 		return cur.State == StateDelivered
 	})
 	if err != nil {
@@ -858,6 +858,9 @@ func (s *Service) Undeliverable(ctx context.Context, id string, cause error) err
 	}
 	if err := s.notify.Revealed(ctx, r); err != nil { // the notice must not say it was revealed
 		s.log.WarnContext(ctx, "update DM notice", "request_id", id, "error", err)
+	}
+	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil { // nor the approval message that it was issued
+		s.log.WarnContext(ctx, "update approval message", "request_id", id, "error", err)
 	}
 	s.tell(ctx, r, fmt.Sprintf("The secret of %q could not be shown to you, so the credential was deleted. Please ask again.", r.Name))
 	return nil
