@@ -290,6 +290,9 @@ func (l *Local) Demo(ctx context.Context, w io.Writer) error {
 	if err := l.demoRotate(ctx, w, step, saw, wait, reply); err != nil {
 		return err
 	}
+	if err := l.demoAssign(ctx, w, step, saw, wait, reply); err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "\nThe whole loop worked.")
 	return nil
 }
@@ -515,6 +518,91 @@ func (l *Local) demoBreakglass(ctx context.Context, w io.Writer, step func(strin
 	if l.BTP != nil {
 		step("the BTP emulator saw %d delete call(s); live credentials in the subaccount: %v",
 			l.BTP.Count("delete"), l.BTP.Live(approval.Scope{Kind: approval.ScopeSubaccount, ID: btptest.DefaultSubaccount}))
+	}
+	return nil
+}
+
+// demoAssign plays a just-in-time role collection: asked for a few seconds,
+// approved, assigned to the requester's own BTP user and confirmed from BTP's
+// answer, warned about, and unassigned at the end with BTP's confirmation.
+func (l *Local) demoAssign(ctx context.Context, w io.Writer, step func(string, ...any), saw func(slackfake.Person, string),
+	wait func(string, func(slackfake.Call) bool) (slackfake.Call, error), reply func(string) func(slackfake.Call) bool) error {
+	fmt.Fprintln(w, "\n--- Just-in-time role collection: BTP access for a while, then taken away ---")
+	scope := approval.Scope{Kind: approval.ScopeSubaccount, ID: btptest.DefaultSubaccount}
+	mark := l.Slack.Mark()
+	after := func(what string, match func(slackfake.Call) bool) (slackfake.Call, error) {
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		c, err := l.Slack.WaitFrom(wctx, mark, match)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", what, err)
+		}
+		return c, nil
+	}
+	dmSaying := func(what, want string) (slackfake.Call, error) {
+		return after(what, func(c slackfake.Call) bool {
+			return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("text"), want)
+		})
+	}
+	text := `assign --role-collection "Subaccount Viewer" --subaccount 11111111-2222-4333-8444-555555555555 --for 4s --reason "look at the payments subaccount's entitlements"`
+	step("%s types: /credbot %s", Requester.Name, text)
+	ack, err := l.Workspace.Slash(ctx, Requester, text)
+	if err != nil || ack.Status != 200 {
+		return fmt.Errorf("assign: status %d, %v", ack.Status, err)
+	}
+	saw(Requester, ackText(ack.Body))
+	c, err := wait("assign confirmation", reply(ack.ResponseURL))
+	if err != nil {
+		return err
+	}
+	saw(Requester, RenderReply(c.Body))
+	post, err := after("role collection approval message", func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Channel == localApprovals && strings.Contains(c.Params.Get("blocks"), "Role collection: ")
+	})
+	if err != nil {
+		return err
+	}
+	step("credbot posts to the approvers' channel %s", localApprovals)
+	saw(Approver, RenderBlocks(post.Params.Get("blocks")))
+	msg, _ := l.Slack.Message(post.Channel, post.TS)
+	step("%s clicks Approve", Approver.Name)
+	ack, err = l.Workspace.Click(ctx, Approver, msg, handlers.ActionApprove)
+	if err != nil || ack.Status != 200 {
+		return fmt.Errorf("click: status %d, %v", ack.Status, err)
+	}
+	if c, err = wait("approval confirmation", reply(ack.ResponseURL)); err != nil {
+		return err
+	}
+	saw(Approver, RenderReply(c.Body))
+	c, err = dmSaying("assignment confirmation", "You now hold role collection")
+	if err != nil {
+		return err
+	}
+	step("credbot assigns it at BTP and DMs %s", Requester.Name)
+	saw(Requester, c.Params.Get("text"))
+	end, err := dmSaying("end notice", "credbot unassigned it")
+	if err != nil {
+		return err
+	}
+	// The warning comes a tenth of --for before the end, if a sweep (every
+	// CREDBOT_SWEEP_INTERVAL) falls between the two; 4s is shorter than that.
+	for _, warn := range l.Slack.Calls() {
+		if warn.Method == "chat.postMessage" && strings.HasPrefix(warn.Channel, "D") && strings.Contains(warn.Params.Get("text"), "Subaccount Viewer\" in") &&
+			strings.Contains(warn.Params.Get("text"), " ends at ") {
+			step("credbot warns %s before the end", Requester.Name)
+			saw(Requester, warn.Params.Get("text"))
+		}
+	}
+	step("at the end credbot unassigns it and tells %s", Requester.Name)
+	saw(Requester, end.Params.Get("text"))
+	if l.BTP != nil {
+		user := approval.BTPUser{Origin: approval.DefaultUserOrigin, Name: strings.ToLower(Requester.ID) + "@example.com"}
+		step("the BTP emulator saw %d assign and %d unassign call(s); %s now holds %v in the subaccount",
+			l.BTP.CountCommand("security/role-collection", "assign"), l.BTP.CountCommand("security/role-collection", "unassign"),
+			user.Name, l.BTP.RoleCollections(scope, user))
+		if got := l.BTP.RoleCollections(scope, user); len(got) != 0 {
+			return fmt.Errorf("the role collection outlived its end: %v", got)
+		}
 	}
 	return nil
 }
