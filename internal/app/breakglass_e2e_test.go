@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -377,4 +378,49 @@ func TestBreakglassRevokedBeforeItExists(t *testing.T) {
 			t.Fatalf("a revoked break-glass was offered for reveal %d times", n)
 		}
 	})
+}
+
+// TestBreakglassStatusAndWhyForReviewers: a reviewer who may not approve can
+// look a break-glass up, and `why` explains it as a break-glass: the
+// breakglass rule that let it through, no approvals, and who acknowledged it.
+func TestBreakglassStatusAndWhyForReviewers(t *testing.T) {
+	policy, err := os.ReadFile("../../policies/policy.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviewer := slackfake.Person{ID: "U0REVIEW", Name: "rev"}
+	dir := shippedPolicyCopy(t, map[string]string{"policy.csv": string(policy) + "\ng, U0REVIEW, role:security, globalaccount:acme-ga\n"})
+	h := start(t, bgEnv(map[string]string{"CREDBOT_POLICY_DIR": dir}))
+	ctx := ctxT(t)
+	h.slash(t, ctx, Requester, bgText("bg-why", "INC-77: login broken"))
+	alert := h.alert(t, ctx, localAudit, "bg-why")
+	id, _, _ := slackfake.FindButton(alert.Blocks, handlers.ActionAcknowledge)
+	if d, err := h.App.Policy.Authorize(ctx, reviewer.ID, approval.ActionApprove, defaultScope, Requester.ID); err != nil || d.Allowed {
+		t.Fatalf("the test needs a reviewer who may not approve: %+v %v", d, err)
+	}
+
+	if got := h.slashAs(t, ctx, reviewer, "status "+id); !strings.Contains(got, "bg-why") || strings.Contains(got, "only look at requests") {
+		t.Fatalf("a reviewer's status of a break-glass: %s", got)
+	}
+	why := h.slashAs(t, ctx, reviewer, "why "+id)
+	for _, want := range []string{"Break-glass", "without approval", "breakglass, allow", "Not acknowledged yet", "Who may review here"} {
+		if !strings.Contains(why, want) {
+			t.Errorf("why lacks %q: %s", want, why)
+		}
+	}
+	for _, bad := range []string{"approved by ,", "approved by .", "Who may request here", "Who may approve here"} {
+		if strings.Contains(why, bad) {
+			t.Errorf("why says %q for a break-glass: %s", bad, why)
+		}
+	}
+	if got := h.click(t, ctx, reviewer, alert, handlers.ActionAcknowledge); !strings.Contains(got.Body, "Acknowledged") {
+		t.Fatalf("acknowledge: %s", got.Body)
+	}
+	if why := h.slashAs(t, ctx, Requester, "why "+id); !strings.Contains(why, `Acknowledged by \u003c@U0REVIEW\u003e`) {
+		t.Errorf("why after the acknowledgement: %s", why)
+	}
+	// Someone who may neither approve nor review still sees nothing.
+	if got := h.slashAs(t, ctx, Outsider, "why "+id); !strings.Contains(got, "only look at requests") {
+		t.Errorf("an outsider's why: %s", got)
+	}
 }

@@ -414,7 +414,15 @@ func (s *Server) involved(ctx context.Context, user string, r *approval.Request)
 	if s.cfg.Policy == nil {
 		return false
 	}
-	d, err := s.cfg.Policy.Authorize(ctx, user, approval.ActionApprove, r.Scope, r.Requester)
+	act := approval.ActionApprove
+	if r.Breakglass {
+		// A break-glass has no approvers: its reviewers look after it.
+		if user == r.AckedBy {
+			return true
+		}
+		act = approval.ActionReview
+	}
+	d, err := s.cfg.Policy.Authorize(ctx, user, act, r.Scope, r.Requester)
 	return err == nil && d.Allowed
 }
 
@@ -538,8 +546,12 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 		}
 	}
 	var parts []string
-	if x, err := p.Explain(ctx, r.Requester, act, r.Scope, ""); err == nil {
-		parts = append(parts, "*Who may request here* — <@"+r.Requester+">'s request:\n```"+escape(x.String())+"```")
+	asked, who := act, "*Who may request here* — <@"+r.Requester+">'s request"
+	if r.Breakglass {
+		asked, who = approval.ActionBreakglass, "*Who may break glass here* — <@"+r.Requester+">'s break-glass"
+	}
+	if x, err := p.Explain(ctx, r.Requester, asked, r.Scope, ""); err == nil {
+		parts = append(parts, who+":\n```"+escape(x.String())+"```")
 	} else {
 		s.log.WarnContext(ctx, "explain", "request_id", id, "error", err)
 	}
@@ -556,7 +568,13 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 		}
 		parts = append(parts, line)
 	}
-	if names, err := p.Approvers(ctx, r.Scope); err == nil {
+	if r.Breakglass {
+		if rs, ok := p.(ReviewerSource); ok {
+			if names, err := rs.Reviewers(ctx, r.Scope); err == nil {
+				parts = append(parts, "*Who may review here*: "+s.subjects(ctx, names))
+			}
+		}
+	} else if names, err := p.Approvers(ctx, r.Scope); err == nil {
 		parts = append(parts, "*Who may approve here*: "+s.subjects(ctx, names))
 	}
 	if r.ApprovalChannel != "" {
@@ -572,7 +590,11 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 		parts = append(parts, line)
 	}
 	if o.user != r.Requester {
-		if x, err := p.Explain(ctx, o.user, approval.ActionApprove, r.Scope, r.Requester); err == nil {
+		act := approval.ActionApprove
+		if r.Breakglass {
+			act = approval.ActionReview
+		}
+		if x, err := p.Explain(ctx, o.user, act, r.Scope, r.Requester); err == nil {
 			parts = append(parts, "*You*:\n```"+escape(x.String())+"```")
 		}
 	}

@@ -39,9 +39,9 @@ func denyReasonText(r *approval.Request) string {
 // stands and how it got there: who decided, when and why. (A pending
 // request's answer is its quorum progress instead.)
 func whyOutcome(r *approval.Request) string {
-	ended := r.EndedAt
-	if ended.IsZero() {
-		ended = r.UpdatedAt // a record from before ended_at
+	if r.Breakglass {
+		return "*Break-glass*: issued at once on " + actorName(r.Requester) + "'s word. " +
+			breakglassReview(r) + "\n" + whyState(r, "a break-glass, without approval")
 	}
 	by := make([]string, 0, len(r.Approvals))
 	for _, a := range r.Approvals {
@@ -50,6 +50,28 @@ func whyOutcome(r *approval.Request) string {
 	approved := "approved by " + strings.Join(by, ", ")
 	if r.DecidedBy != "" && len(by) > 1 {
 		approved += " (the last approval, " + mention(r.DecidedBy) + "'s, completed the quorum)"
+	}
+	return whyState(r, approved)
+}
+
+// breakglassReview says whether a reviewer has looked at a break-glass.
+func breakglassReview(r *approval.Request) string {
+	if r.AckedBy != "" {
+		return fmt.Sprintf("Acknowledged by %s at %s.", mention(r.AckedBy), when(r.AckedAt))
+	}
+	return fmt.Sprintf("Not acknowledged yet (%d escalation(s) so far).", r.Escalations)
+}
+
+// whyState is whyOutcome's answer for the request's state; approved says
+// how it got past approval.
+func whyState(r *approval.Request, approved string) string {
+	ended := r.EndedAt
+	if ended.IsZero() {
+		ended = r.UpdatedAt // a record from before ended_at
+	}
+	by := make([]string, 0, len(r.Approvals))
+	for _, a := range r.Approvals {
+		by = append(by, mention(a.User))
 	}
 	switch r.State {
 	case approval.StateDenied:
