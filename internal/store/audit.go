@@ -111,8 +111,9 @@ func (s *Store) UseAuditKeys(k *AuditKeys) {
 }
 
 // OnAudit has f called with every audit entry this store wrote, right after
-// it was written (not under any lock, and possibly from several goroutines
-// at once). f must not block: it is on the path of every transition.
+// it was written, one at a time and in the order of the entries' sequence
+// numbers (it is called under the lock that orders this store's writers).
+// f must not block or call the store: it is on the path of every transition.
 func (s *Store) OnAudit(f func(AuditRecord)) {
 	s.audit.mu.Lock()
 	defer s.audit.mu.Unlock()
@@ -157,11 +158,12 @@ var errNothingToTrim = errors.New("nothing to trim")
 func (s *Store) appendAudit(ctx context.Context, entry string, run func(auditWrite) (string, error)) error {
 	c := &s.audit
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	rec, err := s.appendLocked(ctx, entry, run)
-	sink := c.sink
-	c.mu.Unlock()
-	if err == nil && sink != nil {
-		sink(rec)
+	// Under the lock, so that the sink sees this process's entries in
+	// sequence order (a SIEM gets them in order); it never blocks.
+	if err == nil && c.sink != nil {
+		c.sink(rec)
 	}
 	return err
 }

@@ -460,6 +460,38 @@ func TestOnAuditGetsEveryEntryAsWritten(t *testing.T) {
 	}
 }
 
+// TestOnAuditSeesConcurrentWritersInOrder: writers of one process take
+// turns, and the hook (the SIEM's copy) gets their entries in sequence
+// order, not in the order the writers happen to wake up.
+func TestOnAuditSeesConcurrentWritersInOrder(t *testing.T) {
+	s, _ := newStore(t)
+	var (
+		mu   sync.Mutex
+		seqs []int64
+	)
+	s.OnAudit(func(r AuditRecord) { mu.Lock(); seqs = append(seqs, r.Seq); mu.Unlock() })
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 25 {
+				if err := s.Note(context.Background(), approval.AuditEntry{RequestID: fmt.Sprintf("r%012d", w*100+i), Actor: "U1", Note: "concurrent"}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(seqs) != 16*25 {
+		t.Fatalf("hook saw %d entries, want %d", len(seqs), 16*25)
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("hook saw seq %d after %d", seqs[i], seqs[i-1])
+		}
+	}
+}
+
 func TestAuditExportSince(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
