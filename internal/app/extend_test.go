@@ -281,4 +281,37 @@ func TestExtensionWaitsForItsOwnQuorum(t *testing.T) {
 	}); err != nil {
 		t.Fatal("the owner was not told of the denial: ", err)
 	}
+
+	// An extension nobody decided lapses; asked again, the old message's
+	// buttons do not decide the new one.
+	ask := func() slackfake.Message {
+		t.Helper()
+		mark := h.Slack.Mark()
+		if got := h.slashAs(t, ctx, Requester, "extend "+id+" --by 1d"); !strings.Contains(got, "needs approval") {
+			t.Fatalf("extension: %s", got)
+		}
+		post, err := h.Slack.WaitFrom(ctx, mark, func(c slackfake.Call) bool {
+			return c.Method == "chat.postMessage" && c.Channel == localApprovals && strings.Contains(c.Params.Get("blocks"), handlers.ActionExtendApprove)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := h.Slack.Message(post.Channel, post.TS)
+		return m
+	}
+	stale := ask()
+	clock.Advance(25 * time.Hour) // past CREDBOT_PENDING_TTL
+	fresh := ask()
+	if got := h.click(t, ctx, Approver, stale, handlers.ActionExtendApprove); !strings.Contains(got.Body, "asked again") {
+		t.Fatalf("the lapsed extension's message decided the new one: %s", got.Body)
+	}
+	if r, _ := h.App.Store.Get(ctx, id); !r.ExpiresAt.Equal(r1.ExpiresAt) || r.Extension == nil {
+		t.Fatalf("after a click on the lapsed message: expires %v, extension %+v", r.ExpiresAt, r.Extension)
+	}
+	if got := h.click(t, ctx, Approver, fresh, handlers.ActionExtendApprove); !strings.Contains(got.Body, "Approved") {
+		t.Fatalf("approve the new one: %s", got.Body)
+	}
+	if r, _ := h.App.Store.Get(ctx, id); !r.ExpiresAt.Equal(r1.ExpiresAt.Add(24 * time.Hour)) {
+		t.Fatalf("after the new extension: expires %v, want %v", r.ExpiresAt, r1.ExpiresAt.Add(24*time.Hour))
+	}
 }

@@ -141,8 +141,9 @@ func (s *Service) Extend(ctx context.Context, id, user string, by time.Duration)
 
 // DecideExtension records an approver's click on an extension's approval
 // message. Like Decide, the clicker is authorized at click time and the
-// owner never counts.
-func (s *Service) DecideExtension(ctx context.Context, id, user string, approve bool) (Outcome, error) {
+// owner never counts. asked (unix ns) names the extension the clicked message
+// asked for: a newer one is not decided by an older message.
+func (s *Service) DecideExtension(ctx context.Context, id, user string, asked int64, approve bool) (Outcome, error) {
 	r, err := s.store.Get(ctx, id)
 	if err != nil {
 		return Outcome{}, s.notFound(err, id)
@@ -169,6 +170,9 @@ func (s *Service) DecideExtension(ctx context.Context, id, user string, approve 
 		e := cur.Extension
 		if e == nil || cur.State != StateDelivered || cur.Revoking {
 			return nil, Effects{}, userErr(ErrConflict, "no extension of %q is waiting for approval", cur.Name)
+		}
+		if e.At.UnixNano() != asked {
+			return nil, Effects{}, userErr(ErrConflict, "this extension request of %q lapsed and was asked again; decide the newer message", cur.Name)
 		}
 		if !s.clock.Now().Before(e.At.Add(s.cfg.PendingTTL)) {
 			cur.Extension = nil

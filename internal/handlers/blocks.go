@@ -47,7 +47,7 @@ const (
 	// ActionExtend extends the clicker's own credential; value: request id|duration.
 	ActionExtend = "credbot_extend"
 	// ActionExtendApprove and ActionExtendDeny decide a pending extension;
-	// value: request id.
+	// value: request id|when it was asked (unix ns).
 	ActionExtendApprove = "credbot_extend_approve"
 	ActionExtendDeny    = "credbot_extend_deny"
 	// ActionRetireOld deletes, now, the credential a rotation replaces;

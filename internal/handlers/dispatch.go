@@ -244,12 +244,14 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 			s.reply(ctx, o, fmt.Sprintf("*%s* in %s was deleted at BTP.", escape(r.Name), escape(scopeLabel(r.Scope))))
 		}
 	case ActionExtendApprove, ActionExtendDeny:
-		if !requestIDRE.MatchString(j.Value) {
+		id, v, _ := strings.Cut(j.Value, "|")
+		asked, err := strconv.ParseInt(v, 10, 64)
+		if !requestIDRE.MatchString(id) || err != nil {
 			return nil
 		}
-		id, approve := j.Value, j.Action == ActionExtendApprove
+		approve := j.Action == ActionExtendApprove
 		return func(ctx context.Context) {
-			out, err := s.life.DecideExtension(ctx, id, user, approve)
+			out, err := s.life.DecideExtension(ctx, id, user, asked, approve)
 			if err != nil {
 				s.warn(ctx, o, err, "decide extension")
 				return

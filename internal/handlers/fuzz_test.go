@@ -56,7 +56,7 @@ func (refuser) RetireOld(context.Context, string, string) (*approval.Request, er
 func (refuser) Extend(context.Context, string, string, time.Duration) (approval.Outcome, error) {
 	return approval.Outcome{}, errRefused
 }
-func (refuser) DecideExtension(context.Context, string, string, bool) (approval.Outcome, error) {
+func (refuser) DecideExtension(context.Context, string, string, int64, bool) (approval.Outcome, error) {
 	return approval.Outcome{}, errRefused
 }
 func (refuser) Requests(context.Context, string) ([]*approval.Request, []*approval.Request, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -491,8 +492,15 @@ func extensionBlocks(r *approval.Request, ext approval.Extension, q approval.Quo
 		line += " — waiting on " + escape(strings.Join(q.Waiting, ", "))
 	}
 	return append(blocks, note(line), slack.NewActionBlock("extend-decide:"+r.ID,
-		button(ActionExtendApprove, r.ID, "Approve").WithStyle(slack.StylePrimary),
-		button(ActionExtendDeny, r.ID, "Deny").WithStyle(slack.StyleDanger)))
+		button(ActionExtendApprove, extensionValue(r.ID, ext), "Approve").WithStyle(slack.StylePrimary),
+		button(ActionExtendDeny, extensionValue(r.ID, ext), "Deny").WithStyle(slack.StyleDanger)))
+}
+
+// extensionValue names one extension request: the request id and when it
+// was asked, so that a click on the message of an extension that lapsed and
+// was asked again never decides the newer one.
+func extensionValue(id string, ext approval.Extension) string {
+	return id + "|" + strconv.FormatInt(ext.At.UnixNano(), 10)
 }
 
 // OfferReveal implements approval.Notifier: a DM notice without the secret.

@@ -39,7 +39,7 @@ type Lifecycle interface {
 	Rotate(ctx context.Context, in approval.Rotation) (*approval.Request, error)
 	RetireOld(ctx context.Context, id, user string) (*approval.Request, error)
 	Extend(ctx context.Context, id, user string, by time.Duration) (approval.Outcome, error)
-	DecideExtension(ctx context.Context, id, user string, approve bool) (approval.Outcome, error)
+	DecideExtension(ctx context.Context, id, user string, asked int64, approve bool) (approval.Outcome, error)
 	Requests(ctx context.Context, user string) (mine, awaiting []*approval.Request, err error)
 	Credentials(ctx context.Context, user string, offset, limit int) ([]*approval.Request, int, error)
 	ListCredentials(ctx context.Context, user string, scope approval.Scope) ([]approval.CredentialView, error)
