@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/btp/btptest"
 	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 )
@@ -217,5 +218,36 @@ func TestAdminEndsAnAssignmentEarly(t *testing.T) {
 	h.dmText(t, ctx, "was ended early by")
 	if got := h.BTP.RoleCollections(defaultScope, adaAtBTP); len(got) != 0 {
 		t.Fatalf("BTP still holds %q", got)
+	}
+}
+
+// A bare /credbot assign opens the form; a bad field keeps it open with the
+// error beside the field, and a good one goes to the approvers like the
+// command, for the submitter's own BTP user.
+func TestAssignFromTheForm(t *testing.T) {
+	h := start(t, nil)
+	ctx := ctxT(t)
+	ack, err := h.Workspace.Slash(ctx, Requester, "assign")
+	if err != nil || ack.Status != 200 {
+		t.Fatal(ack.Status, err)
+	}
+	viewID, _ := openedView(t, h, ack)
+	values := map[string]string{"scope_kind": "subaccount", "scope_id": btptest.DefaultSubaccount,
+		"role_collection": "Viewer, <!channel>", "for": "2h", "reason": "from the form"}
+	if a, err := h.Workspace.SubmitView(ctx, Requester, viewID, values); err != nil || !strings.Contains(a.Body, "role_collection") {
+		t.Fatalf("hostile role collection: %q %v", a.Body, err)
+	}
+	values["role_collection"] = viewerRC
+	if a, err := h.Workspace.SubmitView(ctx, Requester, viewID, values); err != nil || a.Body != "" {
+		t.Fatalf("submit: %q %v", a.Body, err)
+	}
+	msg := h.assignmentApproval(t, ctx, viewerRC)
+	if !strings.Contains(msg.Blocks, `"BTP user: `+adaAtBTP.Name) || !strings.Contains(msg.Blocks, `"Reason: from the form"`) {
+		t.Fatalf("approval message %s", msg.Blocks)
+	}
+	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.dmText(t, ctx, "You now hold role collection")
+	if got := h.BTP.RoleCollections(defaultScope, adaAtBTP); !slices.Equal(got, []string{viewerRC}) {
+		t.Fatalf("BTP holds %q", got)
 	}
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/credbot/credbot/internal/approval"
 	"github.com/slack-go/slack"
@@ -136,4 +137,118 @@ func (s *Server) unassign(ctx context.Context, o origin, id string) {
 			r.ID, escape(r.Assignment.RoleCollection))
 	}
 	s.reply(ctx, o, msg)
+}
+
+// Input block ids of the assign modal (scope kind and id, reason as in the
+// create modal).
+const (
+	blockRoleCollection = "role_collection"
+	blockFor            = "for"
+)
+
+// CallbackAssign is the assign modal's callback id.
+const CallbackAssign = "credbot_assign"
+
+// assignModal is the form behind a bare "/credbot assign": the same fields as
+// the flags, validated by the same rules.
+func assignModal() slack.ModalViewRequest {
+	opt := func(v, text string) *slack.OptionBlockObject { return slack.NewOptionBlockObject(v, plain(text), nil) }
+	kinds := []*slack.OptionBlockObject{
+		opt(string(approval.ScopeSubaccount), "Subaccount"),
+		opt(string(approval.ScopeDirectory), "Directory"),
+		opt(string(approval.ScopeGlobalAccount), "Global account"),
+	}
+	kind := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("Choose a level"), inputAction, kinds...)
+	kind.InitialOption = kinds[0]
+	text := func(placeholder string, maxLen int) *slack.PlainTextInputBlockElement {
+		return slack.NewPlainTextInputBlockElement(plain(placeholder), inputAction).WithMaxLength(maxLen)
+	}
+	return slack.ModalViewRequest{
+		Type:       slack.VTModal,
+		CallbackID: CallbackAssign,
+		Title:      plain("Request role collection"),
+		Submit:     plain("Submit"),
+		Close:      plain("Cancel"),
+		Blocks: slack.Blocks{BlockSet: []slack.Block{
+			section("Ask for a SAP BTP role collection for your own BTP user (your Slack profile e-mail), for a while. The approvers the policy names for the scope decide; credbot assigns it, DMs you, and takes it away at the end."),
+			input(blockScopeKind, "Level", "", kind),
+			input(blockScopeID, "Subaccount or directory GUID, or global account subdomain", "", text("11111111-2222-4333-8444-555555555555", 64)),
+			input(blockRoleCollection, "Role collection", "Exactly as BTP shows it, e.g. Subaccount Viewer.", text("Subaccount Viewer", 128)),
+			input(blockFor, "For how long", "e.g. 4h, 90m or 45s.", text("4h", 16)),
+			input(blockReason, "Reason", "Shown to the approvers.", text("Why do you need it?", maxReason).WithMultiline(true)),
+		}},
+	}
+}
+
+// parseAssignForm reads the assign modal's state; errors are keyed by input
+// block id.
+func parseAssignForm(values map[string]map[string]slack.BlockAction) (approval.AssignmentSubmission, map[string]string) {
+	get := func(block string) slack.BlockAction { return values[block][inputAction] }
+	errs := map[string]string{}
+	var in approval.AssignmentSubmission
+	kind := approval.ScopeKind(get(blockScopeKind).SelectedOption.Value)
+	in.Scope = approval.Scope{Kind: kind, ID: strings.TrimSpace(get(blockScopeID).Value)}
+	switch kind {
+	case approval.ScopeSubaccount, approval.ScopeDirectory, approval.ScopeGlobalAccount:
+		if err := in.Scope.Validate(); err != nil {
+			errs[blockScopeID] = userText(err)
+		}
+	default:
+		errs[blockScopeKind] = "Choose subaccount, directory or global account."
+	}
+	in.RoleCollection = strings.TrimSpace(get(blockRoleCollection).Value)
+	if err := approval.ValidateRoleCollection(in.RoleCollection); err != nil {
+		errs[blockRoleCollection] = userText(err)
+	}
+	d, err := ParseLifetime(get(blockFor).Value)
+	if err != nil {
+		errs[blockFor] = err.Error()
+	}
+	in.For = d
+	in.Reason = strings.TrimSpace(get(blockReason).Value)
+	switch {
+	case in.Reason == "":
+		errs[blockReason] = "Say why you need it; the approvers read this."
+	case len(in.Reason) > maxReason:
+		errs[blockReason] = "Keep it under 500 characters."
+	case strings.ContainsFunc(in.Reason, func(r rune) bool { return r < ' ' && r != '\n' && r != '\t' }):
+		errs[blockReason] = "Control characters are not allowed."
+	}
+	return in, errs
+}
+
+func (s *Server) openAssignModal(ctx context.Context, trigger string) any {
+	if s.cfg.API == nil || trigger == "" {
+		return ackText(":warning: the form is not available here; give the flags instead.\n\n" + Help("assign"))
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.AckBudget)
+	defer cancel()
+	if err := s.cfg.API.OpenView(ctx, trigger, assignModal()); err != nil {
+		s.log.WarnContext(ctx, "open assign modal", "error", err)
+		return ackText(":warning: Slack did not open the form; please try again, or give the flags instead.\n\n" + Help("assign"))
+	}
+	return nil
+}
+
+// submitAssignModal validates the form; a valid one is recorded and submitted
+// after the ack exactly as the slash command would.
+func (s *Server) submitAssignModal(ctx context.Context, cb slack.InteractionCallback) any {
+	var values map[string]map[string]slack.BlockAction
+	if cb.View.State != nil {
+		values = cb.View.State.Values
+	}
+	in, errs := parseAssignForm(values)
+	if len(errs) > 0 {
+		return slack.NewErrorsViewSubmissionResponse(errs)
+	}
+	in.User, in.Team = cb.User.ID, cb.User.TeamID
+	if in.Team == "" {
+		in.Team = cb.Team.ID
+	}
+	in.Key = cb.View.ID // idempotent if its job runs twice
+	ack := s.accept(ctx, cb.TriggerID, job{Kind: jobModal, User: cb.User.ID, Assignment: &in}, nil)
+	if _, failed := ack.(unrecordedAck); failed {
+		return slack.NewErrorsViewSubmissionResponse(map[string]string{blockReason: Unrecorded})
+	}
+	return ack
 }

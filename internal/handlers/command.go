@@ -152,6 +152,7 @@ var verbs = []struct {
 			`/credbot assign --role-collection "Subaccount Viewer" --subaccount <guid> --for 4h --reason "<why>"`,
 			`/credbot assign --role-collection "Directory Viewer" --directory <guid> --for 90m --reason "<why>"`,
 			`/credbot assign --role-collection "Global Account Viewer" --global-account <subdomain> --for 30m --reason "<why>"`,
+			`/credbot assign   (no arguments: opens a form)`,
 		},
 		summary: "ask for a BTP role collection for yourself, for a while",
 		detail: "Quote a role collection name that has spaces, exactly as BTP shows it. Once approved, credbot assigns it to your own BTP user " +
@@ -417,6 +418,10 @@ func ParseCommand(text string) (Command, error) {
 			perr = noArgs()
 		}
 	case "assign":
+		if len(seen) == 0 && len(c.Args) == 0 {
+			c.Modal = true // a bare assign opens the form
+			break
+		}
 		switch {
 		case !c.HasScope:
 			perr = needScope()

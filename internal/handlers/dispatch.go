@@ -45,6 +45,12 @@ func (s *Server) HandleCommand(ctx context.Context, sc slack.SlashCommand) any {
 	if refusal, over := s.overCommandLimit(ctx, sc.UserID); over {
 		return refusal
 	}
+	if cmd.Verb == "assign" && cmd.Modal {
+		if !s.first(ctx, "command", sc.TriggerID) {
+			return nil
+		}
+		return s.openAssignModal(ctx, sc.TriggerID)
+	}
 	if cmd.Verb == "create" && cmd.Modal {
 		if !s.first(ctx, "command", sc.TriggerID) {
 			return nil
@@ -110,6 +116,9 @@ func (s *Server) commandWork(j job) (ack string, f func(ctx context.Context)) {
 	case "approvers":
 		return "Looking it up…", func(ctx context.Context) { s.listApprovers(ctx, o, cmd.Scope) }
 	case "assign":
+		if cmd.Modal {
+			return "", nil
+		}
 		// The trigger id makes it idempotent, as for create.
 		in := approval.AssignmentSubmission{User: j.User, Team: j.Team, Scope: cmd.Scope, RoleCollection: cmd.RoleCollection,
 			For: cmd.For, Reason: cmd.Reason, Key: j.Trigger}
@@ -138,6 +147,8 @@ func (s *Server) HandleInteraction(ctx context.Context, cb slack.InteractionCall
 		switch cb.View.CallbackID {
 		case CallbackCreate:
 			return s.submitCreateModal(ctx, cb)
+		case CallbackAssign:
+			return s.submitAssignModal(ctx, cb)
 		case CallbackDeny:
 			return s.submitDenyForm(ctx, cb)
 		}

@@ -48,6 +48,9 @@ type job struct {
 	FromHome    bool                 `json:"from_home,omitempty"`
 	Reason      string               `json:"reason,omitempty"` // a denier's reason (user text, bounded)
 	Submission  *approval.Submission `json:"submission,omitempty"`
+	// Assignment is a submitted assign form (never the BTP user: that is
+	// looked up from the submitter's Slack profile when the job runs).
+	Assignment *approval.AssignmentSubmission `json:"assignment,omitempty"`
 }
 
 // Unrecorded is what credbot says when it could not record the work it was
@@ -177,6 +180,11 @@ func (s *Server) run(ctx context.Context, j job) {
 			sub := *j.Submission
 			sub.User = j.User // who submitted is Slack's word, not the record's
 			s.submit(ctx, o, sub)
+		}
+		if j.Assignment != nil {
+			in := *j.Assignment
+			in.User, in.BTPUser = j.User, approval.BTPUser{} // Slack's word, and the profile's
+			s.assign(ctx, o, in)
 		}
 	}
 }
