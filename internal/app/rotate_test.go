@@ -145,8 +145,16 @@ func TestRotateFromTheExpiryWarningAndRetireTheOldOneNow(t *testing.T) {
 	}
 	newID := m[1]
 	h.revealSecret(t, ctx, h.waitReveal(t, ctx, newID))
-	nr, _ := h.App.Store.Get(ctx, newID)
-	dm, _ := h.Slack.Message(nr.DMChannel, nr.DMTS)
+	// The reveal notice offers the retirement once the DM is rewritten
+	// (after the reveal's answer): wait for that, not for the store.
+	up, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
+		return (c.Method == "chat.update" || c.Method == "chat.postMessage") && c.Channel == "D0LOCALREQ" &&
+			strings.Contains(c.Params.Get("blocks"), handlers.ActionRetireOld) && strings.Contains(c.Params.Get("blocks"), newID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm, _ := h.Slack.Message(up.Channel, up.TS)
 	if got := h.click(t, ctx, Approver, dm, handlers.ActionRetireOld); !strings.Contains(got.Body, ":warning:") {
 		t.Fatalf("someone else retired the owner's credential: %s", got.Body)
 	}
