@@ -351,8 +351,12 @@ func (n *Notifier) Remind(ctx context.Context, r *approval.Request, q approval.Q
 		return err
 	}
 	if escalate && n.escalation != "" {
+		what := escape(r.Name)
+		if r.Assignment != nil { // its name is credbot's reservation, not what was asked for
+			what = "role collection " + escape(r.Assignment.RoleCollection)
+		}
 		esc := fmt.Sprintf(":rotating_light: Request `%s` (%s in %s, from <@%s>) has waited through %d reminders without a decision.",
-			r.ID, escape(r.Name), escape(scopeLabel(r.Scope)), r.Requester, r.Reminders)
+			r.ID, what, escape(scopeLabel(r.Scope)), r.Requester, r.Reminders)
 		if _, _, err := n.api.PostMessage(ctx, n.escalation, slack.MsgOptionText(esc, false), slack.MsgOptionBlocks(section(esc))); err != nil {
 			return err
 		}

@@ -176,3 +176,30 @@ func TestApproversAreDMedOnlyWhenRoutedSoAndOnlyThoseWhoMayApprove(t *testing.T)
 		}
 	}
 }
+
+// An escalation of a role-collection request names the role collection, not
+// the reservation name credbot made up for it.
+func TestEscalationOfAnAssignmentNamesTheRoleCollection(t *testing.T) {
+	ctx := context.Background()
+	s, api := fakeSlack(t)
+	n := NewNotifier(api, "C0APPROVALS", NotifierOptions{Approvers: approvers{"U0APPROVER"}, EscalationChannel: "C0ESCALATE"})
+	r := pending()
+	r.Name = "jit-0123456789abcdef"
+	r.Assignment = &approval.Assignment{RoleCollection: "Subaccount Viewer"}
+	r.ApprovalChannel, r.ApprovalTS, r.Reminders = "C0APPROVALS", "1700000000.000001", 3
+	if err := n.Remind(ctx, r, approval.QuorumStatus{Need: 1}, true); err != nil {
+		t.Fatal(err)
+	}
+	escalated := 0
+	for _, c := range s.Calls() {
+		if c.Method == "chat.postMessage" && c.Channel == "C0ESCALATE" {
+			escalated++
+			if !strings.Contains(c.Text(), "Subaccount Viewer") || strings.Contains(c.Text(), "jit-") {
+				t.Errorf("escalation: %s", c.Text())
+			}
+		}
+	}
+	if escalated != 1 {
+		t.Fatalf("%d escalations", escalated)
+	}
+}
