@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/btp"
 	"github.com/credbot/credbot/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -93,7 +94,7 @@ func newMetrics() *metrics {
 	for _, to := range []approval.State{approval.StateFailed, approval.StateRevoked, approval.StateDelivered} {
 		m.transitions.WithLabelValues(string(to))
 	}
-	for _, op := range []string{"login", "create", "get", "list", "delete"} {
+	for _, op := range []string{"login", "create", "get", "list", "delete", btp.OpAssign, btp.OpUnassign, btp.OpGetUser, btp.OpGetRoleCollection} {
 		for _, o := range []string{"ok", "refused", "rate_limited", "server_error", "unreachable"} {
 			m.btpCalls.WithLabelValues(op, o)
 		}

@@ -80,6 +80,12 @@ func TestMetricsShowCallsQueuesLatenciesAndReveals(t *testing.T) {
 		`credbot_reveals_total{outcome="shown"} 1`,
 		`credbot_dependency_up{dependency="redis"} 1`,
 		`credbot_transitions_total{to="DELIVERED"} 1`,
+		// Every BTP operation's failure series exists before its first call,
+		// so that an alert's rate() sees the first failure.
+		`credbot_btp_requests_total{op="unassign",outcome="refused"} 0`,
+		`credbot_btp_requests_total{op="assign",outcome="server_error"} 0`,
+		`credbot_btp_requests_total{op="get-user",outcome="unreachable"} 0`,
+		`credbot_btp_requests_total{op="get-role-collection",outcome="rate_limited"} 0`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s\n%s", want, grep(m, "credbot_"))
