@@ -456,13 +456,7 @@ func (l *Local) demoBreakglass(ctx context.Context, w io.Writer, step func(strin
 	}
 	saw(Requester, RenderReply(c.Body))
 	after := func(what string, match func(slackfake.Call) bool) (slackfake.Call, error) {
-		wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		c, err := l.Slack.WaitFrom(wctx, mark, match)
-		if err != nil {
-			return c, fmt.Errorf("%s: %w", what, err)
-		}
-		return c, nil
+		return l.waitFrom(ctx, mark, 15*time.Second, what, match)
 	}
 	alert, err := after("break-glass alert", func(c slackfake.Call) bool {
 		return c.Method == "chat.postMessage" && strings.Contains(c.Params.Get("blocks"), handlers.ActionAcknowledge)
@@ -531,13 +525,7 @@ func (l *Local) demoAssign(ctx context.Context, w io.Writer, step func(string, .
 	scope := approval.Scope{Kind: approval.ScopeSubaccount, ID: btptest.DefaultSubaccount}
 	mark := l.Slack.Mark()
 	after := func(what string, match func(slackfake.Call) bool) (slackfake.Call, error) {
-		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		c, err := l.Slack.WaitFrom(wctx, mark, match)
-		if err != nil {
-			return c, fmt.Errorf("%s: %w", what, err)
-		}
-		return c, nil
+		return l.waitFrom(ctx, mark, 20*time.Second, what, match)
 	}
 	dmSaying := func(what, want string) (slackfake.Call, error) {
 		return after(what, func(c slackfake.Call) bool {
@@ -678,6 +666,18 @@ func (l *Local) demoRotate(ctx context.Context, w io.Writer, step func(string, .
 		}
 	}
 	return nil
+}
+
+// waitFrom waits, at most timeout, for the first Slack call since mark that
+// matches; its error names what the demo was waiting for.
+func (l *Local) waitFrom(ctx context.Context, mark int, timeout time.Duration, what string, match func(slackfake.Call) bool) (slackfake.Call, error) {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := l.Slack.WaitFrom(wctx, mark, match)
+	if err != nil {
+		return c, fmt.Errorf("%s: %w", what, err)
+	}
+	return c, nil
 }
 
 func ackText(body string) string {
