@@ -362,24 +362,9 @@ func (s *Service) assignRetryOrFail(ctx context.Context, r *Request, job MintJob
 	if temporary {
 		msg = "BTP could not be reached (" + errMessage(cause) + "); please ask again later"
 	}
-	r, err := s.transition(ctx, r.ID, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
-		if cur.State != StateMinting && cur.State != StateApproved {
-			return nil, Effects{}, errNoop
-		}
-		cur.State, cur.Failure = StateFailed, msg
-		return &AuditEntry{Note: msg}, Effects{ReleaseName: true}, nil
+	return s.failMint(ctx, r.ID, msg, func(r *Request) string {
+		return fmt.Sprintf("Your request %s for role collection %q in %s failed: %s", r.ID, r.Assignment.RoleCollection, r.Scope, msg)
 	})
-	if errors.Is(err, errNoop) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
-		s.log.WarnContext(ctx, "update approval message", "request_id", r.ID, "error", err)
-	}
-	s.tell(ctx, r, fmt.Sprintf("Your request %s for role collection %q in %s failed: %s", r.ID, r.Assignment.RoleCollection, r.Scope, msg))
-	return true, nil
 }
 
 // assignmentDeadline is what is next due for an ASSIGNED request: the

@@ -731,7 +731,17 @@ func (s *Service) retryOrFail(ctx context.Context, r *Request, job MintJob, caus
 				"request_id", r.ID, "scope", r.Scope.String(), "name", r.Name, "error", errMessage(err))
 		}
 	}
-	r, err = s.transition(ctx, r.ID, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
+	return s.failMint(ctx, r.ID, msg, func(r *Request) string {
+		return fmt.Sprintf("Your request %s for %q failed: %s", r.ID, r.Name, msg)
+	})
+}
+
+// failMint ends an approved or minting request FAILED with msg, as the mint
+// worker: the name is released, the approval message and any break-glass
+// alert updated, and the requester told what told says. done is false only
+// when the transition could not be written (the job is tried again).
+func (s *Service) failMint(ctx context.Context, id, msg string, told func(*Request) string) (done bool, err error) {
+	r, err := s.transition(ctx, id, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
 		if cur.State != StateMinting && cur.State != StateApproved {
 			return nil, Effects{}, errNoop
 		}
@@ -748,7 +758,7 @@ func (s *Service) retryOrFail(ctx context.Context, r *Request, job MintJob, caus
 		s.log.WarnContext(ctx, "update approval message", "request_id", r.ID, "error", err)
 	}
 	s.updateAlerts(ctx, r)
-	s.tell(ctx, r, fmt.Sprintf("Your request %s for %q failed: %s", r.ID, r.Name, msg))
+	s.tell(ctx, r, told(r))
 	return true, nil
 }
 
