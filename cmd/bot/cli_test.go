@@ -65,3 +65,38 @@ func TestTheCommandLineFollowsConventions(t *testing.T) {
 		t.Errorf("version %q", v)
 	}
 }
+
+// serve reports every configuration problem in one go, before it reaches
+// Redis, Slack or BTP: the log settings, the values, what Validate refuses,
+// REDIS_URL's form (never its password) and the BTP settings. It used to take
+// three restarts to see them all: the log level first, then the values, then
+// the rest.
+func TestServeReportsEveryConfigurationProblemAtOnce(t *testing.T) {
+	for k, v := range map[string]string{
+		"CREDBOT_LOG_LEVEL": "verbose", "BTP_VERIFY_CREDENTIALS": "yes", "CREDBOT_APPROVAL_CHANNEL": "#approvals",
+		"SLACK_BOT_TOKEN": "xapp-1-A0-123-abc", "CREDBOT_PENDING_TTL": "soon", "CREDBOT_CLAIM_WINDOW": "-5m",
+		"REDIS_URL": "redis://user:s3cret@host:6379:x/0", "BTP_GLOBALACCOUNT": "", "BTP_USERNAME": "", "BTP_PASSWORD": "",
+		"BTP_CLI_SERVER_URL": "", "BTP_ASSERTION": "", "BTP_TLS_CLIENT_CERTIFICATE": "",
+	} {
+		t.Setenv(k, v)
+	}
+	err := run(context.Background(), []string{"serve"})
+	if err == nil {
+		t.Fatal("serve started with a broken configuration")
+	}
+	for _, want := range []string{
+		`CREDBOT_LOG_LEVEL: "verbose"`, `BTP_VERIFY_CREDENTIALS: "yes"`, `CREDBOT_APPROVAL_CHANNEL: "#approvals" is a channel name`,
+		"SLACK_BOT_TOKEN: an app-level token (xapp-…)", `CREDBOT_PENDING_TTL: "soon"`, `CREDBOT_CLAIM_WINDOW: "-5m"`,
+		"REDIS_URL", "BTP_GLOBALACCOUNT",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not report %s:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("the error shows REDIS_URL's password:\n%v", err)
+	}
+	if strings.Contains(err.Error(), "btp: btp:") {
+		t.Errorf("a BTP error is prefixed twice:\n%v", err)
+	}
+}

@@ -107,6 +107,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	log, err := app.NewLogger(os.Getenv, os.Stderr, format)
 	if err != nil {
+		if format == "json" { // serve: report every configuration problem, not only the log settings
+			if _, cerr := app.LoadConfig(os.Getenv); cerr != nil {
+				return cerr
+			}
+		}
 		return err
 	}
 	switch cmd {
@@ -162,7 +167,7 @@ func run(ctx context.Context, args []string) error {
 }
 
 func serve(ctx context.Context, log *slog.Logger) error {
-	cfg, err := app.ConfigFromEnv(os.Getenv)
+	cfg, err := app.LoadConfig(os.Getenv)
 	if err != nil {
 		return err
 	}

@@ -230,6 +230,28 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// LoadConfig reads the configuration from the environment and checks all of
+// it at once: every variable's value (ConfigFromEnv), what Validate refuses,
+// REDIS_URL's form (its errors never show the URL: it may hold a password)
+// and the BTP login settings. An operator then fixes one list, not one
+// problem per restart; nothing is reached over the network.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	c, err := ConfigFromEnv(getenv)
+	errs := []error{err, c.Validate()}
+	if c.RedisURL != "" {
+		rdb, rerr := NewRedis(c.RedisURL)
+		if rerr != nil {
+			errs = append(errs, rerr)
+		} else {
+			_ = rdb.Close()
+		}
+	}
+	if _, berr := btp.New(c.BTP); berr != nil {
+		errs = append(errs, berr) // its errors say "btp: …" already
+	}
+	return c, errors.Join(errs...)
+}
+
 // Validate reports every missing or malformed setting at once.
 func (c Config) Validate() error {
 	var errs []error

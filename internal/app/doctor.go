@@ -29,9 +29,7 @@ func Doctor(ctx context.Context, getenv func(string) string, w io.Writer) error 
 	fmt.Fprintln(w)
 
 	cfg, err := ConfigFromEnv(getenv)
-	if err == nil {
-		err = cfg.Validate()
-	}
+	err = errors.Join(err, cfg.Validate()) // every problem at once
 	d.check("configuration", err, "", func() string { return "every variable is set and valid" },
 		"set or correct the variables named (see README, Configuration)")
 	if cfg.SecretKey != "" {
