@@ -173,6 +173,18 @@ func TestServeRequiresTheAuditKeyAndASafeWebhook(t *testing.T) {
 	if err := validate(map[string]string{"CREDBOT_AUDIT_WEBHOOK_URL": "https://siem.example.com/"}); err == nil || !strings.Contains(err.Error(), "CREDBOT_AUDIT_WEBHOOK_SECRET") {
 		t.Fatalf("a webhook without a secret: %v", err)
 	}
+	// One key for both would tie their rotations together, and whoever
+	// holds the sealing key could then rewrite the trail too.
+	sealing := base["CREDBOT_SECRET_KEY"]
+	for _, audit := range []string{sealing, base["CREDBOT_AUDIT_KEY"] + ", " + sealing} {
+		for _, secret := range []string{sealing, approval.NewRandomKey() + "," + sealing} {
+			err := validate(map[string]string{"CREDBOT_AUDIT_KEY": audit, "CREDBOT_SECRET_KEY": secret})
+			if err == nil || !strings.Contains(err.Error(), "CREDBOT_AUDIT_KEY") || !strings.Contains(err.Error(), "CREDBOT_SECRET_KEY") ||
+				strings.Contains(err.Error(), sealing) {
+				t.Errorf("audit key %q with sealing key %q: %v", audit, secret, err)
+			}
+		}
+	}
 	if err := validate(map[string]string{"CREDBOT_AUDIT_RETAIN": "1"}); err == nil {
 		t.Fatal("CREDBOT_AUDIT_RETAIN=1 accepted")
 	}

@@ -2,7 +2,9 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,4 +131,178 @@ func TestTheAuditTrailRecordsRefusalsLookupsPolicyLoadsAndStarts(t *testing.T) {
 		t.Fatalf("verify: %v %v", rep.Problems, err)
 	}
 	_ = btptest.DefaultSubaccount
+}
+
+// exportedEntries is the whole trail as `audit export` writes it.
+func (h *harness) exportedEntries(t *testing.T, ctx context.Context) []approval.AuditEntry {
+	t.Helper()
+	var out bytes.Buffer
+	if _, err := h.App.Store.ExportAudit(ctx, &out); err != nil {
+		t.Fatal(err)
+	}
+	var entries []approval.AuditEntry
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var rec struct {
+			Entry approval.AuditEntry `json:"entry"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("export line %q: %v", line, err)
+		}
+		entries = append(entries, rec.Entry)
+	}
+	return entries
+}
+
+// TestEveryRefusedAttemptAndDecisionIsRecordedWithItsRuleAndPolicy: each
+// kind of refusal the issue names — create, approve, deny, cancel, delete,
+// reveal, get, and a create over the pending limit — leaves an entry with
+// its actor and why; every decision that moves a request (create, approve,
+// deny, an admin's and the owner's delete) carries the deciding rule and the
+// hash of the policy in force; admin gets of credentials credbot did not
+// issue, or that do not exist, are recorded with their result.
+func TestEveryRefusedAttemptAndDecisionIsRecordedWithItsRuleAndPolicy(t *testing.T) {
+	h := start(t, map[string]string{"CREDBOT_MAX_PENDING_PER_USER": "2"})
+	ctx := ctxT(t)
+	const admin = "U0LOCALADM"
+	svc := h.App.Service
+	hash := h.App.Policy.Hash()
+
+	// Refused create: the outsider may not request here.
+	if _, err := svc.Submit(ctx, approval.Submission{User: Outsider.ID, Scope: defaultScope, Name: "outsiders", Reason: "audit"}); err == nil {
+		t.Fatal("the outsider's create was accepted")
+	}
+	// A request delivered and deleted by its owner.
+	msg := h.request(t, ctx)
+	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.revealSecret(t, ctx, h.waitDM(t, ctx))
+	owned, err := h.App.Store.NameHolder(ctx, defaultScope, "ci-payments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.DeleteOwn(ctx, owned, Outsider.ID); err == nil {
+		t.Fatal("the outsider deleted someone else's credential")
+	}
+	if _, err := svc.DeleteOwn(ctx, owned, Requester.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Two pending requests, the limit: one denied by someone else first.
+	var pending []string
+	for _, name := range []string{"to-deny", "to-keep"} {
+		r, err := svc.Submit(ctx, approval.Submission{User: Requester.ID, Scope: defaultScope, Name: name, Reason: "audit"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, r.ID)
+	}
+	if _, err := svc.Submit(ctx, approval.Submission{User: Requester.ID, Scope: defaultScope, Name: "over-the-limit", Reason: "audit"}); !errors.Is(err, approval.ErrLimit) {
+		t.Fatalf("a create over the pending limit: %v", err)
+	}
+	if _, err := svc.Deny(ctx, pending[0], Requester.ID, ""); err == nil {
+		t.Fatal("the requester denied her own request")
+	}
+	if _, err := svc.Deny(ctx, pending[0], Outsider.ID, ""); err == nil {
+		t.Fatal("the outsider denied a request")
+	}
+	if _, err := svc.Cancel(ctx, pending[0], Outsider.ID); err == nil {
+		t.Fatal("the outsider cancelled someone else's request")
+	}
+	if _, err := svc.Deny(ctx, pending[0], Approver.ID, "not now"); err != nil {
+		t.Fatal(err)
+	}
+	// Admin lookups and deletes, refused and done.
+	if _, err := svc.GetCredential(ctx, Outsider.ID, defaultScope, "to-keep"); err == nil {
+		t.Fatal("the outsider got a credential")
+	}
+	if err := svc.DeleteCredential(ctx, Outsider.ID, defaultScope, "to-keep"); err == nil {
+		t.Fatal("the outsider deleted a credential")
+	}
+	h.makeVictim(t, ctx, "made-by-hand")
+	if _, err := svc.GetCredential(ctx, admin, defaultScope, "made-by-hand"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.GetCredential(ctx, admin, defaultScope, "never-made"); !errors.Is(err, approval.ErrNotFound) {
+		t.Fatalf("get of a missing credential: %v", err)
+	}
+
+	entries := h.exportedEntries(t, ctx)
+	find := func(what string, match func(e approval.AuditEntry) bool) approval.AuditEntry {
+		t.Helper()
+		for _, e := range entries {
+			if match(e) {
+				return e
+			}
+		}
+		t.Errorf("the trail has no entry for %s", what)
+		return approval.AuditEntry{}
+	}
+	refused := func(what string, act approval.Action, actor string, policy bool) {
+		t.Helper()
+		e := find(what, func(e approval.AuditEntry) bool {
+			return e.Event == approval.EventRefused && e.Action == act && e.Actor == actor
+		})
+		if e.Result == "" || (policy && e.PolicyHash != hash) || (!policy && e.Rule == "") {
+			t.Errorf("%s: %+v: a refusal says why, and what decided it", what, e)
+		}
+	}
+	refused("the outsider's create", approval.ActionCreate, Outsider.ID, true)
+	refused("the outsider's delete of the owner's credential", approval.ActionDelete, Outsider.ID, false)
+	refused("the requester's denial of her own request", "deny", Requester.ID, false)
+	refused("the outsider's denial", "deny", Outsider.ID, true)
+	refused("the outsider's cancel", "cancel", Outsider.ID, false)
+	refused("the outsider's get", approval.ActionGet, Outsider.ID, true)
+	over := find("the create over the pending limit", func(e approval.AuditEntry) bool {
+		return e.Event == approval.EventRefused && e.Action == approval.ActionCreate && e.Actor == Requester.ID && e.Name == "over-the-limit"
+	})
+	if !strings.Contains(over.Result, "2 requests waiting for approval") {
+		t.Errorf("the create over the limit: result %q does not say which limit", over.Result)
+	}
+	admDelete := 0
+	for _, e := range entries {
+		if e.Event == approval.EventRefused && e.Action == approval.ActionDelete && e.Actor == Outsider.ID && e.Name == "to-keep" {
+			admDelete++
+		}
+	}
+	if admDelete != 1 {
+		t.Errorf("%d entries for the outsider's admin delete, want 1", admDelete)
+	}
+
+	decided := func(what string, match func(e approval.AuditEntry) bool) {
+		t.Helper()
+		if e := find(what, match); e.Rule == "" || e.PolicyHash != hash {
+			t.Errorf("%s: rule %q, policy hash %q (want %s): a decision says what decided it", what, e.Rule, e.PolicyHash, hash)
+		}
+	}
+	decided("the create", func(e approval.AuditEntry) bool {
+		return e.RequestID == owned && e.From == "" && e.To == approval.StatePending
+	})
+	decided("the approval", func(e approval.AuditEntry) bool {
+		return e.RequestID == owned && e.From == approval.StatePending && e.To == approval.StateApproved && e.Actor == Approver.ID
+	})
+	decided("the denial", func(e approval.AuditEntry) bool {
+		return e.RequestID == pending[0] && e.To == approval.StateDenied && e.Actor == Approver.ID && e.Reason == "not now"
+	})
+	decided("the owner's delete", func(e approval.AuditEntry) bool {
+		return e.RequestID == owned && e.From == approval.StateDelivered && e.To == approval.StateDeleted && e.Actor == Requester.ID
+	})
+
+	find("the admin's get of a credential credbot did not issue", func(e approval.AuditEntry) bool {
+		return e.Event == approval.EventGet && e.Actor == admin && e.Name == "made-by-hand" && e.Result == "found, not issued by credbot"
+	})
+	find("the admin's get of a credential that does not exist", func(e approval.AuditEntry) bool {
+		return e.Event == approval.EventGet && e.Actor == admin && e.Name == "never-made" && e.Result == "not found"
+	})
+	find("the replica's start, with its version", func(e approval.AuditEntry) bool {
+		return e.Event == approval.EventStart && strings.Contains(e.Result, "started credbot (devel) (revision ")
+	})
+
+	// As README says: entries that change no request have no from and to.
+	var raw bytes.Buffer
+	if _, err := h.App.Store.ExportAudit(ctx, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(raw.String()), "\n") {
+		if strings.Contains(line, `"event":`) && (strings.Contains(line, `"to":`) || strings.Contains(line, `"from":`)) {
+			t.Errorf("an entry that changes no request names a state: %s", line)
+		}
+	}
 }

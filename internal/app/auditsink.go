@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -239,6 +240,9 @@ func (c Config) validateAudit() []error {
 	if c.AuditKey != "" {
 		if _, err := store.ParseAuditKey(c.AuditKey); err != nil {
 			errs = append(errs, fmt.Errorf("CREDBOT_AUDIT_KEY: %w", err))
+		} else if sharesAKey(c.AuditKey, c.SecretKey) {
+			errs = append(errs, errors.New("CREDBOT_AUDIT_KEY holds a key that is also in CREDBOT_SECRET_KEY: give the audit trail a key of its own "+
+				"(openssl rand -base64 32), so that each rotates on its own and whoever holds the sealing key cannot rewrite the trail"))
 		}
 	}
 	switch {
@@ -253,6 +257,28 @@ func (c Config) validateAudit() []error {
 		errs = append(errs, errors.New("CREDBOT_AUDIT_WEBHOOK_SECRET is set but CREDBOT_AUDIT_WEBHOOK_URL is not"))
 	}
 	return errs
+}
+
+// sharesAKey reports whether two comma-separated lists of base64 keys hold
+// the same key (compared decoded, so that padding or spaces do not hide it).
+func sharesAKey(a, b string) bool {
+	decode := func(list string) [][]byte {
+		var out [][]byte
+		for _, k := range strings.Split(list, ",") {
+			if raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k)); err == nil && len(raw) > 0 {
+				out = append(out, raw)
+			}
+		}
+		return out
+	}
+	for _, x := range decode(a) {
+		for _, y := range decode(b) {
+			if hmac.Equal(x, y) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // useAuditConfig gives the store its audit key and sends every entry it

@@ -179,7 +179,7 @@ func (s *Service) SubmitAssignment(ctx context.Context, in AssignmentSubmission)
 		s.refused(ctx, in.User, act, in.Scope, "", name, d, "not allowed"+because(d))
 		return nil, userErr(ErrForbidden, "you may not ask for role collection %q in %s%s", in.RoleCollection, in.Scope, because(d))
 	}
-	if err := s.checkPending(ctx, in.User); err != nil {
+	if err := s.checkPending(ctx, in.User, act, in.Scope, "", name, d); err != nil {
 		return nil, err
 	}
 	now := s.clock.Now().UTC()

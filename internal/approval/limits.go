@@ -46,8 +46,10 @@ const (
 )
 
 // checkPending refuses a submission when the requester already has the most
-// pending requests allowed.
-func (s *Service) checkPending(ctx context.Context, user string) error {
+// pending requests allowed, and records the refusal in the audit trail: the
+// attempt (act on name in scope; requestID is the request it acts on, if
+// any), the limit as its rule and the hash of the policy in force from d.
+func (s *Service) checkPending(ctx context.Context, user string, act Action, scope Scope, requestID, name string, d Decision) error {
 	limit := s.cfg.MaxPendingPerUser
 	if limit <= 0 {
 		return nil
@@ -62,8 +64,16 @@ func (s *Service) checkPending(ctx context.Context, user string) error {
 	for i, id := range ids {
 		ids[i] = "`" + id + "`"
 	}
-	return userErr(ErrLimit, "you have %d requests waiting for approval (the most allowed): %s. Cancel one with `/credbot cancel <id>` or wait for a decision.",
+	err = userErr(ErrLimit, "you have %d requests waiting for approval (the most allowed): %s. Cancel one with `/credbot cancel <id>` or wait for a decision.",
 		len(ids), strings.Join(ids, ", "))
+	s.refused(ctx, user, act, scope, requestID, name, Decision{Rule: pendingLimitRule(limit), PolicyHash: d.PolicyHash},
+		fmt.Sprintf("%d requests waiting for approval (the most allowed): %s", len(ids), strings.Join(ids, ", ")))
+	return err
+}
+
+// pendingLimitRule names the limit in the audit entry of a refusal.
+func pendingLimitRule(limit int) string {
+	return fmt.Sprintf("limit: at most %d pending requests per requester (CREDBOT_MAX_PENDING_PER_USER)", limit)
 }
 
 // create stores a new request unless its requester reached the limit of
@@ -84,7 +94,7 @@ func (s *Service) create(ctx context.Context, r *Request, a AuditEntry, deadline
 		// Create says so (ErrConflict) and Submit carries on with it.
 		return s.store.Create(ctx, r, a, deadline)
 	}
-	if err := s.checkPending(ctx, r.Requester); err != nil {
+	if err := s.checkPending(ctx, r.Requester, r.action(), r.Scope, r.Rotates, r.Name, Decision{PolicyHash: a.PolicyHash}); err != nil {
 		return err
 	}
 	return s.store.Create(ctx, r, a, deadline)

@@ -26,9 +26,23 @@ const (
 	selfApprovalRule = "built-in: requesters never approve or deny their own requests"
 )
 
-// ownerDelete is the decision behind an owner's "Delete now".
-func ownerDelete() Decision {
-	return Decision{Allowed: true, Rule: "built-in: the owner may delete their own credential before its lifetime ends"}
+// ownerDelete is the decision behind an owner's "Delete now": a built-in
+// rule, recorded with the hash of the policy in force like every decision.
+func (s *Service) ownerDelete() Decision {
+	return Decision{Allowed: true, Rule: "built-in: the owner may delete their own credential before its lifetime ends", PolicyHash: s.policyHash()}
+}
+
+// policyHasher is an Authorizer that names the policy in force
+// (internal/policy's Engine does).
+type policyHasher interface{ Hash() string }
+
+// policyHash is the hash of the policy in force, for decisions the code
+// makes by a built-in rule; "" when the Authorizer cannot say.
+func (s *Service) policyHash() string {
+	if h, ok := s.auth.(policyHasher); ok {
+		return h.Hash()
+	}
+	return ""
 }
 
 func decideAction(approve bool) Action {

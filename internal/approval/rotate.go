@@ -140,7 +140,7 @@ func (s *Service) Rotate(ctx context.Context, in Rotation) (*Request, error) {
 			return nil, userErr(ErrConflict, "%q is already being rotated: request %s (%s) replaces it with %q", old.Name, h.ID, stateWord(h), name)
 		}
 	}
-	if err := s.checkPending(ctx, in.User); err != nil {
+	if err := s.checkPending(ctx, in.User, ActionRotate, old.Scope, old.ID, name, d); err != nil {
 		return nil, err
 	}
 	if err := s.checkName(ctx, old.Scope, name); err != nil {

@@ -304,7 +304,7 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 		s.refused(ctx, in.User, ActionCreate, in.Scope, "", in.Name, d, "not allowed"+because(d))
 		return nil, userErr(ErrForbidden, "you may not request credentials in %s%s", in.Scope, because(d))
 	}
-	if err := s.checkPending(ctx, in.User); err != nil { // early, before BTP is asked; s.create checks again
+	if err := s.checkPending(ctx, in.User, ActionCreate, in.Scope, "", in.Name, d); err != nil { // early, before BTP is asked; s.create checks again
 		return nil, err
 	}
 	if err := s.checkName(ctx, in.Scope, in.Name); err != nil {
@@ -887,7 +887,7 @@ func (s *Service) DeleteOwn(ctx context.Context, id, user string) (*Request, err
 		s.refused(ctx, user, ActionDelete, r.Scope, r.ID, r.Name, Decision{Rule: ownerOnlyRule}, "not the owner")
 		return nil, userErr(ErrForbidden, "only the owner can delete this credential this way")
 	}
-	r, err = s.retire(ctx, id, user, ownerDelete(), StateDeleted, "deleted by its owner", func(cur *Request) bool {
+	r, err = s.retire(ctx, id, user, s.ownerDelete(), StateDeleted, "deleted by its owner", func(cur *Request) bool {
 		return cur.State == StateDelivered
 	})
 	if errors.Is(err, errNoop) {

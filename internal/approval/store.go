@@ -84,9 +84,9 @@ type MintJob struct {
 
 // AuditEntry is one line of the audit trail. It never holds secret material.
 type AuditEntry struct {
-	RequestID  string    `json:"request_id"`
+	RequestID  string    `json:"request_id,omitempty"` // empty on an entry about no request (a list, a policy load)
 	From       State     `json:"from,omitempty"`
-	To         State     `json:"to"`
+	To         State     `json:"to,omitempty"` // empty on an entry that changes no request (Event)
 	Actor      string    `json:"actor"`
 	At         time.Time `json:"at"`
 	Rule       string    `json:"rule,omitempty"`
