@@ -63,7 +63,14 @@ func (c *Client) session(ctx context.Context, corr string, stale *session) (*ses
 	case <-lc.done:
 		return lc.s, lc.err
 	case <-ctx.Done():
-		return nil, &Error{Op: "login", Err: ctx.Err(), transport: true, CorrelationID: corr}
+		// The login goes on for the other callers; say why it has not
+		// succeeded yet (a readiness check's "context deadline exceeded"
+		// alone sends an operator nowhere).
+		err := ctx.Err()
+		if last := c.reach.failing(); last != nil {
+			err = fmt.Errorf("%w while the login is retried; its last attempt: %v", err, last)
+		}
+		return nil, &Error{Op: "login", Err: err, transport: true, CorrelationID: corr}
 	}
 }
 
