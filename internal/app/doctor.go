@@ -43,7 +43,11 @@ func Doctor(ctx context.Context, getenv func(string) string, w io.Writer) error 
 		"fix the files: go run ./cmd/bot policy test "+cfg.PolicyDir+" shows what is wrong")
 
 	d.redis(ctx, cfg)
-	d.slack(ctx, cfg)
+	var routed []string
+	if pol != nil {
+		routed = pol.RouteChannels()
+	}
+	d.slack(ctx, cfg, routed)
 	d.btp(ctx, cfg)
 
 	fmt.Fprintln(w)
@@ -112,7 +116,9 @@ func (d *doctor) redis(ctx context.Context, cfg Config) {
 	d.check("redis persistence", err, "redis_aof", func() string { return "append-only file on" }, "")
 }
 
-func (d *doctor) slack(ctx context.Context, cfg Config) {
+// slack checks the bot token, its scopes, and that the bot is a member of
+// every channel it posts to: those configured and those routes.yaml names.
+func (d *doctor) slack(ctx context.Context, cfg Config, routed []string) {
 	if cfg.SlackBotToken == "" {
 		return
 	}
@@ -138,12 +144,19 @@ func (d *doctor) slack(ctx context.Context, cfg Config) {
 	}
 	d.check("slack scopes", err, "", func() string { return fmt.Sprintf("all %d the code uses", len(handlers.BotScopes)) },
 		"reinstall the app from manifests/ (it asks for every scope the code uses) and copy the new bot token")
-	for _, ch := range []struct{ env, id string }{
+	channels := []struct{ env, id string }{
 		{"CREDBOT_APPROVAL_CHANNEL", cfg.ApprovalChannel}, {"CREDBOT_ESCALATION_CHANNEL", cfg.EscalationChannel}, {"CREDBOT_AUDIT_CHANNEL", cfg.AuditChannel},
-	} {
-		if ch.id == "" {
+		{"CREDBOT_BREAKGLASS_CHANNEL", cfg.BreakglassChannel}, {"CREDBOT_BREAKGLASS_ESCALATION", cfg.BreakglassEscalation},
+	}
+	for _, id := range routed {
+		channels = append(channels, struct{ env, id string }{"routes.yaml channel", id})
+	}
+	seen := map[string]bool{}
+	for _, ch := range channels {
+		if ch.id == "" || seen[ch.id] || !channelIDRE.MatchString(ch.id) { // a user id is a DM: nothing to join
 			continue
 		}
+		seen[ch.id] = true
 		member, name, err := side.api.ChannelMember(cctx, ch.id)
 		if err == nil && !member {
 			err = unmet("the bot is not a member of %s (#%s), so it cannot post there", ch.id, name)

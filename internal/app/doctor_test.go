@@ -82,6 +82,32 @@ func TestDoctorPassesAHealthyDeploymentAndSaysHowToFixABrokenOne(t *testing.T) {
 		t.Error("doctor printed a secret")
 	}
 
+	// A Redis without an append-only file, and a break-glass channel the bot
+	// is not in: each named, with its fix.
+	plain, err := redistest.StartServer(t.TempDir(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(plain.Stop)
+	h.Slack.SetScopes(handlers.BotScopes...)
+	h.Slack.RemoveBot(localApprovals, false)
+	h.Slack.RemoveBot("C0BREAKGLASS", true)
+	env = h.doctorEnv(plain.URL())
+	env["CREDBOT_BREAKGLASS_CHANNEL"] = "C0BREAKGLASS"
+	out, err = doctorRun(t, env)
+	if err == nil {
+		t.Errorf("doctor passed a Redis without AOF:\n%s", out)
+	}
+	for _, want := range []string{
+		"✘ redis persistence", "appendonly yes",
+		"✘ CREDBOT_BREAKGLASS_CHANNEL C0BREAKGLASS", "/invite @credbot",
+		"✔ CREDBOT_APPROVAL_CHANNEL", "✔ BTP",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor's output lacks %q:\n%s", want, out)
+		}
+	}
+
 	// A server that refuses our protocol version: the fix says what to do.
 	old := btptest.NewServer(btptest.Options{MinProtocolVersion: "v9.0.0"})
 	t.Cleanup(old.Close)

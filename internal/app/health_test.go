@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/credbot/credbot/internal/btp/btptest"
+	"github.com/credbot/credbot/internal/slackfake"
 )
 
 type readiness struct {
@@ -109,5 +111,55 @@ func TestReadinessTellsTheTruth(t *testing.T) {
 	h.App.Drain()
 	if code, _ := h.readyz(t); code != http.StatusServiceUnavailable {
 		t.Fatalf("draining: %d, want 503", code)
+	}
+}
+
+// In Socket Mode a connection that is lost and cannot be opened again is
+// named: degraded (Slack holds and retries what it could not deliver), still
+// ready, with the fix, in credbot_socket_connected, credbot_dependency_up and
+// one log line.
+func TestReadinessReportsSocketModeDisconnected(t *testing.T) {
+	h := startSocket(t, nil)
+	ctx := ctxT(t)
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: %v", what, ctx.Err())
+			case <-time.After(10 * time.Millisecond): // polling a state; not a timing assertion
+			}
+		}
+	}
+	until("the bot's first hello", h.App.handlers.SocketConnected)
+	h.App.health.refresh(ctx)
+	code, r := h.readyz(t)
+	if code != http.StatusOK || !r.Dependencies["socket_mode"].OK || !h.metric(t, "credbot_socket_connected 1") {
+		t.Fatalf("connected: %d %+v", code, r.Dependencies["socket_mode"])
+	}
+
+	// Slack drops the connection and refuses the app token from now on.
+	logged := len(h.logs.String())
+	mark := h.Slack.Mark()
+	h.Slack.EnableSocketMode("xapp-1-another-app")
+	h.Slack.DisconnectSockets("link_disabled")
+	if _, err := h.Slack.WaitFrom(ctx, mark, func(c slackfake.Call) bool { return c.Method == "apps.connections.open!invalid_auth" }); err != nil {
+		t.Fatal(err)
+	}
+	until("the bot sees it is disconnected", func() bool { return !h.App.handlers.SocketConnected() })
+	h.App.health.refresh(ctx)
+	h.App.health.refresh(ctx) // unchanged: no second log line
+	code, r = h.readyz(t)
+	sm := r.Dependencies["socket_mode"]
+	if code != http.StatusOK || !r.Ready || sm.OK || sm.Critical || !strings.Contains(sm.Fix, "SLACK_APP_TOKEN") {
+		t.Fatalf("disconnected: %d %+v", code, r)
+	}
+	for _, want := range []string{"credbot_socket_connected 0", `credbot_dependency_up{dependency="socket_mode"} 0`} {
+		if !h.metric(t, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if n := strings.Count(h.logs.String()[logged:], `"dependency":"socket_mode"`); n != 1 {
+		t.Errorf("%d log lines about Socket Mode, want one per change", n)
 	}
 }
