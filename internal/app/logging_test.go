@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/credbot/credbot/internal/approval"
 	"github.com/credbot/credbot/internal/btp/btptest"
 	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/redistest"
@@ -65,9 +67,16 @@ func TestRedisURLErrorsNeverShowThePassword(t *testing.T) {
 	}
 }
 
-// The whole loop, with every secret a deployment has configured: none of them
-// appears in any log line, at DEBUG.
+// The whole loop, over HTTP and over Socket Mode, with every secret a
+// deployment has configured: none of them appears in any log line, at DEBUG.
+// The lines about a request say which request, whose click and which; each
+// change of state is one INFO line; "user" is always a Slack user.
 func TestNoSecretInAnyLogLine(t *testing.T) {
+	t.Run("http", func(t *testing.T) { noSecretInAnyLogLine(t, false) })
+	t.Run("socket", func(t *testing.T) { noSecretInAnyLogLine(t, true) })
+}
+
+func noSecretInAnyLogLine(t *testing.T, socket bool) {
 	srv, err := redistest.StartServer(t.TempDir(), false)
 	if err != nil {
 		t.Skipf("no redis-server binary: %v", err)
@@ -80,8 +89,17 @@ func TestNoSecretInAnyLogLine(t *testing.T) {
 	}
 	_ = admin.Close()
 	url := strings.Replace(srv.URL(), "redis://", "redis://default:"+redisPassword+"@", 1)
-	h := startWith(t, map[string]string{"REDIS_URL": url}, Deps{})
+	env := map[string]string{"REDIS_URL": url, "CREDBOT_SECRET_KEY": approval.NewRandomKey(), "CREDBOT_AUDIT_KEY": approval.NewRandomKey()}
+	if socket {
+		env["SLACK_APP_TOKEN"] = "xapp-1-A0CREDBOT-1-s3cret-app-token"
+	}
+	h := startWith(t, env, Deps{})
 	ctx := ctxT(t)
+	if socket {
+		if err := h.Slack.WaitSocketConnections(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ack, err := h.Workspace.Slash(ctx, Requester, createText)
 	if err != nil || ack.Status != http.StatusOK {
 		t.Fatalf("slash: %d %v", ack.Status, err)
@@ -94,13 +112,14 @@ func TestNoSecretInAnyLogLine(t *testing.T) {
 	approve := h.click(t, ctx, Approver, msg, handlers.ActionApprove)
 	secret := h.revealSecret(t, ctx, h.waitDM(t, ctx))
 	logs := h.logs.String()
-	// The lines about a request say which request, whose click and which.
 	var delivered, issued map[string]any
+	var lines []map[string]any
 	for _, line := range strings.Split(logs, "\n") {
 		var l map[string]any
 		if json.Unmarshal([]byte(line), &l) != nil {
 			continue
 		}
+		lines = append(lines, l)
 		switch l["msg"] {
 		case "request delivered":
 			delivered = l
@@ -108,18 +127,64 @@ func TestNoSecretInAnyLogLine(t *testing.T) {
 			issued = l
 		}
 	}
-	if delivered == nil || delivered["request_id"] == nil || delivered["user"] != Requester.ID || delivered["action"] != handlers.ActionReveal || delivered["level"] != "INFO" {
-		t.Errorf("the delivery's line: %v", delivered)
+	if delivered == nil || delivered["request_id"] == nil || delivered["user"] != Requester.ID || delivered["action"] != handlers.ActionReveal ||
+		delivered["trigger"] == nil || delivered["level"] != "INFO" {
+		t.Fatalf("the delivery's line: %v", delivered)
 	}
 	if issued == nil || issued["request_id"] == nil || issued["mint_job"] == nil {
 		t.Errorf("the mint's line: %v", issued)
 	}
-	for name, v := range map[string]string{
+	id := delivered["request_id"].(string)
+
+	// One INFO line per change of state, in the order of the audit trail.
+	var trail strings.Builder
+	if _, err := h.App.Store.ExportAudit(ctx, &trail); err != nil {
+		t.Fatal(err)
+	}
+	var changes, logged []string
+	for _, line := range strings.Split(strings.TrimSpace(trail.String()), "\n") {
+		var rec struct{ Entry approval.AuditEntry }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		e := rec.Entry
+		if e.RequestID == id && e.Event == "" && e.From != e.To {
+			changes = append(changes, string(e.To))
+		}
+	}
+	for _, l := range lines {
+		if l["request_id"] == id && l["level"] == "INFO" && l["msg"] != "audit entry" && l["to"] != nil && l["from"] != l["to"] {
+			logged = append(logged, l["to"].(string))
+		}
+		if u, ok := l["user"].(string); ok && !userIDRE.MatchString(u) {
+			t.Errorf("%q logs user=%q, which is not a Slack user id", l["msg"], u)
+		}
+		// A line about the request from the Slack side says whose command
+		// or click it was, and which.
+		if l["request_id"] == id && l["inbox_entry"] != nil && (l["user"] == nil || l["trigger"] == nil) {
+			t.Errorf("a line about %s lacks its user or trigger: %v", id, l)
+		}
+	}
+	if strings.Join(logged, " ") != strings.Join(changes, " ") || len(changes) < 5 {
+		t.Errorf("INFO lines for the changes of state %v, audit trail %v", logged, changes)
+	}
+
+	secrets := map[string]string{
 		"the Redis password": redisPassword, "the Slack bot token": h.Config.SlackBotToken,
 		"the signing secret": h.Config.SigningSecret, "the BTP password": btptest.DefaultPassword,
 		"the command's response_url": ack.ResponseURL, "the click's response_url": approve.URL,
 		"the revealed secret": secret,
-	} {
+	}
+	for i, k := range strings.Split(env["CREDBOT_SECRET_KEY"]+","+env["CREDBOT_AUDIT_KEY"], ",") {
+		secrets[fmt.Sprintf("key %d of CREDBOT_SECRET_KEY/CREDBOT_AUDIT_KEY", i)] = k
+	}
+	if socket {
+		secrets["the app-level token"] = env["SLACK_APP_TOKEN"]
+	}
+	for name, v := range secrets {
+		if v == "" {
+			t.Fatalf("%s is empty: the test checks nothing", name)
+		}
 		if strings.Contains(logs, v) {
 			t.Errorf("%s is in the logs", name)
 		}

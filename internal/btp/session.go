@@ -132,7 +132,7 @@ func (c *Client) login(ctx context.Context) (*session, error) {
 	_ = json.Unmarshal(resp.body, &who) // informational only; the body may be empty
 	s := &session{id: id, customIdP: c.cfg.IdP, issuer: who.Issuer, mail: who.Mail, obtained: c.now()}
 	c.log.LogAttrs(ctx, slog.LevelInfo, "btp login",
-		slog.String("flow", c.flow.String()), slog.String("user", who.Mail), slog.String("issuer", who.Issuer),
+		slog.String("flow", c.flow.String()), slog.String("btp_user", who.Mail), slog.String("issuer", who.Issuer),
 		slog.String("global_account", c.cfg.GlobalAccount), slog.String("correlation_id", cl.corr))
 	return s, nil
 }
