@@ -129,3 +129,25 @@ func grep(text, prefix string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// A request waiting for approval is counted as pending; once approved with
+// no mint worker to take it, it waits in the mint queue, which shows its
+// depth and age: what the queue-age alert watches.
+func TestMetricsShowPendingRequestsAndWaitingMints(t *testing.T) {
+	h := start(t, map[string]string{"CREDBOT_MINT_WORKERS": "0"})
+	ctx := ctxT(t)
+	msg := h.request(t, ctx)
+	if m := h.scrapeUntil(t, ctx, "credbot_pending_requests 1"); !strings.Contains(m, "credbot_pending_requests 1\n") {
+		t.Fatalf("the pending request is not counted:\n%s", grep(m, "credbot_pending"))
+	}
+	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	m := h.scrapeUntil(t, ctx, `credbot_queue_depth{queue="mint"} 1`)
+	for _, want := range []string{"credbot_pending_requests 0\n", `credbot_queue_depth{queue="mint"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s\n%s", want, grep(m, "credbot_"))
+		}
+	}
+	if regexp.MustCompile(`credbot_queue_oldest_age_seconds\{queue="mint"\} 0\n`).MatchString(m) || !strings.Contains(m, `credbot_queue_oldest_age_seconds{queue="mint"}`) {
+		t.Errorf("the waiting mint job has no age:\n%s", grep(m, "credbot_queue"))
+	}
+}
