@@ -56,6 +56,15 @@ func boundedKeys() []boundedKey {
 				}
 				return liveRequest(ctx, h, id)
 			}},
+		{"user:<id>:breakglass", regexp.MustCompile(`^user:[^:]+:breakglass$`),
+			"a person's live break-glass request (one at a time); deleted in the step that ends it",
+			func(ctx context.Context, h *harness, key string) error {
+				id, err := h.redis.Client.Get(ctx, key).Result()
+				if err != nil {
+					return err
+				}
+				return liveRequest(ctx, h, id)
+			}},
 		{"policy:last-good", regexp.MustCompile(`^policy:last-good$`),
 			"one key: the last policy that loaded, overwritten by the next", nil},
 	}
@@ -93,17 +102,19 @@ func emptyStream(ctx context.Context, h *harness, key string) error {
 }
 
 // TestEveryKeyCredbotWritesIsBounded runs the whole loop — a request
-// approved and revealed, one denied, one cancelled, one left pending, a list
-// and a get (the lookup cache) under the per-person limits (their
-// counters) — and then
+// approved and revealed, one deleted by its owner, a live break-glass, an
+// inventory sweep that finds a credential credbot did not issue, one
+// request denied, one cancelled, one left pending, a list and a get (the
+// lookup cache) under the per-person limits (their counters) — and then
 // looks at every key under the prefix: each has a TTL, or is one of
 // boundedKeys, whose bound is checked.
 func TestEveryKeyCredbotWritesIsBounded(t *testing.T) {
-	h := start(t, map[string]string{
+	h := start(t, bgEnv(map[string]string{
 		"CREDBOT_RETENTION":            "30d",
 		"CREDBOT_MAX_PENDING_PER_USER": "5",
 		"CREDBOT_COMMANDS_PER_MINUTE":  "20",
-	})
+		"CREDBOT_INVENTORY_INTERVAL":   "1h",
+	}))
 	ctx := ctxT(t)
 	const retention = 30 * 24 * time.Hour
 
@@ -114,6 +125,24 @@ func TestEveryKeyCredbotWritesIsBounded(t *testing.T) {
 		t.Fatalf("requests = %v, %v; want one DELIVERED", mine, err)
 	}
 	delivered := mine[0].ID
+
+	// Deleted by its owner before its lifetime ended.
+	ownerDeleted := h.issueOne(t, ctx, "deleted-by-owner")
+	if _, err := h.App.Service.DeleteOwn(ctx, ownerDeleted, Requester.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// A break-glass, live: its holder's lock.
+	if _, a := h.slash(t, ctx, Requester, bgText("bg-bounded", "INC-42: bounded")); !strings.Contains(a.Body, "without approval") {
+		t.Fatalf("break-glass: %s", a.Body)
+	}
+
+	// The inventory, with a credential credbot did not issue: its lease,
+	// what it reported and its counts.
+	createAtBTP(t, ctx, h, "made-by-hand")
+	if _, swept, err := h.App.Inventory.Tick(ctx, "replica-bounded"); err != nil || !swept {
+		t.Fatalf("inventory: swept %v, %v", swept, err)
+	}
 
 	// Denied.
 	_, a := h.slash(t, ctx, Requester, fmt.Sprintf(`create %s --name to-deny --reason "bounded"`, subacct))
@@ -163,7 +192,7 @@ func TestEveryKeyCredbotWritesIsBounded(t *testing.T) {
 
 	// The ended requests keep their record for the retention; the delivered
 	// one, a live credential, has no TTL.
-	for _, id := range []string{denied, cancelled} {
+	for _, id := range []string{denied, cancelled, ownerDeleted} {
 		if d := rdb.PTTL(ctx, prefix+":req:{"+id+"}").Val(); d <= retention-time.Minute || d > retention {
 			t.Errorf("ended request %s has TTL %s, want CREDBOT_RETENTION (%s)", id, d, retention)
 		}
@@ -186,11 +215,12 @@ func TestEveryKeyCredbotWritesIsBounded(t *testing.T) {
 		seen[strings.SplitN(strings.TrimPrefix(k, prefix+":"), ":", 2)[0]] = true
 	}
 	// The loop wrote every kind of key, so the check below covers them.
-	for _, kind := range []string{"req", "user", "audit", "inbox", "mint", "deadlines", "pending", "cred", "policy", "once", "rate", "lookup", "alive", "health"} {
+	for _, kind := range []string{"req", "user", "audit", "inbox", "mint", "deadlines", "pending", "cred", "policy", "once", "rate", "lookup", "alive", "health", "inventory", "lease"} {
 		if !seen[kind] {
 			t.Errorf("no %s key was written: the test no longer covers it (keys: %v)", kind, keys)
 		}
 	}
+	withTTL, bounded := 0, 0
 	for _, k := range keys {
 		rest := strings.TrimPrefix(k, prefix+":")
 		d, err := rdb.PTTL(ctx, k).Result()
@@ -199,6 +229,11 @@ func TestEveryKeyCredbotWritesIsBounded(t *testing.T) {
 		}
 		if d == -2 {
 			continue // expired while we looked
+		}
+		if d > 0 {
+			withTTL++
+		} else {
+			bounded++
 		}
 		var listed *boundedKey
 		for _, b := range boundedKeys() {
@@ -223,6 +258,8 @@ func TestEveryKeyCredbotWritesIsBounded(t *testing.T) {
 			}
 		}
 	}
+
+	t.Logf("%d keys after the loop: %d with a TTL, %d kept without one under a documented bound", len(keys), withTTL, bounded)
 
 	// The README's table names every key kept without a TTL.
 	readme, err := os.ReadFile("../../README.md")
