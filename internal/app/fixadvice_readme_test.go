@@ -47,3 +47,12 @@ func TestREADMETroubleshootingGivesTheSameAdvice(t *testing.T) {
 		}
 	}
 }
+
+// The advice follows the error, not digits that happen to be in it: a port
+// or a correlation id containing "412" is not an outdated protocol version.
+func TestBTPAdviceIsNotFooledByDigitsInAnAddress(t *testing.T) {
+	err := errors.New(`btp login: context deadline exceeded while the login is retried; its last attempt: Post "http://10.0.0.1:41234/login/v2.106.1": dial tcp 10.0.0.1:41234: connect: connection refused`)
+	if fix := fixFor("btp", err); strings.Contains(fix, "BTP_PROTOCOL_VERSION") {
+		t.Errorf("an unreachable server on port 41234 is advised as an outdated protocol: %s", fix)
+	}
+}

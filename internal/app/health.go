@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/credbot/credbot/internal/btp"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -202,7 +203,7 @@ func fixFor(dep string, err error) string {
 		return "invite the bot to the channel: /invite @credbot in it"
 	case strings.HasPrefix(dep, "channel:") && (strings.Contains(msg, "channel_not_found") || strings.Contains(msg, "missing_scope")):
 		return "the channel id is wrong, or the bot cannot see it: use the channel's id (C…, from its details), invite the bot, and make sure the app has channels:read and groups:read"
-	case dep == "btp" && strings.Contains(msg, "412"), dep == "btp" && strings.Contains(strings.ToLower(msg), "outdated"):
+	case dep == "btp" && (errors.Is(err, btp.ErrProtocolOutdated) || strings.Contains(msg, "status 412")):
 		return "the btp CLI server refuses this protocol version: update credbot or set BTP_PROTOCOL_VERSION to what the server asks for"
 	case dep == "btp" && strings.Contains(msg, "wrong user name, password"):
 		return "BTP refused the login: check BTP_USERNAME and BTP_PASSWORD (or the certificate / assertion), and that the user logs in at the identity provider BTP_IDP names"
