@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/btp/btptest"
+	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -161,5 +163,30 @@ func TestReadinessReportsSocketModeDisconnected(t *testing.T) {
 	}
 	if n := strings.Count(h.logs.String()[logged:], `"dependency":"socket_mode"`); n != 1 {
 		t.Errorf("%d log lines about Socket Mode, want one per change", n)
+	}
+}
+
+// BTP that stays unreachable until the mint gives up is reported to the
+// requester as unreachable, never as a refusal ("BTP refused…" sent people
+// to fix a permission that was fine).
+func TestBTPUnreachableIsNeverReportedAsARefusal(t *testing.T) {
+	h := start(t, map[string]string{"CREDBOT_RESCUE_AFTER": "1s"})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	msg := h.request(t, ctx)
+	for _, action := range []string{"get", "create", "list"} {
+		h.BTP.Inject(btptest.Fault{Action: action, Status: http.StatusBadGateway, Times: -1})
+	}
+	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	c, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
+		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Text(), "failed")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if txt := c.Text(); strings.Contains(txt, "refused") || !strings.Contains(txt, "could not be reached") || strings.Contains(txt, "btp: btp") {
+		t.Fatalf("the requester was told %q: want that BTP could not be reached", txt)
+	} else {
+		t.Logf("the requester was told: %s", txt)
 	}
 }
