@@ -157,7 +157,7 @@ func (h *harness) exportedEntries(t *testing.T, ctx context.Context) []approval.
 // kind of refusal the issue names — create, approve, deny, cancel, delete,
 // reveal, get, and a create over the pending limit — leaves an entry with
 // its actor and why; every decision that moves a request (create, approve,
-// deny, an admin's and the owner's delete) carries the deciding rule and the
+// deny, cancel, an admin's and the owner's delete) carries the deciding rule and the
 // hash of the policy in force; admin gets of credentials credbot did not
 // issue, or that do not exist, are recorded with their result.
 func TestEveryRefusedAttemptAndDecisionIsRecordedWithItsRuleAndPolicy(t *testing.T) {
@@ -215,6 +215,9 @@ func TestEveryRefusedAttemptAndDecisionIsRecordedWithItsRuleAndPolicy(t *testing
 	}
 	if err := svc.DeleteCredential(ctx, Outsider.ID, defaultScope, "to-keep"); err == nil {
 		t.Fatal("the outsider deleted a credential")
+	}
+	if _, err := svc.Cancel(ctx, pending[1], Requester.ID); err != nil {
+		t.Fatal(err)
 	}
 	h.makeVictim(t, ctx, "made-by-hand")
 	if _, err := svc.GetCredential(ctx, admin, defaultScope, "made-by-hand"); err != nil {
@@ -280,6 +283,9 @@ func TestEveryRefusedAttemptAndDecisionIsRecordedWithItsRuleAndPolicy(t *testing
 	})
 	decided("the denial", func(e approval.AuditEntry) bool {
 		return e.RequestID == pending[0] && e.To == approval.StateDenied && e.Actor == Approver.ID && e.Reason == "not now"
+	})
+	decided("the requester's cancel", func(e approval.AuditEntry) bool {
+		return e.RequestID == pending[1] && e.To == approval.StateCancelled && e.Actor == Requester.ID
 	})
 	decided("the owner's delete", func(e approval.AuditEntry) bool {
 		return e.RequestID == owned && e.From == approval.StateDelivered && e.To == approval.StateDeleted && e.Actor == Requester.ID

@@ -24,6 +24,8 @@ const (
 const (
 	ownerOnlyRule    = "built-in: only the requester may reveal, cancel or delete their own request's credential"
 	selfApprovalRule = "built-in: requesters never approve or deny their own requests"
+	// requesterCancelRule decides a requester's cancel of their own request.
+	requesterCancelRule = "built-in: the requester may cancel their own pending request"
 )
 
 // ownerDelete is the decision behind an owner's "Delete now": a built-in

@@ -911,7 +911,7 @@ func (s *Service) Cancel(ctx context.Context, id, user string) (*Request, error)
 			return nil, Effects{}, userErr(ErrConflict, "request %s is already %s", id, strings.ToLower(string(cur.State)))
 		}
 		cur.State, cur.DecidedBy = StateCancelled, user
-		return &AuditEntry{}, Effects{ClearDeadline: true, ReleaseName: true}, nil
+		return &AuditEntry{Rule: requesterCancelRule, PolicyHash: s.policyHash()}, Effects{ClearDeadline: true, ReleaseName: true}, nil
 	})
 	if err != nil {
 		return r, err
