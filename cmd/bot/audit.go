@@ -65,7 +65,7 @@ func auditCmd(ctx context.Context, args []string, getenv func(string) string, ou
 			return fmt.Errorf("CREDBOT_AUDIT_KEY: %w", err)
 		}
 	}
-	rdb, err := app.NewRedis(cfg.RedisURL)
+	rdb, err := app.NewRedis(cfg.RedisURL, 0)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -375,7 +376,16 @@ type Deps struct {
 // or redis-cluster:// (rediss-cluster:// with TLS)
 // [user:pass@]host:port[,host:port…][?options] for a Redis Cluster (go-redis's
 // cluster URL with the seed nodes).
-func NewRedis(rawURL string) (redis.UniversalClient, error) {
+//
+// blocking is how many goroutines will hold a connection in a blocking stream
+// read (inbox and mint workers): unless REDIS_URL sets pool_size, the pool
+// gets that many connections on top of go-redis's default, so that acks,
+// transitions and audit writes never queue behind the readers.
+func NewRedis(rawURL string, blocking int) (redis.UniversalClient, error) {
+	pool := 0
+	if u, err := url.Parse(rawURL); err == nil && !u.Query().Has("pool_size") {
+		pool = 10*runtime.GOMAXPROCS(0) + blocking
+	}
 	for _, scheme := range []string{"redis-cluster", "rediss-cluster"} {
 		rest, ok := strings.CutPrefix(rawURL, scheme+"://")
 		if !ok {
@@ -392,6 +402,9 @@ func NewRedis(rawURL string) (redis.UniversalClient, error) {
 		if opts.PoolTimeout == 0 {
 			opts.PoolTimeout = poolTimeout
 		}
+		if pool > 0 {
+			opts.PoolSize = pool
+		}
 		opts.ClusterStateReloadInterval = clusterStateReload
 		return redis.NewClusterClient(opts), nil
 	}
@@ -406,6 +419,9 @@ func NewRedis(rawURL string) (redis.UniversalClient, error) {
 		if opts.MasterName == "" {
 			return nil, errors.New("REDIS_URL (sentinel): master_name=… is required")
 		}
+		if pool > 0 {
+			opts.PoolSize = pool
+		}
 		return redis.NewFailoverClient(opts), nil
 	}
 	opts, err := redis.ParseURL(rawURL)
@@ -414,6 +430,9 @@ func NewRedis(rawURL string) (redis.UniversalClient, error) {
 	}
 	if opts.PoolTimeout == 0 {
 		opts.PoolTimeout = poolTimeout
+	}
+	if pool > 0 {
+		opts.PoolSize = pool
 	}
 	return redis.NewClient(opts), nil
 }
@@ -489,7 +508,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	}
 	a := &App{cfg: cfg, log: log, rdb: deps.Redis}
 	if a.rdb == nil {
-		if a.rdb, err = NewRedis(cfg.RedisURL); err != nil {
+		if a.rdb, err = NewRedis(cfg.RedisURL, cfg.Workers+cfg.MintWorkers); err != nil {
 			return nil, err
 		}
 	}

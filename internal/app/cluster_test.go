@@ -28,7 +28,7 @@ func TestRedisURLForms(t *testing.T) {
 		}
 	}
 
-	rdb, err := NewRedis("redis-cluster://u:pw@h1:7000,h2:7001,h3:7002?pool_timeout=5s")
+	rdb, err := NewRedis("redis-cluster://u:pw@h1:7000,h2:7001,h3:7002?pool_timeout=5s", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestRedisURLForms(t *testing.T) {
 		o.PoolTimeout != 5*time.Second || o.TLSConfig != nil || o.ClusterStateReloadInterval != clusterStateReload {
 		t.Fatalf("cluster options %+v", o)
 	}
-	tlsc, err := NewRedis("rediss-cluster://h1:7000/0")
+	tlsc, err := NewRedis("rediss-cluster://h1:7000/0", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,9 +51,9 @@ func TestRedisURLForms(t *testing.T) {
 		t.Fatalf("rediss-cluster options %+v", o)
 	}
 	for _, bad := range []string{"redis-cluster://h1:7000/1", "redis-cluster://h1:7000?no_such_option=1"} {
-		if c, err := NewRedis(bad); err == nil {
+		if c, err := NewRedis(bad, 0); err == nil {
 			c.Close()
-			t.Errorf("NewRedis(%q) accepted", bad)
+			t.Errorf("NewRedis(%q, 0) accepted", bad)
 		}
 	}
 }

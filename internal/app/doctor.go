@@ -92,7 +92,7 @@ func (d *doctor) redis(ctx context.Context, cfg Config) {
 	if u, err := url.Parse(cfg.RedisURL); err == nil {
 		shown = u.Redacted()
 	}
-	rdb, err := NewRedis(cfg.RedisURL)
+	rdb, err := NewRedis(cfg.RedisURL, 0)
 	if err != nil {
 		d.check("redis", errors.New("REDIS_URL does not parse (its text is not shown: it may hold a password)"), "", nil,
 			"REDIS_URL takes redis://[user:password@]host:port/db, rediss://…, or redis-sentinel://…?master_name=…")

@@ -129,7 +129,7 @@ func StartLocal(ctx context.Context, getenv func(string) string, log *slog.Logge
 // StartReplica starts one more bot sharing the same Redis, BTP and Slack, as a
 // second pod of a deployment would; Close stops it with the rest.
 func (l *Local) StartReplica(ctx context.Context) (*App, error) {
-	rdb, err := NewRedis(l.Config.RedisURL)
+	rdb, err := NewRedis(l.Config.RedisURL, l.Config.Workers+l.Config.MintWorkers)
 	if err != nil {
 		return nil, err
 	}

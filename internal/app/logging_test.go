@@ -88,7 +88,7 @@ func TestRedisURLErrorsNeverShowThePassword(t *testing.T) {
 		"redis-sentinel://user:s3cret@h1:26379:x,h2:26379/0?master_name=m",
 		"redis-cluster://user:s3cret@h1:7000:x,h2:7001",
 	} {
-		_, err := NewRedis(u)
+		_, err := NewRedis(u, 0)
 		if err == nil {
 			t.Errorf("%s parsed", strings.Replace(u, "s3cret", "…", 1))
 			continue
