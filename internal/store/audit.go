@@ -10,11 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,8 +33,9 @@ import (
 // and the head it expects to its transition's script, which compares and sets
 // the head in the same atomic step as the transition (AUDITHEAD when another
 // writer got there first; then the writer MACs again and retries). Writers in
-// one process take turns (auditChain.mu), so they do not race each other for
-// the head; only replicas do. There the replica that just wrote hears of the
+// one process queue their entries and one of them sends the queue chained in
+// one pipeline (auditbatch.go), so they do not race each other for the head;
+// only replicas do. There the replica that just wrote hears of the
 // new head first and would win the next race too, starving the others; so a
 // writer that lost a race claims the turn (<prefix>:audit:turn, for at most
 // 250 ms): until it has written, every other writer is told AUDITTURN and
@@ -91,14 +92,21 @@ func ParseAuditHead(v string) (AuditHead, error) {
 	return AuditHead{Chain: parts[0], Seq: seq, MAC: parts[2]}, nil
 }
 
-// auditChain is a store's side of the chain: its keys, the head it last saw
-// and the turn its writers take.
+// auditChain is a store's side of the chain: its keys, the head it last saw,
+// the turn it claimed, and the queue of entries waiting to be written
+// (auditbatch.go).
 type auditChain struct {
-	mu    sync.Mutex
+	mu    sync.Mutex // held by the one writer that leads (and by setters)
 	keys  *AuditKeys
 	sink  func(AuditRecord)
 	head  string // the head's value in Redis as last seen
 	known bool   // head is current as far as this process knows
+	token string // the turn this process claims after losing a race ("" none)
+
+	qmu     sync.Mutex // guards queue, leading and each queued call's state
+	queue   []*auditCall
+	leading bool
+	rounds  atomic.Int64 // pipelines sent (tests)
 }
 
 // UseAuditKeys sets the keys that MAC the trail. A store without them MACs
@@ -143,7 +151,8 @@ func (w auditWrite) args() []any {
 }
 
 // auditTries bounds the retries of one entry when other replicas keep moving
-// the head; in one process writers take turns and never retry.
+// the head; in one process the writers' entries are chained in one queue and
+// retry only behind an entry of theirs that was refused.
 const auditTries = 500
 
 // releaseTurnScript gives the turn up if the caller still holds it.
@@ -151,101 +160,6 @@ var releaseTurnScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1
 
 // errNothingToTrim is how trim's run says its script wrote nothing.
 var errNothingToTrim = errors.New("nothing to trim")
-
-// appendAudit MACs entry as the next one of the chain and runs the script
-// that writes it (run returns the entry's stream id), again with a fresh MAC
-// whenever the script finds that another writer moved the head.
-func (s *Store) appendAudit(ctx context.Context, entry string, run func(auditWrite) (string, error)) error {
-	c := &s.audit
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rec, err := s.appendLocked(ctx, entry, run)
-	// Under the lock, so that the sink sees this process's entries in
-	// sequence order (a SIEM gets them in order); it never blocks.
-	if err == nil && c.sink != nil {
-		c.sink(rec)
-	}
-	return err
-}
-
-func (s *Store) appendLocked(ctx context.Context, entry string, run func(auditWrite) (string, error)) (AuditRecord, error) {
-	c := &s.audit
-	keys := s.auditKeysLocked()
-	token := "" // set once this writer lost a race: it claims the turn
-	defer func() {
-		if token != "" {
-			// Written or not, the turn is over (the script gives it up
-			// when it writes; this is for the other ways out).
-			_ = releaseTurnScript.Run(context.WithoutCancel(ctx), s.rdb, []string{s.auditTurnKey()}, token).Err()
-		}
-	}()
-	wait := 100 * time.Microsecond
-	for range auditTries {
-		if !c.known {
-			v, err := s.rdb.Get(ctx, s.auditHeadKey()).Result()
-			if err != nil && !errors.Is(err, redis.Nil) {
-				return AuditRecord{}, fmt.Errorf("read the audit head: %w", err)
-			}
-			c.head, c.known = v, true
-		}
-		rec := AuditRecord{Entry: json.RawMessage(entry)}
-		w := auditWrite{expect: c.head}
-		if h, _, ok := decodeHead(c.head); ok {
-			rec.Chain, rec.Seq, rec.Prev = h.Chain, h.Seq+1, h.MAC
-		} else {
-			// No head (a new trail, or one whose head was deleted or
-			// overwritten): start a chain. The genesis marker is only
-			// written if there is none, so a restart stays visible.
-			rec.Chain, rec.Seq = newChainID(), 1
-			w.genesis = encodeGenesis(keys, rec.Chain, time.Now())
-		}
-		rec.MAC = keys.entryMAC(rec.Chain, rec.Seq, rec.Prev, entry)
-		w.seq, w.chain, w.prev, w.mac = strconv.FormatInt(rec.Seq, 10), rec.Chain, rec.Prev, rec.MAC
-		w.head = encodeHead(keys, AuditHead{Chain: rec.Chain, Seq: rec.Seq, MAC: rec.MAC})
-		w.turn = token
-		id, err := run(w)
-		if err == nil {
-			c.head, rec.ID = w.head, id
-			token = "" // the script gave the turn up
-			return rec, nil
-		}
-		if token == "" && isAuditRace(err) {
-			token = newChainID()
-		}
-		if strings.HasPrefix(err.Error(), "AUDITTURN") {
-			// Another writer's turn: it writes within a round trip.
-			t := time.NewTimer(wait/2 + time.Duration(mrand.Int64N(int64(wait))))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return AuditRecord{}, ctx.Err()
-			case <-t.C:
-			}
-			wait = min(2*wait, 5*time.Millisecond)
-			continue
-		}
-		if moved, ok := strings.CutPrefix(err.Error(), "AUDITHEAD"); ok {
-			// The script says where the head is; read it back from Redis if
-			// what it says is not a head (Redis may have mangled it).
-			moved = strings.TrimPrefix(moved, " ")
-			if _, _, ok := decodeHead(moved); ok {
-				c.head = moved
-			} else {
-				c.known = false
-			}
-			continue
-		}
-		// A reply of the script's (CONFLICT, EXISTS, …) comes before its
-		// first write: the head stayed. After any other error the script
-		// may or may not have run.
-		var reply redis.Error
-		if !errors.As(err, &reply) && !errors.Is(err, errNothingToTrim) {
-			c.known = false
-		}
-		return AuditRecord{}, err
-	}
-	return AuditRecord{}, fmt.Errorf("audit: the chain head kept moving (%d tries)", auditTries)
-}
 
 func isAuditRace(err error) bool {
 	return strings.HasPrefix(err.Error(), "AUDITHEAD") || strings.HasPrefix(err.Error(), "AUDITTURN")
@@ -726,13 +640,17 @@ func (s *Store) TrimAudit(ctx context.Context, keep, slack int64) (AuditTrim, er
 		if err != nil {
 			return out, err
 		}
-		err = s.appendAudit(ctx, string(entry), func(w auditWrite) (string, error) {
-			res, err := trimScript.Run(ctx, s.rdb, []string{s.auditKey(), s.auditHeadKey(), s.auditGenesisKey(), s.auditTurnKey()},
-				append([]any{keepFrom.ID, string(entry)}, w.args()...)...).Text()
-			if err == nil && res == "" {
-				return "", errNothingToTrim
-			}
-			return res, err
+		err = s.appendAudit(ctx, string(entry), auditOp{
+			script: trimScript,
+			keys:   []string{s.auditKey(), s.auditHeadKey(), s.auditGenesisKey(), s.auditTurnKey()},
+			args:   []any{keepFrom.ID, string(entry)},
+			read: func(c *redis.Cmd) (string, error) {
+				res, err := c.Text()
+				if err == nil && res == "" {
+					return "", errNothingToTrim
+				}
+				return res, err
+			},
 		})
 		if errors.Is(err, errNothingToTrim) {
 			return out, nil

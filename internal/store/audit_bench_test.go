@@ -18,7 +18,8 @@ import (
 // these measure what that costs. Against the REDIS_URL of `go test -bench`
 // (or a redis-server of the benchmark's own), 50 goroutines at a time.
 
-// BenchmarkAuditedTransitions: one replica; its writers take turns.
+// BenchmarkAuditedTransitions: one replica; its writers' entries go out in
+// pipelined rounds.
 func BenchmarkAuditedTransitions(b *testing.B) {
 	benchmarkTransitions(b, 1)
 }

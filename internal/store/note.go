@@ -25,9 +25,9 @@ func (s *Store) Note(ctx context.Context, a approval.AuditEntry) error {
 		return fmt.Errorf("encode audit entry: %w", err)
 	}
 	entry := string(b)
-	return s.appendAudit(ctx, entry, func(w auditWrite) (string, error) {
-		return noteScript.Run(ctx, s.rdb,
-			[]string{s.auditKey(), s.auditHeadKey(), s.auditGenesisKey(), s.auditTurnKey()},
-			append([]any{entry}, w.args()...)...).Text()
+	return s.appendAudit(ctx, entry, auditOp{
+		script: noteScript,
+		keys:   []string{s.auditKey(), s.auditHeadKey(), s.auditGenesisKey(), s.auditTurnKey()},
+		args:   []any{entry},
 	})
 }

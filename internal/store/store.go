@@ -150,12 +150,13 @@ func (s *Store) Create(ctx context.Context, r *approval.Request, a approval.Audi
 	if err != nil {
 		return err
 	}
-	err = s.appendAudit(ctx, audit, func(w auditWrite) (string, error) {
-		return createScript.Run(ctx, s.rdb,
-			[]string{s.reqKey(r.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey(), s.pendingKey(), s.userKey(r.Requester),
-				s.nameKey(r.Scope, r.Name), s.auditGenesisKey(), s.auditTurnKey(), s.mintKey(), s.breakglassKey(r.Requester)},
-			append(append([]any{string(r.State), data, audit, r.ID, deadline.UnixMilli(), r.CreatedAt.UnixMilli(),
-				s.keep.Lists.Milliseconds(), UserListMax}, w.args()...), flag(r.Breakglass))...).Text()
+	err = s.appendAudit(ctx, audit, auditOp{
+		script: createScript,
+		keys: []string{s.reqKey(r.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey(), s.pendingKey(), s.userKey(r.Requester),
+			s.nameKey(r.Scope, r.Name), s.auditGenesisKey(), s.auditTurnKey(), s.mintKey(), s.breakglassKey(r.Requester)},
+		args: []any{string(r.State), data, audit, r.ID, deadline.UnixMilli(), r.CreatedAt.UnixMilli(),
+			s.keep.Lists.Milliseconds(), UserListMax},
+		after: []any{flag(r.Breakglass)},
 	})
 	switch {
 	case err == nil:
@@ -208,14 +209,14 @@ func (s *Store) Apply(ctx context.Context, next *approval.Request, from approval
 	if next.State.Terminal() {
 		ended = strconv.FormatInt(s.keep.Ended.Milliseconds(), 10)
 	}
-	err = s.appendAudit(ctx, audit, func(w auditWrite) (string, error) {
-		return applyScript.Run(ctx, s.rdb,
-			[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.mintKey(), s.deadlineKey(),
-				s.pendingKey(), s.nameKey(next.Scope, next.Name), s.auditGenesisKey(), s.auditTurnKey(), s.userKey(next.Requester),
-				s.breakglassKey(next.Requester), s.credsKey(next.Requester)},
-			append([]any{string(from), strconv.FormatInt(fromVersion, 10), string(next.State), data, audit, next.ID,
-				flag(fx.EnqueueMint), string(fx.SealedSecret), fx.SecretTTL.Milliseconds(), flag(fx.DropSecret),
-				deadline, flag(fx.ClearDeadline), flag(fx.ReleaseName), ended, s.keep.Lists.Milliseconds()}, w.args()...)...).Text()
+	err = s.appendAudit(ctx, audit, auditOp{
+		script: applyScript,
+		keys: []string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.mintKey(), s.deadlineKey(),
+			s.pendingKey(), s.nameKey(next.Scope, next.Name), s.auditGenesisKey(), s.auditTurnKey(), s.userKey(next.Requester),
+			s.breakglassKey(next.Requester), s.credsKey(next.Requester)},
+		args: []any{string(from), strconv.FormatInt(fromVersion, 10), string(next.State), data, audit, next.ID,
+			flag(fx.EnqueueMint), string(fx.SealedSecret), fx.SecretTTL.Milliseconds(), flag(fx.DropSecret),
+			deadline, flag(fx.ClearDeadline), flag(fx.ReleaseName), ended, s.keep.Lists.Milliseconds()},
 	})
 	if err != nil && strings.HasPrefix(err.Error(), "CONFLICT") {
 		return fmt.Errorf("request %s: %w", next.ID, approval.ErrConflict)
@@ -234,19 +235,22 @@ func (s *Store) Take(ctx context.Context, next *approval.Request, fromVersion in
 		dl = strconv.FormatInt(deadline.UnixMilli(), 10)
 	}
 	var sealed string
-	err = s.appendAudit(ctx, audit, func(w auditWrite) (string, error) {
-		res, err := takeScript.Run(ctx, s.rdb,
-			[]string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey(), s.auditGenesisKey(), s.auditTurnKey()},
-			append([]any{strconv.FormatInt(fromVersion, 10), data, audit, next.ID, dl}, w.args()...)...).Slice()
-		if err != nil {
-			return "", err
-		}
-		if len(res) != 2 {
-			return "", fmt.Errorf("take: unexpected reply %d values", len(res))
-		}
-		sealed, _ = res[0].(string)
-		id, _ := res[1].(string)
-		return id, nil
+	err = s.appendAudit(ctx, audit, auditOp{
+		script: takeScript,
+		keys:   []string{s.reqKey(next.ID), s.secretKey(next.ID), s.auditKey(), s.auditHeadKey(), s.deadlineKey(), s.auditGenesisKey(), s.auditTurnKey()},
+		args:   []any{strconv.FormatInt(fromVersion, 10), data, audit, next.ID, dl},
+		read: func(c *redis.Cmd) (string, error) {
+			res, err := c.Slice()
+			if err != nil {
+				return "", err
+			}
+			if len(res) != 2 {
+				return "", fmt.Errorf("take: unexpected reply %d values", len(res))
+			}
+			sealed, _ = res[0].(string)
+			id, _ := res[1].(string)
+			return id, nil
+		},
 	})
 	switch {
 	case err == nil:
