@@ -240,7 +240,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c, err := ConfigFromEnv(getenv)
 	errs := []error{err, c.Validate()}
 	if c.RedisURL != "" {
-		rdb, rerr := NewRedis(c.RedisURL)
+		rdb, rerr := NewRedis(c.RedisURL, 0)
 		if rerr != nil {
 			errs = append(errs, rerr)
 		} else {
