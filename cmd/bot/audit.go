@@ -15,9 +15,9 @@ import (
 )
 
 const auditUsage = `usage:
-  bot audit verify [--expect-head CHAIN/SEQ/MAC]   check the trail (needs CREDBOT_AUDIT_KEY)
-  bot audit export [--since RFC3339-TIME|STREAM-ID] write the trail as JSON lines
-  bot audit trim --keep N                          remove all but the last N entries, through a checkpoint`
+  credbot audit verify [--expect-head CHAIN/SEQ/MAC]   check the trail (needs CREDBOT_AUDIT_KEY)
+  credbot audit export [--since RFC3339-TIME|STREAM-ID] write the trail as JSON lines
+  credbot audit trim --keep N                          remove all but the last N entries, through a checkpoint`
 
 func audit(ctx context.Context, args []string) error {
 	return auditCmd(ctx, args, os.Getenv, os.Stdout)
@@ -25,8 +25,12 @@ func audit(ctx context.Context, args []string) error {
 
 // auditCmd runs `bot audit …` against REDIS_URL under CREDBOT_KEY_PREFIX.
 func auditCmd(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	if wantsHelp(args) {
+		fmt.Fprintln(out, "Usage:\n"+strings.TrimPrefix(auditUsage, "usage:\n"))
+		return nil
+	}
 	if len(args) == 0 {
-		return errors.New(auditUsage)
+		return usageError{auditUsage}
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
@@ -35,18 +39,18 @@ func auditCmd(ctx context.Context, args []string, getenv func(string) string, ou
 	since := fs.String("since", "", "")
 	keep := fs.Int64("keep", 0, "")
 	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 {
-		return errors.New(auditUsage)
+		return usageError{auditUsage}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	allowed := map[string]string{"verify": "expect-head", "export": "since", "trim": "keep"}[sub]
 	for name := range set {
 		if name != allowed {
-			return errors.New(auditUsage)
+			return usageError{auditUsage}
 		}
 	}
 	if allowed == "" || (sub == "trim" && *keep < 2) {
-		return errors.New(auditUsage)
+		return usageError{auditUsage}
 	}
 
 	cfg, err := app.ConfigFromEnv(getenv)

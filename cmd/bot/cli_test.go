@@ -47,7 +47,8 @@ func TestHelpListsEveryCommandAndEveryDocumentedVariable(t *testing.T) {
 func TestTheCommandLineFollowsConventions(t *testing.T) {
 	ctx := context.Background()
 	for _, args := range [][]string{{"--help"}, {"help"}, {"-h"}, {"help", "doctor"}, {"--version"}, {"version"},
-		{"local", "--help"}, {"serve", "-h"}, {"policy", "test", "--help"}, {"doctor", "--help"}} {
+		{"local", "--help"}, {"serve", "-h"}, {"policy", "test", "--help"}, {"doctor", "--help"},
+		{"audit", "--help"}, {"audit", "verify", "--help"}, {"audit", "trim", "-h"}, {"help", "audit"}} {
 		if err := run(ctx, args); err != nil {
 			t.Errorf("%v: %v, want nil", args, err)
 		}
@@ -55,7 +56,8 @@ func TestTheCommandLineFollowsConventions(t *testing.T) {
 	if err := run(ctx, []string{"load", "-h"}); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("load -h: %v, want flag.ErrHelp (exit 0)", err)
 	}
-	for _, args := range [][]string{{"frobnicate"}, {"serve", "audit", "verify"}, {"local", "extra"}, {"doctor", "x"}, {"policy"}, {"policy", "test", "a", "b"}} {
+	for _, args := range [][]string{{"frobnicate"}, {"serve", "audit", "verify"}, {"local", "extra"}, {"doctor", "x"}, {"policy"}, {"policy", "test", "a", "b"},
+		{"audit"}, {"audit", "frobnicate"}, {"audit", "verify", "extra"}, {"audit", "trim", "--keep", "1"}} {
 		var ue usageError
 		if err := run(ctx, args); !errors.As(err, &ue) {
 			t.Errorf("%v: %v, want a usage error (exit 2)", args, err)
@@ -98,5 +100,24 @@ func TestServeReportsEveryConfigurationProblemAtOnce(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "btp: btp:") {
 		t.Errorf("a BTP error is prefixed twice:\n%v", err)
+	}
+}
+
+// serve logs JSON by default (what a log pipeline takes), including the bare
+// image entrypoint with a bot token; the interactive commands log text.
+func TestServeLogsJSONByDefault(t *testing.T) {
+	token := func(k string) string { return map[string]string{"SLACK_BOT_TOKEN": "xoxb-1"}[k] }
+	none := func(string) string { return "" }
+	for _, c := range []struct {
+		cmd    string
+		getenv func(string) string
+		want   string
+	}{
+		{"serve", none, "json"}, {"", token, "json"}, {"", none, "text"}, {"local", token, "text"},
+		{"doctor", token, "text"}, {"audit", token, "text"},
+	} {
+		if got := defaultLogFormat(c.cmd, c.getenv); got != c.want {
+			t.Errorf("credbot %s: default log format %s, want %s", c.cmd, got, c.want)
+		}
 	}
 }

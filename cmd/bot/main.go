@@ -99,12 +99,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
-	// A server's lines go to a log pipeline (JSON); a person at a terminal
-	// reads the rest (text). CREDBOT_LOG_FORMAT overrides either.
-	format := "text"
-	if cmd == "serve" || (cmd == "" && os.Getenv("SLACK_BOT_TOKEN") != "") {
-		format = "json"
-	}
+	format := defaultLogFormat(cmd, os.Getenv)
 	log, err := app.NewLogger(os.Getenv, os.Stderr, format)
 	if err != nil {
 		if format == "json" { // serve: report every configuration problem, not only the log settings
@@ -164,6 +159,15 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	}
 	return usageError{fmt.Sprintf("unknown command %q (try: credbot --help)", cmd)}
+}
+
+// defaultLogFormat: a server's lines go to a log pipeline (JSON); a person
+// at a terminal reads the rest (text). CREDBOT_LOG_FORMAT overrides either.
+func defaultLogFormat(cmd string, getenv func(string) string) string {
+	if cmd == "serve" || (cmd == "" && getenv("SLACK_BOT_TOKEN") != "") {
+		return "json"
+	}
+	return "text"
 }
 
 func serve(ctx context.Context, log *slog.Logger) error {
