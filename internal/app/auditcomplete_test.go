@@ -312,3 +312,27 @@ func TestEveryRefusedAttemptAndDecisionIsRecordedWithItsRuleAndPolicy(t *testing
 		}
 	}
 }
+
+// TestALookupThatCannotBeRecordedIsNotAnswered: a security team must be able
+// to see who looked, so when the audit trail cannot take the entry, an
+// admin's list and get answer nothing.
+func TestALookupThatCannotBeRecordedIsNotAnswered(t *testing.T) {
+	h := start(t, nil)
+	ctx := ctxT(t)
+	const admin = "U0LOCALADM"
+	h.makeVictim(t, ctx, "made-by-hand")
+	if _, err := h.App.Service.GetCredential(ctx, admin, defaultScope, "made-by-hand"); err != nil {
+		t.Fatal(err)
+	}
+	// Someone breaks the audit stream: nothing can be appended to it.
+	key := h.App.Store.AuditKey()
+	h.redis.Client.Del(ctx, key)
+	h.redis.Client.Set(ctx, key, "not a stream", 0)
+	if creds, err := h.App.Service.ListCredentials(ctx, admin, defaultScope); err == nil || len(creds) != 0 {
+		t.Fatalf("an unrecorded list was answered: %v, %v", creds, err)
+	}
+	if v, err := h.App.Service.GetCredential(ctx, admin, defaultScope, "made-by-hand"); err == nil || v.Credential.Name != "" {
+		t.Fatalf("an unrecorded get was answered: %+v, %v", v, err)
+	}
+	h.redis.Client.Del(ctx, key)
+}
