@@ -35,24 +35,10 @@ func StartCluster(dir string) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNoRedisCLI, err)
 	}
-	ports, err := freePorts(12) // a client port and a cluster bus port per node
-	if err != nil {
-		return nil, err
-	}
 	c := &Cluster{}
-	for i := range 6 {
-		port, bus := ports[2*i], ports[2*i+1]
-		d := filepath.Join(dir, strconv.Itoa(port))
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			c.Stop()
-			return nil, err
-		}
-		s := &Server{port: port, dir: d, aof: true, extra: []string{
-			"--cluster-enabled", "yes", "--cluster-config-file", fmt.Sprintf("nodes-%d.conf", port),
-			"--cluster-node-timeout", "1000", "--cluster-port", strconv.Itoa(bus),
-			"--repl-diskless-sync-delay", "0", // replicas sync at once, not after 5 s
-		}}
-		if err := s.start(); err != nil {
+	for range 6 {
+		s, err := startNode(dir)
+		if err != nil {
 			c.Stop()
 			return nil, err
 		}
@@ -360,6 +346,32 @@ func poll(ctx context.Context, check func(context.Context) error) error {
 		case <-time.After(50 * time.Millisecond): // polling processes; not a timing assertion
 		}
 	}
+}
+
+// startNode starts one cluster node with AOF on a free client port and a
+// free cluster bus port, on other ports if another process took one of them.
+func startNode(dir string) (*Server, error) {
+	var err error
+	for range startAttempts {
+		var ports []int
+		if ports, err = freePorts(2); err != nil {
+			return nil, err
+		}
+		port, bus := ports[0], ports[1]
+		d := filepath.Join(dir, strconv.Itoa(port))
+		if err = os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+		s := &Server{port: port, dir: d, aof: true, extra: []string{
+			"--cluster-enabled", "yes", "--cluster-config-file", fmt.Sprintf("nodes-%d.conf", port),
+			"--cluster-node-timeout", "1000", "--cluster-port", strconv.Itoa(bus),
+			"--repl-diskless-sync-delay", "0", // replicas sync at once, not after 5 s
+		}}
+		if err = s.start(); !errors.Is(err, errPortTaken) {
+			return s, err
+		}
+	}
+	return nil, err
 }
 
 // freePorts returns n distinct free loopback ports (all held open until

@@ -8,12 +8,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,6 +147,7 @@ func keys(ctx context.Context, c redis.UniversalClient, prefix string) ([]string
 // Server is a redis-server process on 127.0.0.1.
 type Server struct {
 	cmd   *exec.Cmd
+	done  chan struct{} // closed once cmd exited
 	port  int
 	dir   string
 	aof   bool
@@ -154,13 +157,34 @@ type Server struct {
 // StartServer runs redis-server on a free loopback port with its files in dir;
 // aof turns on the append-only file (fsync always), for restart tests.
 func StartServer(dir string, aof bool) (*Server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{port: port, dir: dir, aof: aof}
-	return s, s.start()
+	return startOn(dir, aof, freePort)
 }
+
+// startAttempts bounds the ports tried when others keep taking them.
+const startAttempts = 5
+
+// startOn starts a server on the port pick gives, and on a fresh free port
+// if another process took that one first (after the first try pick is not
+// asked again: it may keep giving the taken port).
+func startOn(dir string, aof bool, pick func() (int, error)) (*Server, error) {
+	var err error
+	for range startAttempts {
+		var port int
+		if port, err = pick(); err != nil {
+			return nil, err
+		}
+		pick = freePort
+		s := &Server{port: port, dir: dir, aof: aof}
+		if err = s.start(); !errors.Is(err, errPortTaken) {
+			return s, err
+		}
+	}
+	return nil, err
+}
+
+// errPortTaken: the server that answers on the port is not the one started
+// (it could not bind it: another process took the port after it was found free).
+var errPortTaken = errors.New("port taken by another process")
 
 func (s *Server) start() error {
 	bin, err := exec.LookPath("redis-server")
@@ -179,20 +203,44 @@ func (s *Server) start() error {
 	if err := s.cmd.Start(); err != nil {
 		return err
 	}
+	s.waitExit()
 	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err = c.Ping(ctx).Err()
+		var info string
+		info, err = c.Info(ctx, "server").Result()
 		cancel()
 		if err == nil {
+			// The process answering must be ours.
+			ours := strconv.Itoa(s.cmd.Process.Pid)
+			if pid := infoField(info, "process_id"); pid != ours {
+				s.Stop()
+				return fmt.Errorf("%w: %s answers as process %s, not as the redis-server started (%s)", errPortTaken, s.Addr(), pid, ours)
+			}
 			return nil
 		}
-		time.Sleep(20 * time.Millisecond) // polling a starting process; not a timing assertion
+		select {
+		case <-s.done:
+			// It could not bind its port (or its cluster bus port).
+			s.Stop()
+			return fmt.Errorf("%w: redis-server on %s exited at start", errPortTaken, s.Addr())
+		case <-time.After(20 * time.Millisecond): // polling a starting process; not a timing assertion
+		}
 	}
 	s.Stop()
 	return fmt.Errorf("redis-server did not answer on %s: %w", s.Addr(), err)
+}
+
+// infoField is one field of an INFO reply ("" if it has none).
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // Addr is host:port.
@@ -205,9 +253,23 @@ func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
 func (s *Server) Stop() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-		s.cmd = nil
+		if s.done != nil {
+			<-s.done
+		} else {
+			_ = s.cmd.Wait()
+		}
+		s.cmd, s.done = nil, nil
 	}
+}
+
+// waitExit reaps the started process; done is closed when it exited.
+func (s *Server) waitExit() {
+	cmd, done := s.cmd, make(chan struct{})
+	s.done = done
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
 }
 
 // Restart kills the server (like a crash) and starts it again on the same port
