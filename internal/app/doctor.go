@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -130,6 +131,10 @@ func (d *doctor) slack(ctx context.Context, cfg Config, routed []string) {
 	if err != nil {
 		return
 	}
+	if cfg.SlackAppToken != "" {
+		err := socketModeOpens(cctx, cfg)
+		d.check("Socket Mode (SLACK_APP_TOKEN)", err, "socket_mode", func() string { return "apps.connections.open accepts the app-level token" }, "")
+	}
 	granted, err := tokenScopes(cctx, cfg)
 	var missing []string
 	if err == nil {
@@ -163,6 +168,34 @@ func (d *doctor) slack(ctx context.Context, cfg Config, routed []string) {
 		}
 		d.check(ch.env+" "+ch.id, err, "channel:", func() string { return "#" + name + ": the bot is a member" }, "")
 	}
+}
+
+// socketModeOpens asks Slack for a Socket Mode URL with the app-level token,
+// as a replica does before it connects: it fails with invalid_auth for a
+// wrong token and missing_scope without connections:write. The URL it
+// returns is not used; Slack lets it expire.
+func socketModeOpens(ctx context.Context, cfg Config) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.SlackAPIURL+"apps.connections.open", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+cfg.SlackAppToken)
+	resp, err := (&http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		return fmt.Errorf("apps.connections.open: %w", err)
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&answer); err != nil {
+		return fmt.Errorf("apps.connections.open: HTTP %d, not Slack's JSON answer", resp.StatusCode)
+	}
+	if !answer.OK {
+		return fmt.Errorf("apps.connections.open: %s", answer.Error)
+	}
+	return nil
 }
 
 // tokenScopes asks Slack which scopes the bot token has (auth.test answers

@@ -47,6 +47,24 @@ func TestDoctorPassesAHealthyDeploymentAndSaysHowToFixABrokenOne(t *testing.T) {
 	}
 	t.Logf("healthy:\n%s", out)
 
+	// Socket Mode: the app-level token is checked too (apps.connections.open).
+	env = h.doctorEnv(srv.URL())
+	env["SLACK_APP_TOKEN"] = "xapp-1-A0CREDBOT-1-doctor"
+	h.Slack.EnableSocketMode(env["SLACK_APP_TOKEN"])
+	if out, err := doctorRun(t, env); err != nil || !strings.Contains(out, "✔ Socket Mode") {
+		t.Errorf("a working app-level token: %v\n%s", err, out)
+	}
+	h.Slack.EnableSocketMode("xapp-1-another-app")
+	out, err = doctorRun(t, env)
+	if err == nil || !strings.Contains(out, "✘ Socket Mode") || !strings.Contains(out, "invalid_auth") || !strings.Contains(out, "check SLACK_APP_TOKEN") {
+		t.Errorf("a refused app-level token: %v\n%s", err, out)
+	}
+	if strings.Contains(out, env["SLACK_APP_TOKEN"]) {
+		t.Error("doctor printed the app-level token")
+	}
+	h.Slack.EnableSocketMode("")
+	env = h.doctorEnv(srv.URL())
+
 	// Everything that can go wrong, at once.
 	h.Slack.SetScopes("commands", "chat:write")
 	h.Slack.RemoveBot(localApprovals, true)
@@ -80,6 +98,11 @@ func TestDoctorPassesAHealthyDeploymentAndSaysHowToFixABrokenOne(t *testing.T) {
 	}
 	if strings.Contains(out, "wrong@") || strings.Contains(out, h.Config.SlackBotToken) {
 		t.Error("doctor printed a secret")
+	}
+	// The password is missing from REDIS_URL altogether.
+	out, _ = doctorRun(t, h.doctorEnv(srv.URL()))
+	if !strings.Contains(out, "✘ redis") || !strings.Contains(out, "NOAUTH") || !strings.Contains(out, "REDIS_URL has none") {
+		t.Errorf("a REDIS_URL without the password Redis asks for is not explained:\n%s", out)
 	}
 
 	// A Redis without an append-only file, and a break-glass channel the bot

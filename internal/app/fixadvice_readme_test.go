@@ -20,6 +20,7 @@ func TestREADMETroubleshootingGivesTheSameAdvice(t *testing.T) {
 	readme := strings.Join(strings.Fields(strings.ReplaceAll(string(b), "`", "")), " ")
 	for _, c := range []struct{ dep, err string }{
 		{"redis", "WRONGPASS invalid username-password pair or user is disabled."},
+		{"redis", "NOAUTH Authentication required."},
 		{"redis", "READONLY You can't write against a read only replica."},
 		{"redis", "dial tcp 10.0.0.1:6379: i/o timeout"},
 		{"redis_aof", "Redis does not append writes to a log (appendonly no)"},

@@ -185,6 +185,8 @@ func fixFor(dep string, err error) string {
 	switch {
 	case dep == "redis" && strings.Contains(msg, "WRONGPASS"):
 		return "REDIS_URL has the wrong user or password (WRONGPASS): check the Secret it comes from"
+	case dep == "redis" && strings.Contains(msg, "NOAUTH"):
+		return "Redis asks for a password and REDIS_URL has none (NOAUTH): put it in REDIS_URL (redis://:PASSWORD@host:6379/0, or USER:PASSWORD@ with ACL users), from the Secret it comes from"
 	case dep == "redis" && strings.Contains(msg, "READONLY"):
 		return "REDIS_URL points at a read-only replica: point it at the primary (or use redis-sentinel://)"
 	case dep == "redis":
