@@ -352,10 +352,18 @@ type App struct {
 	wg          sync.WaitGroup
 	// replica names this process in Redis: its liveness lease and the
 	// consumer names of its workers ("<replica>/inbox-0", "<replica>/mint-0").
-	replica    string
+	replica string
+	// started is when Start began: Socket Mode's first connection is given
+	// socketFirstConnect before it counts as failing.
+	started    time.Time
 	stopTaking context.CancelFunc // workers and minters take no new job
 	working    sync.WaitGroup     // workers and minters
 }
+
+// socketFirstConnect is how long a starting replica's first Socket Mode
+// connection may take before /readyz and the log report it as not
+// connected (under healthEvery, so the second round of checks tells).
+const socketFirstConnect = 20 * time.Second
 
 // replicaLease is how long a replica's liveness lease lasts without a
 // heartbeat; its work is taken over within this plus the store's takeover
@@ -644,10 +652,13 @@ func (a *App) dependencies(issuer approval.Issuer) []dependency {
 	}})
 	if a.cfg.SlackAppToken != "" {
 		deps = append(deps, dependency{name: "socket_mode", check: func(context.Context) (error, bool) {
-			if !a.handlers.SocketConnected() {
-				return unmet("Socket Mode is not connected"), false
+			if a.handlers.SocketConnected() {
+				return nil, false
 			}
-			return nil, false
+			if !a.handlers.SocketEverConnected() && time.Since(a.started) < socketFirstConnect {
+				return errNotYet, false
+			}
+			return unmet("Socket Mode is not connected"), false
 		}})
 	}
 	for i := range deps {
@@ -667,6 +678,7 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	a.ln = ln
+	a.started = time.Now()
 	ctx, a.cancel = context.WithCancel(ctx)
 	mux := http.NewServeMux()
 	mux.Handle("/", a.handlers.Handler())

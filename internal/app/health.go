@@ -31,6 +31,12 @@ import (
 // minute at most.
 const healthEvery = 30 * time.Second
 
+// errNotYet is a check's answer when it cannot tell yet (Socket Mode making
+// its first connection): the dependency is left out of the report, the
+// metric and the log until it can, so that every start does not log a
+// failure and its recovery.
+var errNotYet = errors.New("not known yet")
+
 // dependency is one thing a replica needs.
 type dependency struct {
 	name string
@@ -93,6 +99,9 @@ func (h *health) refresh(ctx context.Context) {
 	defer h.mu.Unlock()
 	for i, d := range h.deps {
 		r := results[i]
+		if errors.Is(r.err, errNotYet) {
+			continue
+		}
 		next := depState{OK: r.err == nil, Since: now}
 		if r.err != nil {
 			next.Critical, next.Error = r.critical, r.err.Error()

@@ -157,6 +157,7 @@ type Server struct {
 	draining  atomic.Bool    // Drain began: /readyz fails, workers take no new jobs
 	sockets   sync.WaitGroup // running RunSocketMode calls
 	socket    atomic.Int32   // Socket Mode: 0 unused, 1 connecting, 2 connected
+	socketUp  atomic.Bool    // Socket Mode was connected at least once
 }
 
 // NewServer returns the handlers; Close waits for work started after acks.

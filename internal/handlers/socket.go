@@ -74,6 +74,10 @@ func (s *Server) RunSocketMode(ctx context.Context, client *socketmode.Client) e
 // in HTTP mode).
 func (s *Server) SocketConnected() bool { return s.socket.Load() == socketConnected }
 
+// SocketEverConnected reports whether Socket Mode has been connected since
+// the start: before that, "not connected" means "not yet", not "lost".
+func (s *Server) SocketEverConnected() bool { return s.socketUp.Load() }
+
 // ErrClosed is returned by RunSocketMode once Close has begun.
 var ErrClosed = errors.New("handlers: closed")
 
@@ -91,6 +95,7 @@ func (s *Server) socketEvent(ctx context.Context, client *socketmode.Client, evt
 		s.log.InfoContext(ctx, "socket mode connected")
 	case socketmode.EventTypeHello:
 		s.socket.Store(socketConnected)
+		s.socketUp.Store(true)
 		if evt.Request != nil {
 			s.log.InfoContext(ctx, "socket mode hello", "connections", evt.Request.NumConnections)
 		}
