@@ -174,6 +174,50 @@ func TestAuditReportsTheNewestEntryDeleted(t *testing.T) {
 	reported(t, s, "", "the audit head (seq 5) does not verify: it was forged")
 }
 
+func TestAuditReportsAnInsertedEntry(t *testing.T) {
+	ctx := context.Background()
+	s, r := newStore(t)
+	history(t, s)
+	msgs, err := r.Client.XRange(ctx, s.auditKey(), "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := msgs[len(msgs)-1]
+	chain, prev := last.Values["chain"].(string), last.Values["mac"].(string)
+	// Appended after the last entry, linked to it, with a made-up MAC under
+	// credbot's key id.
+	forged := s.audit.keys.KeyID() + ":" + strings.Repeat("ab", 32)
+	r.Client.XAdd(ctx, &redis.XAddArgs{Stream: s.auditKey(), Values: []any{
+		"entry", `{"request_id":"r0000000000a1","from":"PENDING","to":"APPROVED","actor":"U9"}`,
+		"seq", "7", "chain", chain, "prev", prev, "mac", forged}})
+	reported(t, s, "", "(seq 7): the MAC does not verify")
+	// A copy of a genuine entry slipped in between two others: a replay.
+	r.Client.Del(ctx, s.auditKey())
+	for i, m := range msgs {
+		r.Client.XAdd(ctx, &redis.XAddArgs{Stream: s.auditKey(), ID: m.ID, Values: m.Values})
+		if i == 3 {
+			ms, _, _ := strings.Cut(m.ID, "-")
+			r.Client.XAdd(ctx, &redis.XAddArgs{Stream: s.auditKey(), ID: ms + "-999999", Values: msgs[1].Values})
+		}
+	}
+	reported(t, s, "", "seq 2 comes after seq 4: entries were reordered or replayed")
+}
+
+func TestAuditReportsAnOverwrittenHeadOrGenesisMarker(t *testing.T) {
+	ctx := context.Background()
+	for _, key := range []string{"head", "genesis"} {
+		t.Run(key, func(t *testing.T) {
+			s, r := newStore(t)
+			history(t, s)
+			k := map[string]string{"head": s.auditHeadKey(), "genesis": s.auditGenesisKey()}[key]
+			r.Client.Set(ctx, k, "garbage", 0)
+			reported(t, s, "", map[string]string{"head": "is not a credbot audit head: overwritten", "genesis": "is not a credbot genesis marker: overwritten"}[key])
+			r.Client.Del(ctx, k)
+			reported(t, s, "", "is missing: it was deleted")
+		})
+	}
+}
+
 func TestAuditReportsReorderedEntries(t *testing.T) {
 	s, _ := newStore(t)
 	history(t, s)
