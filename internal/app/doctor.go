@@ -31,6 +31,8 @@ func Doctor(ctx context.Context, getenv func(string) string, w io.Writer) error 
 
 	cfg, err := ConfigFromEnv(getenv)
 	err = errors.Join(err, cfg.Validate()) // every problem at once
+	// The sealing key has its own line below, with its own fix.
+	err = without(err, func(e error) bool { return cfg.SecretKey != "" && strings.HasPrefix(e.Error(), "CREDBOT_SECRET_KEY:") })
 	d.check("configuration", err, "", func() string { return "every variable is set and valid" },
 		"set or correct the variables named (see README, Configuration)")
 	if cfg.SecretKey != "" {
@@ -58,6 +60,35 @@ func Doctor(ctx context.Context, getenv func(string) string, w io.Writer) error 
 	}
 	fmt.Fprintf(w, "All %d checks passed.\n", d.checks)
 	return nil
+}
+
+// without drops from errors.Join's list of problems those drop matches.
+func without(err error, drop func(error) bool) error {
+	var all []error
+	var flatten func(error)
+	flatten = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok && isJoin(e, j.Unwrap()) {
+			for _, inner := range j.Unwrap() {
+				flatten(inner)
+			}
+			return
+		}
+		if e != nil && !drop(e) {
+			all = append(all, e)
+		}
+	}
+	flatten(err)
+	return errors.Join(all...)
+}
+
+// isJoin tells errors.Join's lists (one problem a line) from an error that
+// wraps several with words of its own (fmt.Errorf with two %w).
+func isJoin(e error, inner []error) bool {
+	msgs := make([]string, len(inner))
+	for i, x := range inner {
+		msgs[i] = x.Error()
+	}
+	return e.Error() == strings.Join(msgs, "\n")
 }
 
 type doctor struct {

@@ -96,6 +96,9 @@ func TestDoctorPassesAHealthyDeploymentAndSaysHowToFixABrokenOne(t *testing.T) {
 			t.Errorf("doctor's output lacks %q", want)
 		}
 	}
+	if n := strings.Count(out, "must be 32 bytes"); n != 1 {
+		t.Errorf("the sealing key's problem is reported %d times, want once (on its own line)", n)
+	}
 	if strings.Contains(out, "wrong@") || strings.Contains(out, h.Config.SlackBotToken) {
 		t.Error("doctor printed a secret")
 	}
