@@ -216,10 +216,10 @@ func New(cfg Config) (*Client, error) {
 	}
 	base, err := url.Parse(strings.TrimRight(cfg.ServerURL, "/"))
 	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
-		return nil, fmt.Errorf("btp: server URL %q must be an absolute http(s) URL", cfg.ServerURL)
+		return nil, fmt.Errorf("btp: BTP_CLI_SERVER_URL %q must be an absolute http(s) URL, like %s", cfg.ServerURL, DefaultServerURL)
 	}
 	if !strings.HasPrefix(cfg.ProtocolVersion, "v") {
-		return nil, fmt.Errorf("btp: protocol version %q must look like %s", cfg.ProtocolVersion, DefaultProtocolVersion)
+		return nil, fmt.Errorf("btp: BTP_PROTOCOL_VERSION %q must look like %s", cfg.ProtocolVersion, DefaultProtocolVersion)
 	}
 	if cfg.GlobalAccount == "" {
 		return nil, errors.New("btp: the global account subdomain (BTP_GLOBALACCOUNT) is required")
