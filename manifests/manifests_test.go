@@ -10,11 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/credbot/credbot/internal/slackapi"
+	"github.com/credbot/credbot/internal/vendored"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"gopkg.in/yaml.v3"
-
-	"github.com/credbot/credbot/internal/handlers"
-	"github.com/credbot/credbot/internal/vendored"
 )
 
 // schemaDir is Slack's manifest schema, vendored in testdata (see
@@ -192,9 +191,9 @@ func TestManifestsAreValidAndAskForExactlyTheScopesTheCodeUses(t *testing.T) {
 			if err := yaml.Unmarshal(yml, &m); err != nil {
 				t.Fatal(err)
 			}
-			got, want := slices.Sorted(slices.Values(m.OAuth.Scopes.Bot)), slices.Sorted(slices.Values(handlers.BotScopes))
+			got, want := slices.Sorted(slices.Values(m.OAuth.Scopes.Bot)), slices.Sorted(slices.Values(slackapi.BotScopes))
 			if !slices.Equal(got, want) {
-				t.Errorf("bot scopes %v, want exactly handlers.BotScopes %v", got, want)
+				t.Errorf("bot scopes %v, want exactly slackapi.BotScopes %v", got, want)
 			}
 			if len(m.OAuth.Scopes.User) > 0 {
 				t.Errorf("user scopes %v: credbot acts only as its bot", m.OAuth.Scopes.User)
@@ -232,15 +231,15 @@ func TestManifestsAreValidAndAskForExactlyTheScopesTheCodeUses(t *testing.T) {
 // every scope asked for is needed by some method (or by the slash command).
 func TestBotScopesAreExactlyWhatTheMethodsNeed(t *testing.T) {
 	used := map[string]bool{"commands": true}
-	for method, scopes := range handlers.MethodScopes {
+	for method, scopes := range slackapi.MethodScopes {
 		for _, scope := range strings.Fields(scopes) {
-			if !slices.Contains(handlers.BotScopes, scope) {
-				t.Errorf("%s needs %s, which handlers.BotScopes lacks", method, scope)
+			if !slices.Contains(slackapi.BotScopes, scope) {
+				t.Errorf("%s needs %s, which slackapi.BotScopes lacks", method, scope)
 			}
 			used[scope] = true
 		}
 	}
-	for _, s := range handlers.BotScopes {
+	for _, s := range slackapi.BotScopes {
 		if !used[s] {
 			t.Errorf("scope %s is asked for but no method needs it", s)
 		}

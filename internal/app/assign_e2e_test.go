@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -89,7 +89,7 @@ func TestAssignApproveConfirmWarnAndUnassignAtTheEnd(t *testing.T) {
 	if got := h.BTP.RoleCollections(defaultScope, adaAtBTP); got != nil {
 		t.Fatalf("assigned before approval: %q", got)
 	}
-	if a := h.click(t, ctx, Approver, msg, handlers.ActionApprove); !strings.Contains(a.Body, "being assigned") {
+	if a := h.click(t, ctx, Approver, msg, blockkit.ActionApprove); !strings.Contains(a.Body, "being assigned") {
 		t.Fatalf("approve answer %s", a.Body)
 	}
 
@@ -143,7 +143,7 @@ func TestAssignOfACollectionAlreadyHeldNeverUnassignsIt(t *testing.T) {
 	h.BTP.AssignRoleCollection(defaultScope, viewerRC, adaAtBTP)
 
 	h.slash(t, ctx, Requester, assignText(viewerRC, "3s", "look around"))
-	h.click(t, ctx, Approver, h.assignmentApproval(t, ctx, viewerRC), handlers.ActionApprove)
+	h.click(t, ctx, Approver, h.assignmentApproval(t, ctx, viewerRC), blockkit.ActionApprove)
 	if msg := h.dmText(t, ctx, "You already hold role collection"); !strings.Contains(msg, "will not remove it") {
 		t.Errorf("DM %q", msg)
 	}
@@ -202,7 +202,7 @@ func TestAdminEndsAnAssignmentEarly(t *testing.T) {
 	h := start(t, nil)
 	ctx := ctxT(t)
 	h.slash(t, ctx, Requester, assignText(viewerRC, "1h", "long debugging"))
-	h.click(t, ctx, Approver, h.assignmentApproval(t, ctx, viewerRC), handlers.ActionApprove)
+	h.click(t, ctx, Approver, h.assignmentApproval(t, ctx, viewerRC), blockkit.ActionApprove)
 	h.dmText(t, ctx, "You now hold role collection")
 	r := h.assignmentOf(t, ctx)
 
@@ -245,7 +245,7 @@ func TestAssignFromTheForm(t *testing.T) {
 	if !strings.Contains(msg.Blocks, `"BTP user: `+adaAtBTP.Name) || !strings.Contains(msg.Blocks, `"Reason: from the form"`) {
 		t.Fatalf("approval message %s", msg.Blocks)
 	}
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	h.dmText(t, ctx, "You now hold role collection")
 	if got := h.BTP.RoleCollections(defaultScope, adaAtBTP); !slices.Equal(got, []string{viewerRC}) {
 		t.Fatalf("BTP holds %q", got)

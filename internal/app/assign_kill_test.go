@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 )
 
 // TestAssignChild is not a test: it is a bot process that the SIGKILL tests
@@ -67,7 +67,7 @@ func TestAssignSurvivesSIGKILLMidAssign(t *testing.T) {
 			h := start(t, map[string]string{"CREDBOT_MINT_WORKERS": "0", "CREDBOT_SECRET_KEY": key})
 			ctx := ctxT(t)
 			h.slash(t, ctx, Requester, assignText(viewerRC, "6s", "crash test"))
-			h.click(t, ctx, Approver, h.assignmentApproval(t, ctx, viewerRC), handlers.ActionApprove)
+			h.click(t, ctx, Approver, h.assignmentApproval(t, ctx, viewerRC), blockkit.ActionApprove)
 			h.killAssignAt(t, ctx, key, step, "CREDBOT_MINT_WORKERS=1")
 
 			rctx, cancel := context.WithCancel(ctx)
@@ -103,7 +103,7 @@ func TestAssignSurvivesSIGKILLMidUnassign(t *testing.T) {
 	h := start(t, map[string]string{"CREDBOT_SWEEP_INTERVAL": "1h", "CREDBOT_SECRET_KEY": key})
 	ctx := ctxT(t)
 	h.slash(t, ctx, Requester, assignText(viewerRC, "2s", "crash test"))
-	h.click(t, ctx, Approver, h.assignmentApproval(t, ctx, viewerRC), handlers.ActionApprove)
+	h.click(t, ctx, Approver, h.assignmentApproval(t, ctx, viewerRC), blockkit.ActionApprove)
 	h.dmText(t, ctx, "You now hold role collection")
 	r := h.assignmentOf(t, ctx)
 

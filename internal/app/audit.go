@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/slackapi"
 	"github.com/slack-go/slack"
 )
 
@@ -17,13 +17,13 @@ import (
 // Redis stream is the record; a full buffer drops mirror posts (and says so in
 // the log), never transitions.
 type auditMirror struct {
-	api     *handlers.WebAPI
+	api     *slackapi.WebAPI
 	channel string
 	log     *slog.Logger
 	queue   chan approval.AuditEntry
 }
 
-func newAuditMirror(api *handlers.WebAPI, channel string, log *slog.Logger) *auditMirror {
+func newAuditMirror(api *slackapi.WebAPI, channel string, log *slog.Logger) *auditMirror {
 	return &auditMirror{api: api, channel: channel, log: log, queue: make(chan approval.AuditEntry, 1024)}
 }
 

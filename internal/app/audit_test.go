@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/store"
 )
 
@@ -203,7 +203,7 @@ func TestEveryAuditEntryLeavesRedisAtOnce(t *testing.T) {
 	})
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
 	secret := h.revealSecret(t, ctx, dm)
 

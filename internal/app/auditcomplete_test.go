@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 )
 
 // The trail records every decision and every look, not only the changes of
@@ -26,11 +26,11 @@ func TestTheAuditTrailRecordsRefusalsLookupsPolicyLoadsAndStarts(t *testing.T) {
 	const admin = "U0LOCALADM"
 
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Requester, msg, handlers.ActionApprove) // own request: refused
-	h.click(t, ctx, Outsider, msg, handlers.ActionApprove)  // not an approver: refused
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Requester, msg, blockkit.ActionApprove) // own request: refused
+	h.click(t, ctx, Outsider, msg, blockkit.ActionApprove)  // not an approver: refused
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
-	h.click(t, ctx, Outsider, dm, handlers.ActionReveal) // not the requester: refused
+	h.click(t, ctx, Outsider, dm, blockkit.ActionReveal) // not the requester: refused
 	h.revealSecret(t, ctx, dm)
 
 	if _, err := h.App.Service.ListCredentials(ctx, Outsider.ID, defaultScope); err == nil {
@@ -173,7 +173,7 @@ func TestEveryRefusedAttemptAndDecisionIsRecordedWithItsRuleAndPolicy(t *testing
 	}
 	// A request delivered and deleted by its owner.
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	h.revealSecret(t, ctx, h.waitDM(t, ctx))
 	owned, err := h.App.Store.NameHolder(ctx, defaultScope, "ci-payments")
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/credbot/credbot/internal/approval"
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -41,7 +41,7 @@ func (h *harness) alert(t *testing.T, ctx context.Context, channel, name string)
 	t.Helper()
 	post, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
 		return c.Method == "chat.postMessage" && c.Channel == channel && c.ThreadTS == "" &&
-			strings.Contains(c.Params.Get("blocks"), handlers.ActionAcknowledge) && strings.Contains(c.Params.Get("blocks"), `"Name: `+name+`"`)
+			strings.Contains(c.Params.Get("blocks"), blockkit.ActionAcknowledge) && strings.Contains(c.Params.Get("blocks"), `"Name: `+name+`"`)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func TestBreakglassIssuesAtOnceAlertsAndRevealsOnce(t *testing.T) {
 	// default) and the escalation target, each with both buttons.
 	for _, ch := range []string{localAudit, bgEscalation} {
 		m := h.alert(t, ctx, ch, "bg-payments")
-		if _, _, err := slackfake.FindButton(m.Blocks, handlers.ActionRevokeNow); err != nil {
+		if _, _, err := slackfake.FindButton(m.Blocks, blockkit.ActionRevokeNow); err != nil {
 			t.Fatalf("alert in %s has no Revoke now: %s", ch, m.Blocks)
 		}
 		for _, want := range []string{`\u003c@` + Requester.ID, `"Reason: INC-1234: payments down \u003c!channel\u003e"`, `without approval`, `Expires: `} {
@@ -86,14 +86,14 @@ func TestBreakglassIssuesAtOnceAlertsAndRevealsOnce(t *testing.T) {
 	// Without any approval, the requester gets the Reveal button.
 	dm := h.waitDM(t, ctx)
 	if n := countCalls(h.Slack, func(c slackfake.Call) bool {
-		return c.Channel == localApprovals && strings.Contains(c.Params.Get("blocks"), handlers.ActionApprove)
+		return c.Channel == localApprovals && strings.Contains(c.Params.Get("blocks"), blockkit.ActionApprove)
 	}); n != 0 {
 		t.Fatalf("%d approval messages for a break-glass", n)
 	}
-	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 	secret := h.revealSecret(t, ctx, dm)
 	h.assertWorks(t, ctx, id, secret)
-	if again := h.click(t, ctx, Requester, dm, handlers.ActionReveal); strings.Contains(again.Body, secret) {
+	if again := h.click(t, ctx, Requester, dm, blockkit.ActionReveal); strings.Contains(again.Body, secret) {
 		t.Fatal("revealed twice")
 	}
 	if n := h.BTP.Count("create"); n != 1 {
@@ -149,7 +149,7 @@ func TestBreakglassRefusedLeavesNoSideEffect(t *testing.T) {
 		t.Fatalf("%d creates at BTP", n)
 	}
 	if n := countCalls(h.Slack, func(c slackfake.Call) bool {
-		return strings.Contains(c.Params.Get("blocks"), handlers.ActionAcknowledge)
+		return strings.Contains(c.Params.Get("blocks"), blockkit.ActionAcknowledge)
 	}); n != 0 {
 		t.Fatalf("%d alerts for refused break-glass", n)
 	}
@@ -181,16 +181,16 @@ func TestBreakglassOnePerUserAndRevokeNowDeletesAtBTP(t *testing.T) {
 
 	// Reviewers are authorized at click time: not the requester, not an
 	// approver, only someone the policy lets review.
-	if got := h.click(t, ctx, Requester, alert, handlers.ActionRevokeNow); !strings.Contains(got.Body, "cannot revoke your own") {
+	if got := h.click(t, ctx, Requester, alert, blockkit.ActionRevokeNow); !strings.Contains(got.Body, "cannot revoke your own") {
 		t.Fatalf("requester revoking: %s", got.Body)
 	}
-	if got := h.click(t, ctx, Approver, alert, handlers.ActionRevokeNow); !strings.Contains(got.Body, "may not review") {
+	if got := h.click(t, ctx, Approver, alert, blockkit.ActionRevokeNow); !strings.Contains(got.Body, "may not review") {
 		t.Fatalf("approver revoking: %s", got.Body)
 	}
 	if n := h.BTP.Count("delete"); n != 0 {
 		t.Fatalf("%d deletes after refused clicks", n)
 	}
-	got := h.click(t, ctx, Admin, alert, handlers.ActionRevokeNow)
+	got := h.click(t, ctx, Admin, alert, blockkit.ActionRevokeNow)
 	if !strings.Contains(got.Body, "Revoked") {
 		t.Fatalf("admin revoking: %s", got.Body)
 	}
@@ -206,10 +206,10 @@ func TestBreakglassOnePerUserAndRevokeNowDeletesAtBTP(t *testing.T) {
 		t.Fatal("the user was not told of the revocation")
 	}
 	upd, _ := h.Slack.Message(alert.Channel, alert.TS)
-	if strings.Contains(upd.Blocks, handlers.ActionRevokeNow) || !strings.Contains(upd.Blocks, "Revoked by") {
+	if strings.Contains(upd.Blocks, blockkit.ActionRevokeNow) || !strings.Contains(upd.Blocks, "Revoked by") {
 		t.Fatalf("alert not updated: %s", upd.Blocks)
 	}
-	if got := h.click(t, ctx, Admin, alert, handlers.ActionAcknowledge); !strings.Contains(got.Body, "Acknowledged") {
+	if got := h.click(t, ctx, Admin, alert, blockkit.ActionAcknowledge); !strings.Contains(got.Body, "Acknowledged") {
 		t.Logf("ack after revoke: %s", got.Body) // allowed: the review is recorded
 	}
 	// Once it ended, the user may break glass again.
@@ -233,17 +233,17 @@ func TestBreakglassEscalatesUntilAcknowledged(t *testing.T) {
 		t.Fatalf("three escalations: %v", err)
 	}
 	esc, _ := h.Slack.WaitFor(ctx, escalated)
-	if m, _ := h.Slack.Message(esc.Channel, esc.TS); !strings.Contains(m.Blocks, handlers.ActionAcknowledge) {
+	if m, _ := h.Slack.Message(esc.Channel, esc.TS); !strings.Contains(m.Blocks, blockkit.ActionAcknowledge) {
 		t.Fatalf("an escalation without buttons: %s", m.Blocks)
 	}
-	if got := h.click(t, ctx, Requester, alert, handlers.ActionAcknowledge); !strings.Contains(got.Body, "cannot acknowledge your own") {
+	if got := h.click(t, ctx, Requester, alert, blockkit.ActionAcknowledge); !strings.Contains(got.Body, "cannot acknowledge your own") {
 		t.Fatalf("self-acknowledge: %s", got.Body)
 	}
-	got := h.click(t, ctx, Admin, alert, handlers.ActionAcknowledge)
+	got := h.click(t, ctx, Admin, alert, blockkit.ActionAcknowledge)
 	if !strings.Contains(got.Body, "Acknowledged") {
 		t.Fatalf("acknowledge: %s", got.Body)
 	}
-	id, _, _ := slackfake.FindButton(alert.Blocks, handlers.ActionAcknowledge)
+	id, _, _ := slackfake.FindButton(alert.Blocks, blockkit.ActionAcknowledge)
 	r, err := h.App.Service.Status(ctx, id)
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +260,7 @@ func TestBreakglassEscalatesUntilAcknowledged(t *testing.T) {
 	if min := r.UpdatedAt.Add(h.Config.ClaimWindow / 2).UnixMilli(); int64(score) < min {
 		t.Fatalf("deadline %v after acknowledgement: escalations would go on", score)
 	}
-	if got := h.click(t, ctx, Admin, alert, handlers.ActionAcknowledge); !strings.Contains(got.Body, "already acknowledged") {
+	if got := h.click(t, ctx, Admin, alert, blockkit.ActionAcknowledge); !strings.Contains(got.Body, "already acknowledged") {
 		t.Fatalf("second acknowledge: %s", got.Body)
 	}
 	if audit := h.auditText(t, ctx); !strings.Contains(audit, "break-glass escalation 3") || !strings.Contains(audit, `"rule":"p, role:admin, globalaccount:acme-ga, review, allow (policy.csv:`) ||
@@ -285,7 +285,7 @@ func TestBreakglassWorkerKilledMidIssue(t *testing.T) {
 			t.Cleanup(func() { cancel(); <-done })
 
 			dm := h.waitDM(t, ctx)
-			id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+			id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 			secret := h.revealSecret(t, ctx, dm)
 			h.assertWorks(t, ctx, id, secret)
 			if live := h.BTP.Live(defaultScope); len(live) != 1 {
@@ -331,10 +331,10 @@ func TestBreakglassRevokedBeforeItExists(t *testing.T) {
 		ctx := ctxT(t)
 		h.slash(t, ctx, Requester, bgText("bg-queued", "INC-3: queued"))
 		alert := h.alert(t, ctx, localAudit, "bg-queued")
-		if got := h.click(t, ctx, Admin, alert, handlers.ActionRevokeNow); !strings.Contains(got.Body, "Revoked") {
+		if got := h.click(t, ctx, Admin, alert, blockkit.ActionRevokeNow); !strings.Contains(got.Body, "Revoked") {
 			t.Fatalf("revoke: %s", got.Body)
 		}
-		id, _, _ := slackfake.FindButton(alert.Blocks, handlers.ActionRevokeNow)
+		id, _, _ := slackfake.FindButton(alert.Blocks, blockkit.ActionRevokeNow)
 		if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
 			return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("text"), "was revoked by")
 		}); err != nil {
@@ -358,7 +358,7 @@ func TestBreakglassRevokedBeforeItExists(t *testing.T) {
 		h.slash(t, ctx, Requester, bgText("bg-minting", "INC-4: minting"))
 		alert := h.alert(t, ctx, localAudit, "bg-minting")
 		<-claimed // MINTING, BTP not called yet
-		got := h.click(t, ctx, Admin, alert, handlers.ActionRevokeNow)
+		got := h.click(t, ctx, Admin, alert, blockkit.ActionRevokeNow)
 		close(resume)
 		if !strings.Contains(got.Body, "Revoke recorded") {
 			t.Fatalf("revoke while minting: %s", got.Body)
@@ -374,7 +374,7 @@ func TestBreakglassRevokedBeforeItExists(t *testing.T) {
 		if live := h.BTP.Live(defaultScope); len(live) != 0 {
 			t.Fatalf("still live at BTP: %v", live)
 		}
-		if n := countCalls(h.Slack, func(c slackfake.Call) bool { return strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal) }); n != 0 {
+		if n := countCalls(h.Slack, func(c slackfake.Call) bool { return strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal) }); n != 0 {
 			t.Fatalf("a revoked break-glass was offered for reveal %d times", n)
 		}
 	})
@@ -394,7 +394,7 @@ func TestBreakglassStatusAndWhyForReviewers(t *testing.T) {
 	ctx := ctxT(t)
 	h.slash(t, ctx, Requester, bgText("bg-why", "INC-77: login broken"))
 	alert := h.alert(t, ctx, localAudit, "bg-why")
-	id, _, _ := slackfake.FindButton(alert.Blocks, handlers.ActionAcknowledge)
+	id, _, _ := slackfake.FindButton(alert.Blocks, blockkit.ActionAcknowledge)
 	if d, err := h.App.Policy.Authorize(ctx, reviewer.ID, approval.ActionApprove, defaultScope, Requester.ID); err != nil || d.Allowed {
 		t.Fatalf("the test needs a reviewer who may not approve: %+v %v", d, err)
 	}
@@ -413,7 +413,7 @@ func TestBreakglassStatusAndWhyForReviewers(t *testing.T) {
 			t.Errorf("why says %q for a break-glass: %s", bad, why)
 		}
 	}
-	if got := h.click(t, ctx, reviewer, alert, handlers.ActionAcknowledge); !strings.Contains(got.Body, "Acknowledged") {
+	if got := h.click(t, ctx, reviewer, alert, blockkit.ActionAcknowledge); !strings.Contains(got.Body, "Acknowledged") {
 		t.Fatalf("acknowledge: %s", got.Body)
 	}
 	if why := h.slashAs(t, ctx, Requester, "why "+id); !strings.Contains(why, `Acknowledged by \u003c@U0REVIEW\u003e`) {

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
 	"github.com/credbot/credbot/internal/certtest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -93,7 +93,7 @@ func TestCertificateCredentialFromTheCommandThroughTheFormToTheReveal(t *testing
 				t.Errorf("the approval message lacks %q: %s", want, msg.Blocks)
 			}
 		}
-		h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+		h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 		dm := h.waitDM(t, ctx)
 
 		creates := requestsOf(h.BTP, "create")
@@ -121,7 +121,7 @@ func TestCertificateCredentialFromTheCommandThroughTheFormToTheReveal(t *testing
 			}
 		}
 
-		rev := h.click(t, ctx, Requester, dm, handlers.ActionReveal)
+		rev := h.click(t, ctx, Requester, dm, blockkit.ActionReveal)
 		reply := slackfake.Reply(rev).Blocks
 		for _, want := range []string{"clientid: ", "tokenurl: ", "/cert/oauth/token", "certurl: ", "url: ", "apiurl: ", "Certificate credential", info.SHA256} {
 			if !strings.Contains(reply, want) {
@@ -232,7 +232,7 @@ func TestACertificateThatExpiredWhileWaitingIsNotMinted(t *testing.T) {
 	}
 	msg := h.approvalMessage(t, ctx, "short-lived")
 	clock.Advance(3 * time.Hour) // approval came late
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	told, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
 		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Text(), "failed")
 	})

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/redistest"
 	"github.com/credbot/credbot/internal/slackfake"
 	"github.com/redis/go-redis/v9"
@@ -80,9 +80,9 @@ func TestLoopRunsThroughRedisClusterAcrossAFailover(t *testing.T) {
 	}
 
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
-	first, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	first, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 	h.assertWorks(t, ctx, first, h.revealSecret(t, ctx, dm))
 
 	old, promoted, err := cluster.Failover(ctx, h.App.Store.AuditKey())
@@ -122,15 +122,15 @@ func TestLoopRunsThroughRedisClusterAcrossAFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg2, _ := h.Slack.Message(post.Channel, post.TS)
-	h.click(t, ctx, Approver, msg2, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg2, blockkit.ActionApprove)
 	dmCall, err := h.Slack.WaitFrom(ctx, mark, func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal)
+		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dm2, _ := h.Slack.Message(dmCall.Channel, dmCall.TS)
-	second, _, _ := slackfake.FindButton(dm2.Blocks, handlers.ActionReveal)
+	second, _, _ := slackfake.FindButton(dm2.Blocks, blockkit.ActionReveal)
 	if second == first {
 		t.Fatal("the second loop found the first request's DM")
 	}

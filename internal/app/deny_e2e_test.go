@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 )
@@ -15,7 +16,7 @@ import (
 // that the click opened (views.open with the click's own trigger, before the ack).
 func (h *harness) denyForm(t *testing.T, ctx context.Context, p slackfake.Person, m slackfake.Message) (slackfake.Ack, string) {
 	t.Helper()
-	ack, err := h.Workspace.Click(ctx, p, m, handlers.ActionDeny)
+	ack, err := h.Workspace.Click(ctx, p, m, blockkit.ActionDeny)
 	if err != nil || ack.Status != http.StatusOK {
 		t.Fatalf("deny click by %s: %d %v", p.Name, ack.Status, err)
 	}
@@ -47,7 +48,7 @@ func TestDenyAsksForAReasonAndTheRequesterSeesIt(t *testing.T) {
 	transports(t, func(t *testing.T, h *harness) {
 		ctx := ctxT(t)
 		msg := h.request(t, ctx)
-		id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+		id, _, _ := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 
 		_, view := h.denyForm(t, ctx, Approver, msg)
 		if r, _ := h.App.Store.Get(ctx, id); r.State != approval.StatePending {
@@ -88,7 +89,7 @@ func TestDenyAsksForAReasonAndTheRequesterSeesIt(t *testing.T) {
 			t.Fatalf("request after the deny: %s by %s reason %q", r.State, r.DecidedBy, r.DenyReason)
 		}
 		upd, _ := h.Slack.Message(msg.Channel, msg.TS)
-		if strings.Contains(upd.Blocks, handlers.ActionDeny) || !strings.Contains(upd.Blocks, `"type":"plain_text","text":"Reason: prod is frozen`) {
+		if strings.Contains(upd.Blocks, blockkit.ActionDeny) || !strings.Contains(upd.Blocks, `"type":"plain_text","text":"Reason: prod is frozen`) {
 			t.Fatalf("the approval message does not show the reason as plain text: %s", upd.Blocks)
 		}
 		if !strings.Contains(h.logs.String(), `"reason":"prod is frozen`) {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/credbot/credbot/internal/approval"
 	"github.com/credbot/credbot/internal/btp"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/policy"
+	"github.com/credbot/credbot/internal/slackapi"
 	"github.com/credbot/credbot/internal/store"
 )
 
@@ -169,7 +169,7 @@ func (d *doctor) slack(ctx context.Context, cfg Config, routed []string) {
 	granted, err := tokenScopes(cctx, cfg)
 	var missing []string
 	if err == nil {
-		for _, s := range handlers.BotScopes {
+		for _, s := range slackapi.BotScopes {
 			if !slices.Contains(granted, s) {
 				missing = append(missing, s)
 			}
@@ -178,7 +178,7 @@ func (d *doctor) slack(ctx context.Context, cfg Config, routed []string) {
 			err = unmet("the token lacks %s", strings.Join(missing, ", "))
 		}
 	}
-	d.check("slack scopes", err, "", func() string { return fmt.Sprintf("all %d the code uses", len(handlers.BotScopes)) },
+	d.check("slack scopes", err, "", func() string { return fmt.Sprintf("all %d the code uses", len(slackapi.BotScopes)) },
 		"reinstall the app from manifests/ (it asks for every scope the code uses) and copy the new bot token")
 	channels := []struct{ env, id string }{
 		{"CREDBOT_APPROVAL_CHANNEL", cfg.ApprovalChannel}, {"CREDBOT_ESCALATION_CHANNEL", cfg.EscalationChannel}, {"CREDBOT_AUDIT_CHANNEL", cfg.AuditChannel},

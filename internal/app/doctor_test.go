@@ -8,8 +8,8 @@ import (
 
 	"github.com/credbot/credbot/internal/approval"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/redistest"
+	"github.com/credbot/credbot/internal/slackapi"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -39,7 +39,7 @@ func TestDoctorPassesAHealthyDeploymentAndSaysHowToFixABrokenOne(t *testing.T) {
 	}
 	t.Cleanup(srv.Stop)
 	h := startWith(t, map[string]string{"REDIS_URL": srv.URL()}, Deps{})
-	h.Slack.SetScopes(handlers.BotScopes...)
+	h.Slack.SetScopes(slackapi.BotScopes...)
 	env := h.doctorEnv(srv.URL())
 	out, err := doctorRun(t, env)
 	if err != nil || strings.Contains(out, "✘") {
@@ -115,7 +115,7 @@ func TestDoctorPassesAHealthyDeploymentAndSaysHowToFixABrokenOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(plain.Stop)
-	h.Slack.SetScopes(handlers.BotScopes...)
+	h.Slack.SetScopes(slackapi.BotScopes...)
 	h.Slack.RemoveBot(localApprovals, false)
 	h.Slack.RemoveBot("C0BREAKGLASS", true)
 	env = h.doctorEnv(plain.URL())

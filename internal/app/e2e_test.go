@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
 	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/logctx"
@@ -125,7 +126,7 @@ func (h *harness) request(t *testing.T, ctx context.Context) slackfake.Message {
 // form for a reason: click submits it empty, as a denier who gives none.
 func (h *harness) click(t *testing.T, ctx context.Context, p slackfake.Person, m slackfake.Message, action string) slackfake.Call {
 	t.Helper()
-	if action == handlers.ActionDeny {
+	if action == blockkit.ActionDeny {
 		return h.deny(t, ctx, p, m, "")
 	}
 	ack, err := h.Workspace.Click(ctx, p, m, action)
@@ -142,7 +143,7 @@ func (h *harness) click(t *testing.T, ctx context.Context, p slackfake.Person, m
 func (h *harness) waitDM(t *testing.T, ctx context.Context) slackfake.Message {
 	t.Helper()
 	dm, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal)
+		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -162,12 +163,12 @@ func TestRequestApproveRevealEndToEnd(t *testing.T) {
 	if !strings.Contains(msg.Blocks, `"type":"plain_text","text":"Reason: CI pipeline`) {
 		t.Fatalf("the reason must be plain_text so that <!channel> pings nobody: %s", msg.Blocks)
 	}
-	value, _, err := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+	value, _, err := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 	if err != nil || !strings.HasPrefix(value, "r") || len(value) != 13 {
 		t.Fatalf("approve button value %q (%v): want the request id and nothing else", value, err)
 	}
 
-	got := h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	got := h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	if !strings.Contains(got.Body, "Approved") {
 		t.Fatalf("approver was told %s", got.Body)
 	}
@@ -191,18 +192,18 @@ func TestRequestApproveRevealEndToEnd(t *testing.T) {
 
 	// The approval message shows the decision and has lost its buttons.
 	upd, _ := h.Slack.Message(msg.Channel, msg.TS)
-	if strings.Contains(upd.Blocks, handlers.ActionApprove) || !strings.Contains(upd.Blocks, `Approved by \u003c@`+Approver.ID) {
+	if strings.Contains(upd.Blocks, blockkit.ActionApprove) || !strings.Contains(upd.Blocks, `Approved by \u003c@`+Approver.ID) {
 		t.Fatalf("approval message not updated: %s", upd.Blocks)
 	}
 
-	rev := h.click(t, ctx, Requester, dm, handlers.ActionReveal)
+	rev := h.click(t, ctx, Requester, dm, blockkit.ActionReveal)
 	if !strings.Contains(rev.Body, secret) || !strings.Contains(rev.Body, `"response_type":"ephemeral"`) {
 		t.Fatalf("reveal reply lacks the secret or is not ephemeral: %s", rev.Body)
 	}
 	if strings.Contains(rev.Body, `"replace_original":true`) {
 		t.Fatal("reveal must not replace the DM notice")
 	}
-	again := h.click(t, ctx, Requester, dm, handlers.ActionReveal)
+	again := h.click(t, ctx, Requester, dm, blockkit.ActionReveal)
 	if strings.Contains(again.Body, secret) || !strings.Contains(again.Body, "already revealed") {
 		t.Fatalf("second reveal: %s", again.Body)
 	}
@@ -319,16 +320,16 @@ func TestOwnAndUnauthorizedApprovalsAreRefused(t *testing.T) {
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
 	for _, p := range []slackfake.Person{Requester, Outsider} {
-		got := h.click(t, ctx, p, msg, handlers.ActionApprove)
+		got := h.click(t, ctx, p, msg, blockkit.ActionApprove)
 		if !strings.Contains(got.Body, ":warning:") {
 			t.Errorf("%s's approve was not refused: %s", p.Name, got.Body)
 		}
-		got = h.click(t, ctx, p, msg, handlers.ActionDeny)
+		got = h.click(t, ctx, p, msg, blockkit.ActionDeny)
 		if !strings.Contains(got.Body, ":warning:") {
 			t.Errorf("%s's deny was not refused: %s", p.Name, got.Body)
 		}
 	}
-	id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+	id, _, _ := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 	r, err := h.App.Store.Get(ctx, id)
 	if err != nil || r.State != approval.StatePending || r.Version != 2 {
 		t.Fatalf("request changed by refused clicks: %+v %v", r, err)
@@ -337,7 +338,7 @@ func TestOwnAndUnauthorizedApprovalsAreRefused(t *testing.T) {
 		t.Fatalf("%d creates", n)
 	}
 	// The requester cannot reveal what was never issued, and the outsider cannot reveal at all.
-	got := h.click(t, ctx, Outsider, msg, handlers.ActionApprove)
+	got := h.click(t, ctx, Outsider, msg, blockkit.ActionApprove)
 	if strings.Contains(got.Body, "clientsecret") {
 		t.Fatal("outsider got a secret")
 	}
@@ -347,7 +348,7 @@ func TestDenyTellsRequesterAndMintsNothing(t *testing.T) {
 	h := start(t, nil)
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
-	got := h.click(t, ctx, Approver, msg, handlers.ActionDeny)
+	got := h.click(t, ctx, Approver, msg, blockkit.ActionDeny)
 	if !strings.Contains(got.Body, "Denied") {
 		t.Fatalf("approver told %s", got.Body)
 	}
@@ -356,7 +357,7 @@ func TestDenyTellsRequesterAndMintsNothing(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if late := h.click(t, ctx, Approver, msg, handlers.ActionApprove); !strings.Contains(late.Body, "already denied") {
+	if late := h.click(t, ctx, Approver, msg, blockkit.ActionApprove); !strings.Contains(late.Body, "already denied") {
 		t.Fatalf("approve after deny: %s", late.Body)
 	}
 	if n := h.BTP.Count("create"); n != 0 {
@@ -374,7 +375,7 @@ func TestTwentyConcurrentApprovalsMintOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ack, err := h.Workspace.Click(ctx, approvers[i%len(approvers)], msg, handlers.ActionApprove)
+			ack, err := h.Workspace.Click(ctx, approvers[i%len(approvers)], msg, blockkit.ActionApprove)
 			if err != nil || ack.Status != 200 {
 				t.Errorf("click: %d %v", ack.Status, err)
 			}
@@ -388,7 +389,7 @@ func TestTwentyConcurrentApprovalsMintOnce(t *testing.T) {
 	}
 	dms := 0
 	for _, c := range h.Slack.Calls() {
-		if c.Method == "chat.postMessage" && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal) {
+		if c.Method == "chat.postMessage" && strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal) {
 			dms++
 		}
 	}
@@ -453,14 +454,14 @@ func TestReplayedSignedRequestsDoNothingTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg, _ := h.Slack.Message(post.Channel, post.TS)
-	id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+	id, _, _ := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 
 	clickURL := h.Slack.NewResponseURL()
 	payload, _ := json.Marshal(map[string]any{
 		"type": "block_actions", "user": map[string]any{"id": Approver.ID, "team_id": "T0LOCAL"}, "team": map[string]any{"id": "T0LOCAL"},
 		"trigger_id": "77.99.replayed", "response_url": clickURL,
 		"container": map[string]any{"type": "message", "message_ts": msg.TS, "channel_id": msg.Channel},
-		"actions":   []map[string]any{{"type": "button", "block_id": "decide", "action_id": handlers.ActionApprove, "value": id}},
+		"actions":   []map[string]any{{"type": "button", "block_id": "decide", "action_id": blockkit.ActionApprove, "value": id}},
 	})
 	acks = h.replay(t, ctx, "/slack/interactivity", []byte(url.Values{"payload": {string(payload)}}.Encode()))
 	if acks[0] != "" || acks[1] != "" {
@@ -514,7 +515,7 @@ func TestBrokenPolicyFileShowsInReadinessButKeepsServing(t *testing.T) {
 	t.Logf("readyz: %q", body)
 	// The last good policy still decides: the loop works.
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	h.waitDM(t, ctx)
 }
 
@@ -522,7 +523,7 @@ func TestMetricsCountTransitionsAndPolicyHealth(t *testing.T) {
 	h := start(t, nil)
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	h.waitDM(t, ctx)
 	resp, err := http.Get(h.Workspace.BotURL + "/metrics")
 	if err != nil {
@@ -541,14 +542,14 @@ func TestRevealToAnUntrustedResponseURLTakesNothing(t *testing.T) {
 	h := start(t, nil)
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
-	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 	payload, _ := json.Marshal(map[string]any{
 		"type": "block_actions", "user": map[string]any{"id": Requester.ID, "team_id": "T0LOCAL"}, "team": map[string]any{"id": "T0LOCAL"},
 		"trigger_id": "12.34.untrusted", "response_url": "https://attacker.example/hook",
 		"container": map[string]any{"type": "message", "message_ts": dm.TS, "channel_id": dm.Channel},
-		"actions":   []map[string]any{{"type": "button", "block_id": "reveal", "action_id": handlers.ActionReveal, "value": id}},
+		"actions":   []map[string]any{{"type": "button", "block_id": "reveal", "action_id": blockkit.ActionReveal, "value": id}},
 	})
 	h.replay(t, ctx, "/slack/interactivity", []byte(url.Values{"payload": {string(payload)}}.Encode()))
 	h.Local.App.handlers.Close()

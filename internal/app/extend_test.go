@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -32,9 +32,9 @@ func (h *harness) deliver(t *testing.T, ctx context.Context, name string) (id, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _, _ = slackfake.FindButton(post.Params.Get("blocks"), handlers.ActionApprove)
+	id, _, _ = slackfake.FindButton(post.Params.Get("blocks"), blockkit.ActionApprove)
 	msg, _ := h.Slack.Message(post.Channel, post.TS)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	return id, h.revealSecret(t, ctx, h.waitReveal(t, ctx, id))
 }
 
@@ -45,7 +45,7 @@ func (h *harness) waitReveal(t *testing.T, ctx context.Context, id string) slack
 		if c.Method != "chat.postMessage" || c.Channel != "D0LOCALREQ" {
 			return false
 		}
-		v, _, err := slackfake.FindButton(c.Params.Get("blocks"), handlers.ActionReveal)
+		v, _, err := slackfake.FindButton(c.Params.Get("blocks"), blockkit.ActionReveal)
 		return err == nil && v == id
 	})
 	if err != nil {
@@ -201,23 +201,23 @@ func TestExtensionWaitsForItsOwnQuorum(t *testing.T) {
 	clock.Advance(84 * 24 * time.Hour) // the expiry warning is due
 	sweepAll(t, ctx, []*App{h.App})
 	warn, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), handlers.ActionExtend)
+		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), blockkit.ActionExtend)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range []string{handlers.ActionRotate, handlers.ActionExtend, handlers.ActionDeleteOwn} {
+	for _, a := range []string{blockkit.ActionRotate, blockkit.ActionExtend, blockkit.ActionDeleteOwn} {
 		if !strings.Contains(warn.Params.Get("blocks"), a) {
 			t.Fatalf("the expiry warning lacks %s", a)
 		}
 	}
 	wm, _ := h.Slack.Message(warn.Channel, warn.TS)
 	mark := h.Slack.Mark()
-	if got := h.click(t, ctx, Requester, wm, handlers.ActionExtend); !strings.Contains(got.Body, "needs approval") {
+	if got := h.click(t, ctx, Requester, wm, blockkit.ActionExtend); !strings.Contains(got.Body, "needs approval") {
 		t.Fatalf("extend click: %s", got.Body)
 	}
 	post, err := h.Slack.WaitFrom(ctx, mark, func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && c.Channel == localApprovals && strings.Contains(c.Params.Get("blocks"), handlers.ActionExtendApprove)
+		return c.Method == "chat.postMessage" && c.Channel == localApprovals && strings.Contains(c.Params.Get("blocks"), blockkit.ActionExtendApprove)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -226,13 +226,13 @@ func TestExtensionWaitsForItsOwnQuorum(t *testing.T) {
 		t.Fatalf("the approvers are not told by how much: %s", post.Params.Get("blocks"))
 	}
 	msg, _ := h.Slack.Message(post.Channel, post.TS)
-	if got := h.click(t, ctx, Requester, msg, handlers.ActionExtendApprove); !strings.Contains(got.Body, ":warning:") {
+	if got := h.click(t, ctx, Requester, msg, blockkit.ActionExtendApprove); !strings.Contains(got.Body, ":warning:") {
 		t.Fatalf("the owner approved their own extension: %s", got.Body)
 	}
 	if r, _ := h.App.Store.Get(ctx, id); !r.ExpiresAt.Equal(r0.ExpiresAt) {
 		t.Fatalf("extended before approval: %v", r.ExpiresAt)
 	}
-	if got := h.click(t, ctx, Approver, msg, handlers.ActionExtendApprove); !strings.Contains(got.Body, "Approved") {
+	if got := h.click(t, ctx, Approver, msg, blockkit.ActionExtendApprove); !strings.Contains(got.Body, "Approved") {
 		t.Fatalf("approve: %s", got.Body)
 	}
 	r1, _ := h.App.Store.Get(ctx, id)
@@ -246,10 +246,10 @@ func TestExtensionWaitsForItsOwnQuorum(t *testing.T) {
 		t.Fatal("the owner was not told: ", err)
 	}
 	updated, _ := h.Slack.Message(post.Channel, post.TS)
-	if strings.Contains(updated.Blocks, handlers.ActionExtendApprove) || !strings.Contains(updated.Blocks, "Approved by") {
+	if strings.Contains(updated.Blocks, blockkit.ActionExtendApprove) || !strings.Contains(updated.Blocks, "Approved by") {
 		t.Fatalf("the approval message still offers its buttons: %s", updated.Blocks)
 	}
-	if again := h.click(t, ctx, Approver, msg, handlers.ActionExtendApprove); !strings.Contains(again.Body, "no extension") {
+	if again := h.click(t, ctx, Approver, msg, blockkit.ActionExtendApprove); !strings.Contains(again.Body, "no extension") {
 		t.Fatalf("a second approval: %s", again.Body)
 	}
 	notes := h.auditNotes(t, ctx, id)
@@ -264,13 +264,13 @@ func TestExtensionWaitsForItsOwnQuorum(t *testing.T) {
 		t.Fatalf("second extension: %s", got)
 	}
 	post, err = h.Slack.WaitFrom(ctx, mark, func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && c.Channel == localApprovals && strings.Contains(c.Params.Get("blocks"), handlers.ActionExtendDeny)
+		return c.Method == "chat.postMessage" && c.Channel == localApprovals && strings.Contains(c.Params.Get("blocks"), blockkit.ActionExtendDeny)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	msg, _ = h.Slack.Message(post.Channel, post.TS)
-	if got := h.click(t, ctx, Approver, msg, handlers.ActionExtendDeny); !strings.Contains(got.Body, "Denied") {
+	if got := h.click(t, ctx, Approver, msg, blockkit.ActionExtendDeny); !strings.Contains(got.Body, "Denied") {
 		t.Fatalf("deny: %s", got.Body)
 	}
 	if r, _ := h.App.Store.Get(ctx, id); !r.ExpiresAt.Equal(r1.ExpiresAt) || r.Extension != nil || r.State != approval.StateDelivered {
@@ -291,7 +291,7 @@ func TestExtensionWaitsForItsOwnQuorum(t *testing.T) {
 			t.Fatalf("extension: %s", got)
 		}
 		post, err := h.Slack.WaitFrom(ctx, mark, func(c slackfake.Call) bool {
-			return c.Method == "chat.postMessage" && c.Channel == localApprovals && strings.Contains(c.Params.Get("blocks"), handlers.ActionExtendApprove)
+			return c.Method == "chat.postMessage" && c.Channel == localApprovals && strings.Contains(c.Params.Get("blocks"), blockkit.ActionExtendApprove)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -302,13 +302,13 @@ func TestExtensionWaitsForItsOwnQuorum(t *testing.T) {
 	stale := ask()
 	clock.Advance(25 * time.Hour) // past CREDBOT_PENDING_TTL
 	fresh := ask()
-	if got := h.click(t, ctx, Approver, stale, handlers.ActionExtendApprove); !strings.Contains(got.Body, "asked again") {
+	if got := h.click(t, ctx, Approver, stale, blockkit.ActionExtendApprove); !strings.Contains(got.Body, "asked again") {
 		t.Fatalf("the lapsed extension's message decided the new one: %s", got.Body)
 	}
 	if r, _ := h.App.Store.Get(ctx, id); !r.ExpiresAt.Equal(r1.ExpiresAt) || r.Extension == nil {
 		t.Fatalf("after a click on the lapsed message: expires %v, extension %+v", r.ExpiresAt, r.Extension)
 	}
-	if got := h.click(t, ctx, Approver, fresh, handlers.ActionExtendApprove); !strings.Contains(got.Body, "Approved") {
+	if got := h.click(t, ctx, Approver, fresh, blockkit.ActionExtendApprove); !strings.Contains(got.Body, "Approved") {
 		t.Fatalf("approve the new one: %s", got.Body)
 	}
 	if r, _ := h.App.Store.Get(ctx, id); !r.ExpiresAt.Equal(r1.ExpiresAt.Add(24 * time.Hour)) {

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -182,7 +182,7 @@ func TestBTPUnreachableIsNeverReportedAsARefusal(t *testing.T) {
 	for _, action := range []string{"get", "create", "list"} {
 		h.BTP.Inject(btptest.Fault{Action: action, Status: http.StatusBadGateway, Times: -1})
 	}
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	c, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
 		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Text(), "failed")
 	})

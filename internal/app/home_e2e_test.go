@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/credbot/credbot/internal/approval"
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -23,9 +23,9 @@ func TestHomeListsEveryLiveCredentialPaginated(t *testing.T) {
 	for i := range live {
 		name := fmt.Sprintf("cred-%02d", i)
 		h.slash(t, ctx, Requester, fmt.Sprintf(`create %s --name %s --reason "home test"`, subacct, name))
-		h.click(t, ctx, Approver, h.approvalMessage(t, ctx, name), handlers.ActionApprove)
+		h.click(t, ctx, Approver, h.approvalMessage(t, ctx, name), blockkit.ActionApprove)
 		dm, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
-			return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal) &&
+			return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal) &&
 				strings.Contains(c.Params.Get("text"), name)
 		})
 		if err != nil {
@@ -33,7 +33,7 @@ func TestHomeListsEveryLiveCredentialPaginated(t *testing.T) {
 		}
 		if i == 0 { // one delivered, the rest issued: both are live
 			m, _ := h.Slack.Message(dm.Channel, dm.TS)
-			if rev := h.click(t, ctx, Requester, m, handlers.ActionReveal); !strings.Contains(rev.Body, "clientsecret") {
+			if rev := h.click(t, ctx, Requester, m, blockkit.ActionReveal); !strings.Contains(rev.Body, "clientsecret") {
 				t.Fatalf("reveal: %s", rev.Body)
 			}
 		}
@@ -80,7 +80,7 @@ func TestHomeListsEveryLiveCredentialPaginated(t *testing.T) {
 		t.Fatalf("first page's buttons: %s", first)
 	}
 	second := publish(func() (slackfake.Ack, error) {
-		return h.Workspace.ClickHome(ctx, Requester, handlers.ActionHomePage, "")
+		return h.Workspace.ClickHome(ctx, Requester, blockkit.ActionHomePage, "")
 	}, "16–16 of 16")
 	if got := shown(second); len(got) != 1 || got[0] != "cred-00" {
 		t.Fatalf("second page shows %v, want the oldest, cred-00", got)
@@ -90,7 +90,7 @@ func TestHomeListsEveryLiveCredentialPaginated(t *testing.T) {
 	}
 	// A credential that ends leaves the index, and the count.
 	back := publish(func() (slackfake.Ack, error) {
-		return h.Workspace.ClickHome(ctx, Requester, handlers.ActionHomePage, "")
+		return h.Workspace.ClickHome(ctx, Requester, blockkit.ActionHomePage, "")
 	}, "Your credentials* (16)")
 	if len(shown(back)) != 15 {
 		t.Fatalf("back on the first page: %v", shown(back))

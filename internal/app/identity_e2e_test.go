@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -47,14 +47,14 @@ func TestSecondAccountCannotApproveFromSlack(t *testing.T) {
 	h.Slack.SetUser(slackfake.User{ID: Approver.ID, Name: Approver.Name, Team: slackfake.DefaultTeam, Email: "U0LocalReq+second@Example.com"})
 	msg := h.request(t, ctx)
 
-	got := h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	got := h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	if !strings.Contains(got.Body, ":warning:") || !strings.Contains(got.Body, "have the same email (u0localreq@example.com)") {
 		t.Fatalf("second account's approval: %s", got.Body)
 	}
 	if n := h.BTP.Count("create"); n != 0 {
 		t.Fatalf("%d creates after a refused approval", n)
 	}
-	got = h.click(t, ctx, slackfake.Person{ID: "U0LOCALAP2", Name: "hedy"}, msg, handlers.ActionApprove)
+	got = h.click(t, ctx, slackfake.Person{ID: "U0LOCALAP2", Name: "hedy"}, msg, blockkit.ActionApprove)
 	if !strings.Contains(got.Body, "Approved") {
 		t.Fatalf("another person's approval: %s", got.Body)
 	}

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -40,16 +40,16 @@ func btpBehindCredbot(t *testing.T, h *harness) *btp.Client {
 func (h *harness) issueOne(t *testing.T, ctx context.Context, name string) string {
 	t.Helper()
 	h.slash(t, ctx, Requester, fmt.Sprintf(`create %s --name %s --reason "for the inventory test"`, subacct, name))
-	h.click(t, ctx, Approver, h.approvalMessage(t, ctx, name), handlers.ActionApprove)
+	h.click(t, ctx, Approver, h.approvalMessage(t, ctx, name), blockkit.ActionApprove)
 	post, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
 		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" &&
-			strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal) && strings.Contains(c.Params.Get("blocks"), name)
+			strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal) && strings.Contains(c.Params.Get("blocks"), name)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dm, _ := h.Slack.Message(post.Channel, post.TS)
-	if rev := h.click(t, ctx, Requester, dm, handlers.ActionReveal); !strings.Contains(rev.Body, "clientsecret") {
+	if rev := h.click(t, ctx, Requester, dm, blockkit.ActionReveal); !strings.Contains(rev.Body, "clientsecret") {
 		t.Fatalf("reveal: %s", rev.Body)
 	}
 	id, err := h.App.Store.NameHolder(ctx, defaultScopeE2E, name)

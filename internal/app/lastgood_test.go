@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -46,7 +46,7 @@ func TestAReplicaStartingWithABrokenPolicyServesTheLastGoodOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg, _ := h.Slack.Message(post.Channel, post.TS)
-	if _, err := people.Click(ctx, Approver, msg, handlers.ActionApprove); err != nil {
+	if _, err := people.Click(ctx, Approver, msg, blockkit.ActionApprove); err != nil {
 		t.Fatal(err)
 	}
 	h.waitDM(t, ctx)

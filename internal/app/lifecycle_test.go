@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/redistest"
 	"github.com/credbot/credbot/internal/slackfake"
 	"golang.org/x/oauth2/clientcredentials"
@@ -47,7 +47,7 @@ var secretRE = regexp.MustCompile("clientsecret:\\\\n```([^`]+)```")
 // revealSecret clicks Reveal in the DM and returns the secret shown.
 func (h *harness) revealSecret(t *testing.T, ctx context.Context, dm slackfake.Message) string {
 	t.Helper()
-	rev := h.click(t, ctx, Requester, dm, handlers.ActionReveal)
+	rev := h.click(t, ctx, Requester, dm, blockkit.ActionReveal)
 	m := secretRE.FindStringSubmatch(rev.Body)
 	if m == nil {
 		t.Fatalf("no secret in the reveal reply: %s", rev.Body)
@@ -88,7 +88,7 @@ func TestHundredApprovalsOverThreeReplicasMintOnceRevealOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ack, err := spaces[i%3].Click(ctx, approvers[i%len(approvers)], msg, handlers.ActionApprove)
+			ack, err := spaces[i%3].Click(ctx, approvers[i%len(approvers)], msg, blockkit.ActionApprove)
 			if err != nil || ack.Status != 200 {
 				t.Errorf("click %d: %d %v", i, ack.Status, err)
 			}
@@ -103,7 +103,7 @@ func TestHundredApprovalsOverThreeReplicasMintOnceRevealOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ack, err := spaces[i%3].Click(ctx, Requester, dm, handlers.ActionReveal)
+			ack, err := spaces[i%3].Click(ctx, Requester, dm, blockkit.ActionReveal)
 			if err != nil {
 				t.Error(err)
 				return
@@ -127,7 +127,7 @@ func TestHundredApprovalsOverThreeReplicasMintOnceRevealOnce(t *testing.T) {
 	if len(revealed) != 1 {
 		t.Fatalf("%d reveals, want 1", len(revealed))
 	}
-	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 	h.assertWorks(t, ctx, id, revealed[0])
 }
 
@@ -235,7 +235,7 @@ func TestWorkerKilledMidMint(t *testing.T) {
 			h := start(t, map[string]string{"CREDBOT_MINT_WORKERS": "0", "CREDBOT_SECRET_KEY": key})
 			ctx := ctxT(t)
 			msg := h.request(t, ctx)
-			h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+			h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 			h.killWorkerAt(t, ctx, key, step)
 
 			// A surviving worker rescues the job.
@@ -245,7 +245,7 @@ func TestWorkerKilledMidMint(t *testing.T) {
 			t.Cleanup(func() { cancel(); <-done })
 
 			dm := h.waitDM(t, ctx)
-			id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+			id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 			secret := h.revealSecret(t, ctx, dm)
 			h.assertWorks(t, ctx, id, secret)
 			if live := h.BTP.Live(defaultScope); len(live) != 1 {
@@ -272,12 +272,12 @@ func TestRedisRestartsBetweenStepsLoseNothing(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 	secret := h.revealSecret(t, ctx, dm)
 	h.assertWorks(t, ctx, id, secret)
 	if n := h.BTP.Count("create"); n != 1 {
@@ -334,7 +334,7 @@ func TestPendingRequestExpiresExactlyOnceAcrossReplicas(t *testing.T) {
 	ctx := ctxT(t)
 	apps := h.replicas(t, ctx)
 	msg := h.request(t, ctx)
-	id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+	id, _, _ := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 
 	reminders := func() int {
 		return countCalls(h.Slack, func(c slackfake.Call) bool {
@@ -369,7 +369,7 @@ func TestPendingRequestExpiresExactlyOnceAcrossReplicas(t *testing.T) {
 		t.Fatalf("requester told %d times, want 1", told)
 	}
 	upd, _ := h.Slack.Message(msg.Channel, msg.TS)
-	if strings.Contains(upd.Blocks, handlers.ActionApprove) || !strings.Contains(upd.Blocks, "Expired") {
+	if strings.Contains(upd.Blocks, blockkit.ActionApprove) || !strings.Contains(upd.Blocks, "Expired") {
 		t.Fatalf("approval message not updated on expiry: %s", upd.Blocks)
 	}
 	expired := 0
@@ -385,7 +385,7 @@ func TestPendingRequestExpiresExactlyOnceAcrossReplicas(t *testing.T) {
 	if expired != 1 {
 		t.Fatalf("%d EXPIRED audit entries, want 1", expired)
 	}
-	if late := h.click(t, ctx, Approver, msg, handlers.ActionApprove); !strings.Contains(late.Body, "already expired") {
+	if late := h.click(t, ctx, Approver, msg, blockkit.ActionApprove); !strings.Contains(late.Body, "already expired") {
 		t.Fatalf("approve after expiry: %s", late.Body)
 	}
 	if rep, err := h.App.Store.VerifyAudit(ctx); err != nil || len(rep.Problems) > 0 {
@@ -399,7 +399,7 @@ func TestUnrevealedSecretIsRevokedAfterClaimWindow(t *testing.T) {
 	ctx := ctxT(t)
 	apps := h.replicas(t, ctx)
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
 	if live := h.BTP.Live(defaultScope); len(live) != 1 {
 		t.Fatalf("live %v", live)
@@ -409,7 +409,7 @@ func TestUnrevealedSecretIsRevokedAfterClaimWindow(t *testing.T) {
 	if live := h.BTP.Live(defaultScope); len(live) != 0 {
 		t.Fatalf("credential still live at BTP after the claim window: %v", live)
 	}
-	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 	r, _ := h.App.Store.Get(ctx, id)
 	if r.State != approval.StateRevoked {
 		t.Fatalf("state %s, want REVOKED", r.State)
@@ -422,7 +422,7 @@ func TestUnrevealedSecretIsRevokedAfterClaimWindow(t *testing.T) {
 	if n := h.BTP.Count("delete"); n != 1 {
 		t.Fatalf("%d deletes at BTP, want 1", n)
 	}
-	late := h.click(t, ctx, Requester, dm, handlers.ActionReveal)
+	late := h.click(t, ctx, Requester, dm, blockkit.ActionReveal)
 	if strings.Contains(late.Body, "clientsecret") {
 		t.Fatal("revealed after revocation")
 	}
@@ -440,9 +440,9 @@ func TestCredentialIsWarnedThenDeletedAtEndOfLifetime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, _, _ := slackfake.FindButton(post.Params.Get("blocks"), handlers.ActionApprove)
+	id, _, _ := slackfake.FindButton(post.Params.Get("blocks"), blockkit.ActionApprove)
 	msg, _ := h.Slack.Message(post.Channel, post.TS)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
 	h.revealSecret(t, ctx, dm)
 	r, _ := h.App.Store.Get(ctx, id)
@@ -475,9 +475,9 @@ func TestRevokeLeaseIsTakenOverWhenBTPDeleteFails(t *testing.T) {
 	h := startWith(t, map[string]string{"CREDBOT_SWEEP_INTERVAL": "1h", "CREDBOT_CLAIM_WINDOW": "15m"}, Deps{Clock: clock})
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
-	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 	h.BTP.Inject(btptest.Fault{Action: "delete", Status: 403, Times: 1})
 	clock.Advance(16 * time.Minute)
 	_ = h.App.Service.SweepDeadlines(ctx) // fails at BTP, leaves the lease
@@ -485,7 +485,7 @@ func TestRevokeLeaseIsTakenOverWhenBTPDeleteFails(t *testing.T) {
 	if r.State != approval.StateIssued || !r.Revoking {
 		t.Fatalf("after a failed delete: %s revoking=%v, want ISSUED under lease", r.State, r.Revoking)
 	}
-	if late := h.click(t, ctx, Requester, dm, handlers.ActionReveal); strings.Contains(late.Body, "clientsecret") {
+	if late := h.click(t, ctx, Requester, dm, blockkit.ActionReveal); strings.Contains(late.Body, "clientsecret") {
 		t.Fatal("revealed while being revoked")
 	}
 	clock.Advance(3 * time.Minute) // the 2-minute lease ran out
@@ -502,7 +502,7 @@ func TestCancelAndAdminDelete(t *testing.T) {
 	h := start(t, nil)
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
-	id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+	id, _, _ := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 	if _, err := h.App.Service.Cancel(ctx, id, Approver.ID); err == nil {
 		t.Fatal("someone else cancelled the request")
 	}
@@ -510,7 +510,7 @@ func TestCancelAndAdminDelete(t *testing.T) {
 	if err != nil || r.State != approval.StateCancelled {
 		t.Fatalf("cancel: %+v %v", r, err)
 	}
-	if late := h.click(t, ctx, Approver, msg, handlers.ActionApprove); !strings.Contains(late.Body, "already cancelled") {
+	if late := h.click(t, ctx, Approver, msg, blockkit.ActionApprove); !strings.Contains(late.Body, "already cancelled") {
 		t.Fatalf("approve after cancel: %s", late.Body)
 	}
 
@@ -523,7 +523,7 @@ func TestCancelAndAdminDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	m2, _ := h.Slack.Message(post.Channel, post.TS)
-	h.click(t, ctx, Approver, m2, handlers.ActionApprove)
+	h.click(t, ctx, Approver, m2, blockkit.ActionApprove)
 	h.revealSecret(t, ctx, h.waitDM(t, ctx))
 
 	views, err := h.App.Service.ListCredentials(ctx, "U0LOCALADM", defaultScope)
@@ -542,7 +542,7 @@ func TestCancelAndAdminDelete(t *testing.T) {
 	if live := h.BTP.Live(defaultScope); len(live) != 0 {
 		t.Fatalf("still live: %v", live)
 	}
-	id2, _, _ := slackfake.FindButton(m2.Blocks, handlers.ActionApprove)
+	id2, _, _ := slackfake.FindButton(m2.Blocks, blockkit.ActionApprove)
 	if r, _ := h.App.Store.Get(ctx, id2); r.State != approval.StateDeleted {
 		t.Fatalf("state %s, want DELETED", r.State)
 	}
@@ -565,9 +565,9 @@ func TestLoopRunsThroughSentinel(t *testing.T) {
 	h := startOn(t, redistest.Attach(t, primary.URL()), map[string]string{"REDIS_URL": url}, Deps{})
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
-	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 	h.assertWorks(t, ctx, id, h.revealSecret(t, ctx, dm))
 	if n, _ := h.redis.Client.Exists(ctx, h.Config.KeyPrefix+":req:{"+id+"}").Result(); n != 1 {
 		t.Fatal("the request is not in the primary the Sentinel names")
@@ -578,7 +578,7 @@ func TestAuditEntriesAreMirroredToTheAuditChannel(t *testing.T) {
 	h := start(t, nil)
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	secret := h.revealSecret(t, ctx, h.waitDM(t, ctx))
 	for _, step := range []string{"new → PENDING by <@U0LOCALREQ>", "PENDING → APPROVED by <@U0LOCALAPR>", "APPROVED → MINTING", "MINTING → ISSUED", "ISSUED → DELIVERED by <@U0LOCALREQ>"} {
 		c, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
@@ -598,30 +598,30 @@ func TestOwnerDeletesFromTheExpiryWarning(t *testing.T) {
 	h := startWith(t, map[string]string{"CREDBOT_SWEEP_INTERVAL": "1h"}, Deps{Clock: clock})
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	h.revealSecret(t, ctx, h.waitDM(t, ctx))
 	clock.Advance(84 * 24 * time.Hour)
 	sweepAll(t, ctx, []*App{h.App})
 	warn, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), handlers.ActionDeleteOwn)
+		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), blockkit.ActionDeleteOwn)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, _ := h.Slack.Message(warn.Channel, warn.TS)
-	if got := h.click(t, ctx, Approver, m, handlers.ActionDeleteOwn); !strings.Contains(got.Body, ":warning:") {
+	if got := h.click(t, ctx, Approver, m, blockkit.ActionDeleteOwn); !strings.Contains(got.Body, ":warning:") {
 		t.Fatalf("someone else deleted the owner's credential: %s", got.Body)
 	}
 	if live := h.BTP.Live(defaultScope); len(live) != 1 {
 		t.Fatalf("live %v", live)
 	}
-	if got := h.click(t, ctx, Requester, m, handlers.ActionDeleteOwn); !strings.Contains(got.Body, "deleted at BTP") {
+	if got := h.click(t, ctx, Requester, m, blockkit.ActionDeleteOwn); !strings.Contains(got.Body, "deleted at BTP") {
 		t.Fatalf("owner's delete: %s", got.Body)
 	}
 	if live := h.BTP.Live(defaultScope); len(live) != 0 {
 		t.Fatalf("still live: %v", live)
 	}
-	if again := h.click(t, ctx, Requester, m, handlers.ActionDeleteOwn); !strings.Contains(again.Body, "not a live credential") {
+	if again := h.click(t, ctx, Requester, m, blockkit.ActionDeleteOwn); !strings.Contains(again.Body, "not a live credential") {
 		t.Fatalf("second delete: %s", again.Body)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -169,7 +169,7 @@ func TestRepeatedListsReachBTPOnceUntilCredbotDeletesThere(t *testing.T) {
 
 	// A delete through credbot forgets the scope's cached answers.
 	_, prompt := h.slash(t, ctx, Admin, "delete "+subacct+" --name by-hand-1")
-	ack, err := h.Workspace.ClickValue(ctx, Admin, slackfake.Reply(prompt), handlers.ActionDelete, "")
+	ack, err := h.Workspace.ClickValue(ctx, Admin, slackfake.Reply(prompt), blockkit.ActionDelete, "")
 	if err != nil {
 		t.Fatal(err)
 	}

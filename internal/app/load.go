@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -188,13 +188,13 @@ func (l *Local) loop(ctx context.Context, ws *slackfake.Workspace, run string, i
 	}
 	d[stepPosted] = post.At.Sub(t0)
 	msg := message(post)
-	id, _, err := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+	id, _, err := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 	if err != nil {
 		return d, err
 	}
 	t1 := time.Now()
 	mark = l.Slack.Mark()
-	if _, err := ws.Click(ctx, Approver, msg, handlers.ActionApprove); err != nil {
+	if _, err := ws.Click(ctx, Approver, msg, blockkit.ActionApprove); err != nil {
 		return d, err
 	}
 	wantID := `"value":"` + id + `"`
@@ -203,7 +203,7 @@ func (l *Local) loop(ctx context.Context, ws *slackfake.Workspace, run string, i
 			return false
 		}
 		b := c.Params.Get("blocks")
-		return strings.Contains(b, wantID) && strings.Contains(b, handlers.ActionReveal)
+		return strings.Contains(b, wantID) && strings.Contains(b, blockkit.ActionReveal)
 	})
 	if err != nil {
 		return d, fmt.Errorf("DM: %w", err)
@@ -212,7 +212,7 @@ func (l *Local) loop(ctx context.Context, ws *slackfake.Workspace, run string, i
 	dmMsg := message(dm)
 	t2 := time.Now()
 	mark = l.Slack.Mark()
-	rack, err := ws.Click(ctx, Requester, dmMsg, handlers.ActionReveal)
+	rack, err := ws.Click(ctx, Requester, dmMsg, blockkit.ActionReveal)
 	if err != nil {
 		return d, err
 	}

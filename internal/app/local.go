@@ -21,6 +21,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp"
 	"github.com/credbot/credbot/internal/btp/btptest"
 	"github.com/credbot/credbot/internal/handlers"
@@ -210,7 +211,7 @@ func (l *Local) Demo(ctx context.Context, w io.Writer) error {
 
 	for _, p := range []slackfake.Person{Outsider, Requester} {
 		step("%s clicks Approve", p.Name)
-		ack, err := l.Workspace.Click(ctx, p, msg, handlers.ActionApprove)
+		ack, err := l.Workspace.Click(ctx, p, msg, blockkit.ActionApprove)
 		if err != nil || ack.Status != 200 {
 			return fmt.Errorf("click: status %d, %v", ack.Status, err)
 		}
@@ -225,7 +226,7 @@ func (l *Local) Demo(ctx context.Context, w io.Writer) error {
 	}
 
 	step("%s clicks Approve", Approver.Name)
-	ack, err = l.Workspace.Click(ctx, Approver, msg, handlers.ActionApprove)
+	ack, err = l.Workspace.Click(ctx, Approver, msg, blockkit.ActionApprove)
 	if err != nil || ack.Status != 200 {
 		return fmt.Errorf("click: status %d, %v", ack.Status, err)
 	}
@@ -235,7 +236,7 @@ func (l *Local) Demo(ctx context.Context, w io.Writer) error {
 	}
 	saw(Approver, RenderReply(c.Body))
 	dm, err := wait("DM with a Reveal button", func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal)
+		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal)
 	})
 	if err != nil {
 		return err
@@ -248,7 +249,7 @@ func (l *Local) Demo(ctx context.Context, w io.Writer) error {
 
 	dmMsg, _ := l.Slack.Message(dm.Channel, dm.TS)
 	step("%s clicks Reveal", Requester.Name)
-	ack, err = l.Workspace.Click(ctx, Requester, dmMsg, handlers.ActionReveal)
+	ack, err = l.Workspace.Click(ctx, Requester, dmMsg, blockkit.ActionReveal)
 	if err != nil || ack.Status != 200 {
 		return fmt.Errorf("reveal click: status %d, %v", ack.Status, err)
 	}
@@ -262,7 +263,7 @@ func (l *Local) Demo(ctx context.Context, w io.Writer) error {
 	}
 
 	step("%s clicks Reveal again", Requester.Name)
-	ack, err = l.Workspace.Click(ctx, Requester, dmMsg, handlers.ActionReveal)
+	ack, err = l.Workspace.Click(ctx, Requester, dmMsg, blockkit.ActionReveal)
 	if err != nil || ack.Status != 200 {
 		return fmt.Errorf("second reveal click: status %d, %v", ack.Status, err)
 	}
@@ -355,11 +356,11 @@ func (l *Local) demoCertificate(ctx context.Context, w io.Writer, step func(stri
 	}
 	msg, _ := l.Slack.Message(post.Channel, post.TS)
 	step("%s clicks Approve", Approver.Name)
-	if ack, err = l.Workspace.Click(ctx, Approver, msg, handlers.ActionApprove); err != nil || ack.Status != 200 {
+	if ack, err = l.Workspace.Click(ctx, Approver, msg, blockkit.ActionApprove); err != nil || ack.Status != 200 {
 		return fmt.Errorf("click: status %d, %v", ack.Status, err)
 	}
 	dm, err := wait("DM with a Reveal button for the certificate credential", func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal) &&
+		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal) &&
 			strings.Contains(c.Params.Get("blocks"), name)
 	})
 	if err != nil {
@@ -367,7 +368,7 @@ func (l *Local) demoCertificate(ctx context.Context, w io.Writer, step func(stri
 	}
 	dmMsg, _ := l.Slack.Message(dm.Channel, dm.TS)
 	step("%s clicks Reveal", Requester.Name)
-	if ack, err = l.Workspace.Click(ctx, Requester, dmMsg, handlers.ActionReveal); err != nil || ack.Status != 200 {
+	if ack, err = l.Workspace.Click(ctx, Requester, dmMsg, blockkit.ActionReveal); err != nil || ack.Status != 200 {
 		return fmt.Errorf("reveal click: status %d, %v", ack.Status, err)
 	}
 	c, err := wait("revealed certificate credential", func(c slackfake.Call) bool { return c.Method == "response_url" && c.URL == ack.ResponseURL })
@@ -459,7 +460,7 @@ func (l *Local) demoBreakglass(ctx context.Context, w io.Writer, step func(strin
 		return l.waitFrom(ctx, mark, 15*time.Second, what, match)
 	}
 	alert, err := after("break-glass alert", func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && strings.Contains(c.Params.Get("blocks"), handlers.ActionAcknowledge)
+		return c.Method == "chat.postMessage" && strings.Contains(c.Params.Get("blocks"), blockkit.ActionAcknowledge)
 	})
 	if err != nil {
 		return err
@@ -467,7 +468,7 @@ func (l *Local) demoBreakglass(ctx context.Context, w io.Writer, step func(strin
 	step("credbot alerts %s at once (no approval was asked for)", alert.Channel)
 	saw(Reviewer, RenderBlocks(alert.Params.Get("blocks")))
 	dm, err := after("break-glass DM with a Reveal button", func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal)
+		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal)
 	})
 	if err != nil {
 		return err
@@ -482,8 +483,8 @@ func (l *Local) demoBreakglass(ctx context.Context, w io.Writer, step func(strin
 		label  string
 		want   string
 	}{
-		{Requester, handlers.ActionAcknowledge, "Acknowledge on their own break-glass", ":warning:"},
-		{Reviewer, handlers.ActionRevokeNow, "Revoke now", "Revoked"},
+		{Requester, blockkit.ActionAcknowledge, "Acknowledge on their own break-glass", ":warning:"},
+		{Reviewer, blockkit.ActionRevokeNow, "Revoke now", "Revoked"},
 	} {
 		step("%s clicks %s", click.who.Name, click.label)
 		ack, err := l.Workspace.Click(ctx, click.who, msg, click.action)
@@ -554,7 +555,7 @@ func (l *Local) demoAssign(ctx context.Context, w io.Writer, step func(string, .
 	saw(Approver, RenderBlocks(post.Params.Get("blocks")))
 	msg, _ := l.Slack.Message(post.Channel, post.TS)
 	step("%s clicks Approve", Approver.Name)
-	ack, err = l.Workspace.Click(ctx, Approver, msg, handlers.ActionApprove)
+	ack, err = l.Workspace.Click(ctx, Approver, msg, blockkit.ActionApprove)
 	if err != nil || ack.Status != 200 {
 		return fmt.Errorf("click: status %d, %v", ack.Status, err)
 	}
@@ -617,7 +618,7 @@ func (l *Local) demoRotate(ctx context.Context, w io.Writer, step func(string, .
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	dm, err := l.Slack.WaitFrom(wctx, mark, func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal) &&
+		return c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") && strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal) &&
 			strings.Contains(c.Params.Get("blocks"), "demo-ci-pipeline-r2")
 	})
 	if err != nil {
@@ -627,7 +628,7 @@ func (l *Local) demoRotate(ctx context.Context, w io.Writer, step func(string, .
 	saw(Requester, RenderBlocks(dm.Params.Get("blocks")))
 	dmMsg, _ := l.Slack.Message(dm.Channel, dm.TS)
 	step("%s clicks Reveal", Requester.Name)
-	ack, err = l.Workspace.Click(ctx, Requester, dmMsg, handlers.ActionReveal)
+	ack, err = l.Workspace.Click(ctx, Requester, dmMsg, blockkit.ActionReveal)
 	if err != nil || ack.Status != 200 {
 		return fmt.Errorf("reveal click: status %d, %v", ack.Status, err)
 	}
@@ -639,7 +640,7 @@ func (l *Local) demoRotate(ctx context.Context, w io.Writer, step func(string, .
 		step("both live during the grace period (CREDBOT_ROTATION_GRACE): %v", l.BTP.Live(scope))
 	}
 	if _, err := l.Slack.WaitFrom(wctx, mark, func(c slackfake.Call) bool {
-		return c.Method == "chat.update" && c.Channel == dm.Channel && strings.Contains(c.Params.Get("blocks"), handlers.ActionRetireOld)
+		return c.Method == "chat.update" && c.Channel == dm.Channel && strings.Contains(c.Params.Get("blocks"), blockkit.ActionRetireOld)
 	}); err != nil {
 		return fmt.Errorf("the DM notice offering to retire the old one: %w", err)
 	}
@@ -647,7 +648,7 @@ func (l *Local) demoRotate(ctx context.Context, w io.Writer, step func(string, .
 	step("credbot rewrites the DM notice")
 	saw(Requester, RenderBlocks(dmMsg.Blocks))
 	step("%s switches over and clicks Retire the old one", Requester.Name)
-	ack, err = l.Workspace.Click(ctx, Requester, dmMsg, handlers.ActionRetireOld)
+	ack, err = l.Workspace.Click(ctx, Requester, dmMsg, blockkit.ActionRetireOld)
 	if err != nil || ack.Status != 200 {
 		return fmt.Errorf("retire click: status %d, %v", ack.Status, err)
 	}

@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/redistest"
 	"github.com/credbot/credbot/internal/slackfake"
 	"github.com/redis/go-redis/v9"
@@ -141,7 +141,7 @@ func noSecretInAnyLogLine(t *testing.T, socket bool) {
 		t.Fatal(err)
 	}
 	msg, _ := h.Slack.Message(post.Channel, post.TS)
-	approve := h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	approve := h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	secret := h.revealSecret(t, ctx, h.waitDM(t, ctx))
 	logs := h.logs.String()
 	var delivered, issued map[string]any
@@ -159,7 +159,7 @@ func noSecretInAnyLogLine(t *testing.T, socket bool) {
 			issued = l
 		}
 	}
-	if delivered == nil || delivered["request_id"] == nil || delivered["user"] != Requester.ID || delivered["action"] != handlers.ActionReveal ||
+	if delivered == nil || delivered["request_id"] == nil || delivered["user"] != Requester.ID || delivered["action"] != blockkit.ActionReveal ||
 		delivered["trigger"] == nil || delivered["level"] != "INFO" {
 		t.Fatalf("the delivery's line: %v", delivered)
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -55,7 +55,7 @@ func TestMetricsShowCallsQueuesLatenciesAndReveals(t *testing.T) {
 	ctx := ctxT(t)
 	h.Slack.Inject(slackfake.Fault{Method: "chat.update", Status: http.StatusTooManyRequests, RetryAfter: 10 * time.Millisecond, Times: 1})
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
 	h.revealSecret(t, ctx, dm)
 	if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool { return c.Method == "chat.update" }); err != nil {
@@ -95,7 +95,7 @@ func TestMetricsShowCallsQueuesLatenciesAndReveals(t *testing.T) {
 		t.Error("/metrics lacks credbot_build_info")
 	}
 	// A second reveal is refused, and counted as such.
-	h.click(t, ctx, Requester, dm, handlers.ActionReveal)
+	h.click(t, ctx, Requester, dm, blockkit.ActionReveal)
 	if m := h.scrape(t); !strings.Contains(m, `credbot_reveals_total{outcome="already_taken"} 1`) {
 		t.Error("a refused reveal is not counted")
 	}
@@ -140,7 +140,7 @@ func TestMetricsShowPendingRequestsAndWaitingMints(t *testing.T) {
 	if m := h.scrapeUntil(t, ctx, "credbot_pending_requests 1"); !strings.Contains(m, "credbot_pending_requests 1\n") {
 		t.Fatalf("the pending request is not counted:\n%s", grep(m, "credbot_pending"))
 	}
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	m := h.scrapeUntil(t, ctx, `credbot_queue_depth{queue="mint"} 1`)
 	for _, want := range []string{"credbot_pending_requests 0\n", `credbot_queue_depth{queue="mint"} 1`} {
 		if !strings.Contains(m, want) {

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -106,7 +106,7 @@ func TestANameHeldByAnotherRequestIsRefusedUntilReleased(t *testing.T) {
 		t.Fatalf("%d approval messages, want only the first request's", n)
 	}
 	// Denied, the first request gives the name back at once.
-	if deny := h.click(t, ctx, Approver, msg, handlers.ActionDeny); !strings.Contains(deny.Body, "Denied") {
+	if deny := h.click(t, ctx, Approver, msg, blockkit.ActionDeny); !strings.Contains(deny.Body, "Denied") {
 		t.Fatalf("deny: %s", deny.Body)
 	}
 	if reply := h.slashReply(t, ctx, createText); !strings.Contains(reply, "waiting for approval") {
@@ -153,7 +153,7 @@ func TestACredentialCredbotDidNotCreateSurvivesEveryFault(t *testing.T) {
 			for _, f := range tc.faults {
 				h.BTP.Inject(f)
 			}
-			h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+			h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 			h.waitFailed(t, ctx)
 			h.assertUntouched(t, ctx, v)
 		})
@@ -165,7 +165,7 @@ func TestACredentialCredbotDidNotCreateSurvivesEveryFault(t *testing.T) {
 		ctx := ctxT(t)
 		msg := h.request(t, ctx)
 		v := h.makeVictim(t, ctx, "ci-payments")
-		h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+		h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 		h.killWorkerAt(t, ctx, key, "claim")
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})

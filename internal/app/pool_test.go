@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -30,7 +30,7 @@ func TestBlockingReadersDoNotTakeTheWholeRedisPool(t *testing.T) {
 	}
 	// And the loop works with them all blocking.
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	h.waitDM(t, ctx)
 	if s := c.PoolStats(); s.Timeouts != 0 {
 		t.Fatalf("%d waits for a Redis connection timed out", s.Timeouts)

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -56,7 +56,7 @@ func TestTwoOfTwoQuorumThroughSlackClicks(t *testing.T) {
 	}
 
 	// A global approver is in neither role:prod-owner nor role:security.
-	got := h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	got := h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	if !strings.Contains(got.Body, "does not count") {
 		t.Errorf("an approval outside the required roles: the clicker was told %s", got.Body)
 	}
@@ -76,7 +76,7 @@ func TestTwoOfTwoQuorumThroughSlackClicks(t *testing.T) {
 		t.Fatalf("%d creates before the quorum", n)
 	}
 
-	got = h.click(t, ctx, Security, msg, handlers.ActionApprove)
+	got = h.click(t, ctx, Security, msg, blockkit.ActionApprove)
 	if !strings.Contains(got.Body, "1 of 2") {
 		t.Errorf("security's approval: told %s", got.Body)
 	}
@@ -89,7 +89,7 @@ func TestTwoOfTwoQuorumThroughSlackClicks(t *testing.T) {
 		t.Fatalf("%d creates before the quorum", n)
 	}
 	// status and why say the same as the message.
-	id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+	id, _, _ := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 	for _, verb := range []string{"status ", "why "} {
 		if _, a := h.slash(t, ctx, Requester, verb+id); !strings.Contains(a.Body, "1 of 2 counted") || !strings.Contains(a.Body, "one approver from role:prod-owner") ||
 			!strings.Contains(a.Body, Approver.ID+`\u003e's approval does not count`) {
@@ -97,7 +97,7 @@ func TestTwoOfTwoQuorumThroughSlackClicks(t *testing.T) {
 		}
 	}
 
-	got = h.click(t, ctx, Owner, msg, handlers.ActionApprove)
+	got = h.click(t, ctx, Owner, msg, blockkit.ActionApprove)
 	if !strings.Contains(got.Body, "Approved") {
 		t.Fatalf("the owner completing the quorum was told %s", got.Body)
 	}
@@ -110,11 +110,11 @@ func TestTwoOfTwoQuorumThroughSlackClicks(t *testing.T) {
 	if len(secrets) != 1 {
 		t.Fatalf("%d secrets", len(secrets))
 	}
-	if rev := h.click(t, ctx, Requester, dm, handlers.ActionReveal); !strings.Contains(rev.Body, secrets[0]) {
+	if rev := h.click(t, ctx, Requester, dm, blockkit.ActionReveal); !strings.Contains(rev.Body, secrets[0]) {
 		t.Fatalf("reveal: %s", rev.Body)
 	}
 	upd, _ = h.Slack.Message(msg.Channel, msg.TS)
-	if strings.Contains(upd.Blocks, handlers.ActionApprove) {
+	if strings.Contains(upd.Blocks, blockkit.ActionApprove) {
 		t.Errorf("the approval message still has its buttons: %s", upd.Blocks)
 	}
 }

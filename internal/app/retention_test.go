@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -151,7 +151,7 @@ func TestEveryKeyCredbotWritesIsBounded(t *testing.T) {
 		t.Fatalf("create: %s", a.Body)
 	}
 	denied := m[1]
-	if got := h.click(t, ctx, Approver, h.approvalMessage(t, ctx, "to-deny"), handlers.ActionDeny); !strings.Contains(got.Body, "Denied") {
+	if got := h.click(t, ctx, Approver, h.approvalMessage(t, ctx, "to-deny"), blockkit.ActionDeny); !strings.Contains(got.Body, "Denied") {
 		t.Fatalf("deny: %s", got.Body)
 	}
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/credbot/credbot/internal/approval"
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -20,15 +20,15 @@ func TestRevealReplyFailingDeletesTheCredentialAndTellsTheRequester(t *testing.T
 	h := start(t, nil)
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
-	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 	if live := h.BTP.Live(defaultScope); len(live) != 1 {
 		t.Fatalf("live at BTP before the reveal: %v", live)
 	}
 
 	h.Slack.Inject(slackfake.Fault{Method: "response_url", Times: 1, Status: http.StatusInternalServerError})
-	ack, err := h.Workspace.Click(ctx, Requester, dm, handlers.ActionReveal)
+	ack, err := h.Workspace.Click(ctx, Requester, dm, blockkit.ActionReveal)
 	if err != nil || ack.Status != http.StatusOK {
 		t.Fatalf("reveal click: %d %v", ack.Status, err)
 	}
@@ -57,7 +57,7 @@ func TestRevealReplyFailingDeletesTheCredentialAndTellsTheRequester(t *testing.T
 	if !strings.Contains(upd.Blocks, "Revoked: the secret could not be shown to the requester") {
 		t.Errorf("approval message after a failed reveal: %s", upd.Blocks)
 	}
-	again := h.click(t, ctx, Requester, dm, handlers.ActionReveal)
+	again := h.click(t, ctx, Requester, dm, blockkit.ActionReveal)
 	if strings.Contains(again.Body, h.BTP.Secrets()[0]) {
 		t.Fatal("revealed after the revocation")
 	}

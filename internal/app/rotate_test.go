@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -77,7 +77,7 @@ func TestOwnerRotatesFromSlackAndTheOldOneGoesAfterTheGrace(t *testing.T) {
 	}
 	// The reveal notice offers to retire the old one sooner.
 	dm, _ := h.Slack.Message(nr.DMChannel, nr.DMTS)
-	if !strings.Contains(dm.Blocks, handlers.ActionRetireOld) {
+	if !strings.Contains(dm.Blocks, blockkit.ActionRetireOld) {
 		t.Fatalf("the revealed notice has no Retire button: %s\n%s", dm.Blocks, h.logs.String())
 	}
 
@@ -132,13 +132,13 @@ func TestRotateFromTheExpiryWarningAndRetireTheOldOneNow(t *testing.T) {
 	clock.Advance(84 * 24 * time.Hour)
 	sweepAll(t, ctx, []*App{h.App})
 	warn, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), handlers.ActionRotate)
+		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), blockkit.ActionRotate)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wm, _ := h.Slack.Message(warn.Channel, warn.TS)
-	got := h.click(t, ctx, Requester, wm, handlers.ActionRotate)
+	got := h.click(t, ctx, Requester, wm, blockkit.ActionRotate)
 	m := rotationIDRE.FindStringSubmatch(got.Body)
 	if m == nil {
 		t.Fatalf("rotate click: %s", got.Body)
@@ -149,19 +149,19 @@ func TestRotateFromTheExpiryWarningAndRetireTheOldOneNow(t *testing.T) {
 	// (after the reveal's answer): wait for that, not for the store.
 	up, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
 		return (c.Method == "chat.update" || c.Method == "chat.postMessage") && c.Channel == "D0LOCALREQ" &&
-			strings.Contains(c.Params.Get("blocks"), handlers.ActionRetireOld) && strings.Contains(c.Params.Get("blocks"), newID)
+			strings.Contains(c.Params.Get("blocks"), blockkit.ActionRetireOld) && strings.Contains(c.Params.Get("blocks"), newID)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dm, _ := h.Slack.Message(up.Channel, up.TS)
-	if got := h.click(t, ctx, Approver, dm, handlers.ActionRetireOld); !strings.Contains(got.Body, ":warning:") {
+	if got := h.click(t, ctx, Approver, dm, blockkit.ActionRetireOld); !strings.Contains(got.Body, ":warning:") {
 		t.Fatalf("someone else retired the owner's credential: %s", got.Body)
 	}
 	if got := h.live(); len(got) != 2 {
 		t.Fatalf("live %v", got)
 	}
-	if got := h.click(t, ctx, Requester, dm, handlers.ActionRetireOld); !strings.Contains(got.Body, "deleted at BTP") {
+	if got := h.click(t, ctx, Requester, dm, blockkit.ActionRetireOld); !strings.Contains(got.Body, "deleted at BTP") {
 		t.Fatalf("retire: %s", got.Body)
 	}
 	if got := h.live(); !slices.Equal(got, []string{"ci-warned-r2"}) {
@@ -170,7 +170,7 @@ func TestRotateFromTheExpiryWarningAndRetireTheOldOneNow(t *testing.T) {
 	if old, _ := h.App.Store.Get(ctx, oldID); old.State != approval.StateDeleted {
 		t.Fatalf("old request %s", old.State)
 	}
-	if again := h.click(t, ctx, Requester, dm, handlers.ActionRetireOld); !strings.Contains(again.Body, "already deleted") {
+	if again := h.click(t, ctx, Requester, dm, blockkit.ActionRetireOld); !strings.Contains(again.Body, "already deleted") {
 		t.Fatalf("second retire: %s", again.Body)
 	}
 	if h.BTP.Count("delete") != 1 {
@@ -200,13 +200,13 @@ func TestRotationNeedingApprovalKeepsTheOldOneUntilRevealed(t *testing.T) {
 	if h.BTP.Count("create") != 1 {
 		t.Fatal("created before approval")
 	}
-	newID, _, _ := slackfake.FindButton(post.Params.Get("blocks"), handlers.ActionApprove)
+	newID, _, _ := slackfake.FindButton(post.Params.Get("blocks"), blockkit.ActionApprove)
 	// why explains the rotation by the rotate rules, not create's.
 	if why := h.slashAs(t, ctx, Requester, "why "+newID); !strings.Contains(why, "rotate in") || !strings.Contains(why, "0 of 1") {
 		t.Fatalf("why on a rotation: %s", why)
 	}
 	msg, _ := h.Slack.Message(post.Channel, post.TS)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	h.waitReveal(t, ctx, newID)
 	// Never revealed: the claim window revokes the new one; the old one stays.
 	clock.Advance(16 * time.Minute)
@@ -228,11 +228,11 @@ func TestRotateFromTheHomeTab(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
-		return c.Method == "views.publish" && c.User == Requester.ID && strings.Contains(c.Body, handlers.ActionRotate)
+		return c.Method == "views.publish" && c.User == Requester.ID && strings.Contains(c.Body, blockkit.ActionRotate)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Workspace.ClickHome(ctx, Requester, handlers.ActionRotate, oldID); err != nil {
+	if _, err := h.Workspace.ClickHome(ctx, Requester, blockkit.ActionRotate, oldID); err != nil {
 		t.Fatal(err)
 	}
 	c, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {

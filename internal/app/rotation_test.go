@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/credbot/credbot/internal/approval"
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -20,9 +20,9 @@ func TestSealingKeyRotatedBetweenMintAndReveal(t *testing.T) {
 	ctx := ctxT(t)
 
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
-	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 
 	// A replica on the rotated configuration reveals it.
 	h.Config.SecretKey = approval.NewRandomKey() + "," + oldKey
@@ -31,7 +31,7 @@ func TestSealingKeyRotatedBetweenMintAndReveal(t *testing.T) {
 		t.Fatal(err)
 	}
 	people := h.WorkspaceOf(rotated)
-	ack, err := people.Click(ctx, Requester, dm, handlers.ActionReveal)
+	ack, err := people.Click(ctx, Requester, dm, blockkit.ActionReveal)
 	if err != nil || ack.Status != http.StatusOK {
 		t.Fatalf("reveal: %d %v", ack.Status, err)
 	}
@@ -57,9 +57,9 @@ func TestSealingKeyRotatedBetweenMintAndReveal(t *testing.T) {
 		t.Fatal(err)
 	}
 	m2, _ := h.Slack.Message(post.Channel, post.TS)
-	h.click(t, ctx, Approver, m2, handlers.ActionApprove)
+	h.click(t, ctx, Approver, m2, blockkit.ActionApprove)
 	dm2, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal) && c.TS != dm.TS
+		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal) && c.TS != dm.TS
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func TestSealingKeyRotatedBetweenMintAndReveal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ack, err = h.WorkspaceOf(lost).Click(ctx, Requester, dmMsg, handlers.ActionReveal)
+	ack, err = h.WorkspaceOf(lost).Click(ctx, Requester, dmMsg, blockkit.ActionReveal)
 	if err != nil || ack.Status != http.StatusOK {
 		t.Fatalf("reveal: %d %v", ack.Status, err)
 	}
@@ -84,7 +84,7 @@ func TestSealingKeyRotatedBetweenMintAndReveal(t *testing.T) {
 	if !strings.Contains(reply.Body, "could not unseal") || secretRE.MatchString(reply.Body) {
 		t.Fatalf("reveal without the sealing key answered %s", reply.Body)
 	}
-	id2, _, _ := slackfake.FindButton(dmMsg.Blocks, handlers.ActionReveal)
+	id2, _, _ := slackfake.FindButton(dmMsg.Blocks, blockkit.ActionReveal)
 	if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
 		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Text(), "could not be shown")
 	}); err != nil {

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -44,7 +44,7 @@ func approverDMs(s *slackfake.Server, id string) map[string]slackfake.Message {
 	out := map[string]slackfake.Message{}
 	for _, c := range s.Calls() {
 		if c.Method == "chat.postMessage" && strings.HasPrefix(c.Channel, "D") &&
-			strings.Contains(c.Params.Get("blocks"), handlers.ActionApprove) && strings.Contains(c.Params.Get("blocks"), id) {
+			strings.Contains(c.Params.Get("blocks"), blockkit.ActionApprove) && strings.Contains(c.Params.Get("blocks"), id) {
 			m, _ := s.Message(c.Channel, c.TS)
 			out[c.Channel] = m
 		}
@@ -68,7 +68,7 @@ func TestApprovalRequestsGoToTheChannelTheirScopeIsRoutedTo(t *testing.T) {
 	if subMsg.Channel != "C0PLATSUB" {
 		t.Fatalf("the subaccount's request went to %s, want C0PLATSUB (its own route beats its directory's)", subMsg.Channel)
 	}
-	subID, _, err := slackfake.FindButton(subMsg.Blocks, handlers.ActionApprove)
+	subID, _, err := slackfake.FindButton(subMsg.Blocks, blockkit.ActionApprove)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestApprovalRequestsGoToTheChannelTheirScopeIsRoutedTo(t *testing.T) {
 	if dirMsg.Channel != "C0PLATDIR" {
 		t.Fatalf("the directory's request went to %s, want C0PLATDIR", dirMsg.Channel)
 	}
-	dirID, _, err := slackfake.FindButton(dirMsg.Blocks, handlers.ActionApprove)
+	dirID, _, err := slackfake.FindButton(dirMsg.Blocks, blockkit.ActionApprove)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,15 +122,15 @@ func TestApprovalRequestsGoToTheChannelTheirScopeIsRoutedTo(t *testing.T) {
 		t.Errorf("why does not say where the request went: %s", why.Body)
 	}
 	// A click in the routed channel approves and mints.
-	if got := h.click(t, ctx, Approver, subMsg, handlers.ActionApprove); !strings.Contains(got.Body, "Approved") {
+	if got := h.click(t, ctx, Approver, subMsg, blockkit.ActionApprove); !strings.Contains(got.Body, "Approved") {
 		t.Fatalf("approver in C0PLATSUB was told %s", got.Body)
 	}
 	// A click in an approver's DM does too.
-	if got := h.click(t, ctx, Admin, dms["D0LOCALADM"], handlers.ActionApprove); !strings.Contains(got.Body, "Approved") {
+	if got := h.click(t, ctx, Admin, dms["D0LOCALADM"], blockkit.ActionApprove); !strings.Contains(got.Body, "Approved") {
 		t.Fatalf("approver in their DM was told %s", got.Body)
 	}
 	if _, err := h.Slack.WaitCount(ctx, 2, func(c slackfake.Call) bool {
-		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal)
+		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestApprovalRequestsGoToTheChannelTheirScopeIsRoutedTo(t *testing.T) {
 	for _, ref := range []slackfake.Message{dirMsg, dms["D0LOCALAP2"], dms["D0LOCALAPR"], dms["D0LOCALADM"]} {
 		if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
 			return c.Method == "chat.update" && c.Channel == ref.Channel && c.TS == ref.TS &&
-				!strings.Contains(c.Params.Get("blocks"), handlers.ActionApprove) && strings.Contains(c.Params.Get("blocks"), "Approved by")
+				!strings.Contains(c.Params.Get("blocks"), blockkit.ActionApprove) && strings.Contains(c.Params.Get("blocks"), "Approved by")
 		}); err != nil {
 			t.Fatalf("the copy in %s was not updated: %v", ref.Channel, err)
 		}
@@ -169,7 +169,7 @@ func TestARoutedChannelTheBotIsNotInFallsBackToTheApprovalChannel(t *testing.T) 
 	if !strings.Contains(h.logs.String(), "/invite @credbot") {
 		t.Errorf("the log does not say how to fix the route")
 	}
-	if got := h.click(t, ctx, Approver, msg, handlers.ActionApprove); !strings.Contains(got.Body, "Approved") {
+	if got := h.click(t, ctx, Approver, msg, blockkit.ActionApprove); !strings.Contains(got.Body, "Approved") {
 		t.Fatalf("approver in the fallback channel was told %s", got.Body)
 	}
 	h.waitDM(t, ctx)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/policy"
+	"github.com/credbot/credbot/internal/slackapi"
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 )
@@ -18,8 +19,8 @@ import (
 // the handlers and the identity directory the policy also uses.
 type slackSide struct {
 	client *slack.Client
-	api    *handlers.WebAPI
-	dir    *handlers.Directory
+	api    *slackapi.WebAPI
+	dir    *slackapi.Directory
 }
 
 func newSlackSide(cfg Config, log *slog.Logger) *slackSide {
@@ -28,16 +29,16 @@ func newSlackSide(cfg Config, log *slog.Logger) *slackSide {
 		opts = append(opts, slack.OptionAppLevelToken(cfg.SlackAppToken))
 	}
 	client := slack.New(cfg.SlackBotToken, opts...)
-	api := handlers.NewWebAPI(client, log)
+	api := slackapi.NewWebAPI(client, log)
 	return &slackSide{
 		client: client, api: api,
-		dir: handlers.NewDirectory(api, handlers.DirectoryConfig{AllowedTeams: cfg.AllowedTeams}),
+		dir: slackapi.NewDirectory(api, slackapi.DirectoryConfig{AllowedTeams: cfg.AllowedTeams}),
 	}
 }
 
-func (s *slackSide) notifier(cfg Config, pol *policy.Engine, log *slog.Logger) *handlers.Notifier {
+func (s *slackSide) notifier(cfg Config, pol *policy.Engine, log *slog.Logger) *slackapi.Notifier {
 	bgChannel, bgEscalation := cfg.breakglassAlerts()
-	return handlers.NewNotifier(s.api, cfg.ApprovalChannel, handlers.NotifierOptions{
+	return slackapi.NewNotifier(s.api, cfg.ApprovalChannel, slackapi.NotifierOptions{
 		Approvers: pol, Router: pol, Directory: s.dir, EscalationChannel: cfg.EscalationChannel, Logger: log,
 		BreakglassChannel: bgChannel, BreakglassEscalation: bgEscalation,
 	})

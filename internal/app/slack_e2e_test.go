@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/slackapi"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -94,8 +95,8 @@ func assertCallsHaveScopes(t *testing.T, s *slackfake.Server) {
 			continue
 		}
 		method, _, _ := strings.Cut(c.Method, "!")
-		if _, ok := handlers.MethodScopes[method]; !ok {
-			t.Errorf("the bot called %s, which handlers.MethodScopes (and so the manifests) does not cover", method)
+		if _, ok := slackapi.MethodScopes[method]; !ok {
+			t.Errorf("the bot called %s, which slackapi.MethodScopes (and so the manifests) does not cover", method)
 		}
 	}
 }
@@ -125,7 +126,7 @@ func TestSocketModeRequestApproveRevealEndToEnd(t *testing.T) {
 		r.Body.Close()
 	}
 	msg := h.approvalMessage(t, ctx, "ci-payments")
-	got := h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	got := h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	if !strings.Contains(got.Body, "Approved") {
 		t.Fatalf("approver was told %s", got.Body)
 	}
@@ -134,11 +135,11 @@ func TestSocketModeRequestApproveRevealEndToEnd(t *testing.T) {
 	if len(secrets) != 1 {
 		t.Fatalf("%d secrets issued", len(secrets))
 	}
-	rev := h.click(t, ctx, Requester, dm, handlers.ActionReveal)
+	rev := h.click(t, ctx, Requester, dm, blockkit.ActionReveal)
 	if !strings.Contains(rev.Body, secrets[0]) || !strings.Contains(rev.Body, `"response_type":"ephemeral"`) {
 		t.Fatalf("reveal: %s", rev.Body)
 	}
-	if again := h.click(t, ctx, Requester, dm, handlers.ActionReveal); strings.Contains(again.Body, secrets[0]) {
+	if again := h.click(t, ctx, Requester, dm, blockkit.ActionReveal); strings.Contains(again.Body, secrets[0]) {
 		t.Fatal("revealed twice")
 	}
 	seen := 0
@@ -271,9 +272,9 @@ var defaultScopeE2E = approval.Scope{Kind: approval.ScopeSubaccount, ID: btptest
 func (h *harness) issue(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	h.slash(t, ctx, Requester, fmt.Sprintf(`create %s --name %s --reason "for the admin test"`, subacct, name))
-	h.click(t, ctx, Approver, h.approvalMessage(t, ctx, name), handlers.ActionApprove)
+	h.click(t, ctx, Approver, h.approvalMessage(t, ctx, name), blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
-	if rev := h.click(t, ctx, Requester, dm, handlers.ActionReveal); !strings.Contains(rev.Body, "clientsecret") {
+	if rev := h.click(t, ctx, Requester, dm, blockkit.ActionReveal); !strings.Contains(rev.Body, "clientsecret") {
 		t.Fatalf("reveal: %s", rev.Body)
 	}
 }
@@ -300,13 +301,13 @@ func TestAdminListGetAndDeleteOnlyAfterConfirmation(t *testing.T) {
 	if _, a := h.slash(t, ctx, Outsider, "list "+subacct); !strings.Contains(a.Body, ":warning:") || strings.Contains(a.Body, "managed-one") {
 		t.Fatalf("outsider list: %s", a.Body)
 	}
-	if _, a := h.slash(t, ctx, Requester, "delete "+subacct+" --name managed-one"); !strings.Contains(a.Body, "may not delete") || strings.Contains(a.Body, handlers.ActionDelete) {
+	if _, a := h.slash(t, ctx, Requester, "delete "+subacct+" --name managed-one"); !strings.Contains(a.Body, "may not delete") || strings.Contains(a.Body, blockkit.ActionDelete) {
 		t.Fatalf("requester delete: %s", a.Body)
 	}
 
 	// The admin's delete command only shows a button behind a confirm dialog.
 	_, prompt := h.slash(t, ctx, Admin, "delete "+subacct+" --name managed-one")
-	btn, err := slackfake.FindButtonValue(slackfake.Reply(prompt).Blocks, handlers.ActionDelete, "")
+	btn, err := slackfake.FindButtonValue(slackfake.Reply(prompt).Blocks, blockkit.ActionDelete, "")
 	if err != nil || !btn.Confirm || btn.Style != "danger" {
 		t.Fatalf("delete prompt: %+v %v\n%s", btn, err, prompt.Body)
 	}
@@ -314,7 +315,7 @@ func TestAdminListGetAndDeleteOnlyAfterConfirmation(t *testing.T) {
 		t.Fatalf("%d deletes at BTP before anyone confirmed", n)
 	}
 	// Somebody else pressing that button is refused at click time.
-	ack, err := h.Workspace.ClickValue(ctx, Requester, slackfake.Reply(prompt), handlers.ActionDelete, "")
+	ack, err := h.Workspace.ClickValue(ctx, Requester, slackfake.Reply(prompt), blockkit.ActionDelete, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +326,7 @@ func TestAdminListGetAndDeleteOnlyAfterConfirmation(t *testing.T) {
 		t.Fatalf("%d deletes at BTP after a refused click", n)
 	}
 
-	ack, err = h.Workspace.ClickValue(ctx, Admin, slackfake.Reply(prompt), handlers.ActionDelete, "")
+	ack, err = h.Workspace.ClickValue(ctx, Admin, slackfake.Reply(prompt), blockkit.ActionDelete, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,17 +355,17 @@ func TestListPaginatesWithinSlacksBlockLimit(t *testing.T) {
 	_, first := h.slash(t, ctx, Admin, "list "+subacct)
 	page := slackfake.Reply(first)
 	seen := countBlocks(t, page.Blocks)
-	more, err := slackfake.FindButtonValue(page.Blocks, handlers.ActionMore, "")
+	more, err := slackfake.FindButtonValue(page.Blocks, blockkit.ActionMore, "")
 	if err != nil {
 		t.Fatalf("no More button on a 45-credential list: %v", err)
 	}
-	ack, err := h.Workspace.ClickValue(ctx, Admin, page, handlers.ActionMore, more.Value)
+	ack, err := h.Workspace.ClickValue(ctx, Admin, page, blockkit.ActionMore, more.Value)
 	if err != nil {
 		t.Fatal(err)
 	}
 	second := slackfake.Reply(h.answer(t, ctx, ack))
 	countBlocks(t, second.Blocks)
-	if _, err := slackfake.FindButtonValue(second.Blocks, handlers.ActionMore, ""); err == nil {
+	if _, err := slackfake.FindButtonValue(second.Blocks, blockkit.ActionMore, ""); err == nil {
 		t.Error("the last page still has a More button")
 	}
 	all := page.Blocks + second.Blocks
@@ -475,7 +476,7 @@ func TestUserTextReachesSlackInert(t *testing.T) {
 	if !found {
 		t.Fatalf("the reason is not shown whole as plain_text: %s", msg.Blocks)
 	}
-	id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+	id, _, _ := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 	h.slash(t, ctx, Requester, "status "+id)
 	h.slash(t, ctx, Requester, "why "+id)
 	h.slash(t, ctx, Requester, "status")
@@ -486,7 +487,7 @@ func TestUserTextReachesSlackInert(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h.click(t, ctx, Approver, msg, handlers.ActionDeny)
+	h.click(t, ctx, Approver, msg, blockkit.ActionDeny)
 	h.Local.App.handlers.Close()
 	assertInert(t, h.Slack)
 }
@@ -506,7 +507,7 @@ func TestIdentityRefusedBeforeAnythingIsStored(t *testing.T) {
 	h := start(t, nil)
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
-	id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+	id, _, _ := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 	for _, c := range cases {
 		h.Slack.SetUser(c.user)
 		p := slackfake.Person{ID: c.user.ID, Name: c.user.Name}
@@ -518,7 +519,7 @@ func TestIdentityRefusedBeforeAnythingIsStored(t *testing.T) {
 		if err != nil || len(mine) != 0 {
 			t.Errorf("%s: %d requests stored (%v)", c.user.Name, len(mine), err)
 		}
-		if got := h.click(t, ctx, p, msg, handlers.ActionApprove); !strings.Contains(got.Body, c.want) {
+		if got := h.click(t, ctx, p, msg, blockkit.ActionApprove); !strings.Contains(got.Body, c.want) {
 			t.Errorf("%s approving: %s", c.user.Name, got.Body)
 		}
 	}
@@ -642,7 +643,7 @@ func TestHomeTabListsAndDecides(t *testing.T) {
 	transports(t, func(t *testing.T, h *harness) {
 		ctx := ctxT(t)
 		msg := h.request(t, ctx)
-		id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+		id, _, _ := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 
 		publish := func(p slackfake.Person) string {
 			t.Helper()
@@ -656,7 +657,7 @@ func TestHomeTabListsAndDecides(t *testing.T) {
 			t.Fatal(err)
 		}
 		home := publish(Requester)
-		if !strings.Contains(home, id) || !strings.Contains(home, handlers.ActionCancel) || strings.Contains(home, handlers.ActionApprove) {
+		if !strings.Contains(home, id) || !strings.Contains(home, blockkit.ActionCancel) || strings.Contains(home, blockkit.ActionApprove) {
 			t.Fatalf("requester's home: %s", home)
 		}
 		if _, err := h.Workspace.OpenHome(ctx, Approver); err != nil {
@@ -664,10 +665,10 @@ func TestHomeTabListsAndDecides(t *testing.T) {
 		}
 		publish(Approver)
 		blocks, _ := h.Slack.Home(Approver.ID)
-		if _, err := slackfake.FindButtonValue(blocks, handlers.ActionApprove, id); err != nil {
+		if _, err := slackfake.FindButtonValue(blocks, blockkit.ActionApprove, id); err != nil {
 			t.Fatalf("approver's home has no Approve for %s: %s", id, blocks)
 		}
-		if _, err := h.Workspace.ClickHome(ctx, Approver, handlers.ActionApprove, id); err != nil {
+		if _, err := h.Workspace.ClickHome(ctx, Approver, blockkit.ActionApprove, id); err != nil {
 			t.Fatal(err)
 		}
 		// No response_url on the Home tab: the answer is an ephemeral in the DM,
@@ -678,7 +679,7 @@ func TestHomeTabListsAndDecides(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
-			return c.Method == "views.publish" && c.User == Approver.ID && !strings.Contains(c.Body, handlers.ActionApprove)
+			return c.Method == "views.publish" && c.User == Approver.ID && !strings.Contains(c.Body, blockkit.ActionApprove)
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -720,7 +721,7 @@ func TestApproversAreMentionedAndDecisionsGoToTheThread(t *testing.T) {
 			t.Errorf("the approval message mentions %s", not)
 		}
 	}
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	h.waitDM(t, ctx)
 	if _, err := h.Slack.WaitCount(ctx, 2, func(c slackfake.Call) bool {
 		return c.Method == "chat.postMessage" && c.ThreadTS == msg.TS
@@ -735,7 +736,7 @@ func TestApproversAreMentionedAndDecisionsGoToTheThread(t *testing.T) {
 		t.Errorf("the thread reply pings the approver who just clicked: %s", thread[0].Text)
 	}
 	upd, _ := h.Slack.Message(msg.Channel, msg.TS)
-	if strings.Contains(upd.Blocks, handlers.ActionApprove) || strings.Contains(upd.Blocks, "Approvers:") {
+	if strings.Contains(upd.Blocks, blockkit.ActionApprove) || strings.Contains(upd.Blocks, "Approvers:") {
 		t.Fatalf("the approval message still asks for approval: %s", upd.Blocks)
 	}
 	assertInert(t, h.Slack) // the reason's <!channel> pinged nobody
@@ -745,9 +746,9 @@ func TestStatusWhyApproversAndCancelFromSlack(t *testing.T) {
 	transports(t, func(t *testing.T, h *harness) {
 		ctx := ctxT(t)
 		msg := h.request(t, ctx)
-		id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+		id, _, _ := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 
-		if _, a := h.slash(t, ctx, Requester, "status"); !strings.Contains(a.Body, id) || !strings.Contains(a.Body, handlers.ActionCancel) {
+		if _, a := h.slash(t, ctx, Requester, "status"); !strings.Contains(a.Body, id) || !strings.Contains(a.Body, blockkit.ActionCancel) {
 			t.Fatalf("status: %s", a.Body)
 		}
 		if _, a := h.slash(t, ctx, Requester, "status "+id); !strings.Contains(a.Body, "Waiting for approval") {
@@ -786,7 +787,7 @@ func TestStatusWhyApproversAndCancelFromSlack(t *testing.T) {
 			t.Fatal(err)
 		}
 		upd, _ := h.Slack.Message(msg.Channel, msg.TS)
-		if strings.Contains(upd.Blocks, handlers.ActionApprove) {
+		if strings.Contains(upd.Blocks, blockkit.ActionApprove) {
 			t.Fatalf("cancelled request still has buttons: %s", upd.Blocks)
 		}
 		if _, a := h.slash(t, ctx, Requester, "cancel "+id); !strings.Contains(a.Body, "already cancelled") {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
 	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/redistest"
@@ -147,7 +148,7 @@ func TestAckedWorkSurvivesSIGKILLAndRestart(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					ack, err := first.people.Click(ctx, Approver, msg, handlers.ActionApprove)
+					ack, err := first.people.Click(ctx, Approver, msg, blockkit.ActionApprove)
 					if err != nil || ack.Status != http.StatusOK {
 						t.Fatalf("approve: %d %v", ack.Status, err)
 					}
@@ -162,21 +163,21 @@ func TestAckedWorkSurvivesSIGKILLAndRestart(t *testing.T) {
 						msg, err = approvalPost(ctx)
 						return err
 					})
-					if ack, err := second.people.Click(ctx, Approver, msg, handlers.ActionApprove); err != nil || ack.Status != http.StatusOK {
+					if ack, err := second.people.Click(ctx, Approver, msg, blockkit.ActionApprove); err != nil || ack.Status != http.StatusOK {
 						t.Fatalf("approve: %d %v", ack.Status, err)
 					}
 				}
 				var dm slackfake.Message
 				waitRestart(t, ctx, "the requester gets the Reveal DM", func(ctx context.Context) error {
 					c, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
-						return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal)
+						return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal)
 					})
 					if err == nil {
 						dm, _ = h.Slack.Message(c.Channel, c.TS)
 					}
 					return err
 				})
-				ack, err := second.people.Click(ctx, Requester, dm, handlers.ActionReveal)
+				ack, err := second.people.Click(ctx, Requester, dm, blockkit.ActionReveal)
 				if err != nil || ack.Status != http.StatusOK {
 					t.Fatalf("reveal: %d %v", ack.Status, err)
 				}
@@ -188,7 +189,7 @@ func TestAckedWorkSurvivesSIGKILLAndRestart(t *testing.T) {
 				if m == nil {
 					t.Fatalf("no secret in the reveal: %s\n%s", rev.Body, second.stderr.String())
 				}
-				id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+				id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 				h.assertWorks(t, ctx, id, m[1])
 				if live := h.BTP.Live(defaultScope); len(live) != 1 {
 					t.Fatalf("live credentials %v: want exactly one", live)
@@ -227,7 +228,7 @@ func TestUnrecordableWorkIsNeverAcknowledgedAsTaken(t *testing.T) {
 	if err != nil || ack.Status != http.StatusOK || !strings.Contains(ack.Body, "nothing was recorded") {
 		t.Fatalf("command ack while Redis is down: %d %q %v", ack.Status, ack.Body, err)
 	}
-	click, err := h.Workspace.Click(ctx, Approver, msg, handlers.ActionApprove)
+	click, err := h.Workspace.Click(ctx, Approver, msg, blockkit.ActionApprove)
 	if err != nil || click.Status != http.StatusServiceUnavailable {
 		t.Fatalf("click ack while Redis is down: %d %q %v", click.Status, click.Body, err)
 	}
@@ -242,7 +243,7 @@ func TestUnrecordableWorkIsNeverAcknowledgedAsTaken(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+	id, _, _ := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 	if r, err := h.App.Store.Get(ctx, id); err != nil || r.State != approval.StatePending || len(r.Approvals) != 0 {
 		t.Fatalf("request after the refused click: %+v %v", r, err)
 	}
@@ -275,9 +276,9 @@ func TestRevocationLeaseOfADeadReplicaIsTakenOverAtOnce(t *testing.T) {
 	}
 	t.Cleanup(func() { close(stuck) })
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	dm := h.waitDM(t, ctx)
-	id, _, _ := slackfake.FindButton(dm.Blocks, handlers.ActionReveal)
+	id, _, _ := slackfake.FindButton(dm.Blocks, blockkit.ActionReveal)
 
 	clock.Advance(16 * time.Minute) // the claim window is over
 	go func() { _ = h.App.Service.SweepDeadlines(context.WithoutCancel(ctx)) }()

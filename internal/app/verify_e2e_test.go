@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/btp/btptest"
-	"github.com/credbot/credbot/internal/handlers"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -20,7 +20,7 @@ func TestACredentialThatGetsNoTokenIsDeletedAndTheRequesterTold(t *testing.T) {
 	h.BTP.Inject(btptest.Fault{Action: "token", Status: http.StatusUnauthorized, Times: -1})
 
 	msg := h.request(t, ctx)
-	h.click(t, ctx, Approver, msg, handlers.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionApprove)
 	told, err := h.Slack.WaitFor(ctx, func(c slackfake.Call) bool {
 		return c.Method == "chat.postMessage" && c.Channel == "D0LOCALREQ" && strings.Contains(c.Text(), "failed")
 	})
@@ -48,7 +48,7 @@ func TestACredentialThatGetsNoTokenIsDeletedAndTheRequesterTold(t *testing.T) {
 	// No Reveal button was ever offered, and the request ended FAILED with
 	// its name released.
 	for _, c := range h.Slack.Calls() {
-		if strings.Contains(c.Params.Get("blocks"), handlers.ActionReveal) {
+		if strings.Contains(c.Params.Get("blocks"), blockkit.ActionReveal) {
 			t.Fatalf("a Reveal button was offered for an unverified credential: %+v", c)
 		}
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/credbot/credbot/internal/handlers"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/slackfake"
 )
 
@@ -16,8 +16,8 @@ func TestWhyOnADeniedRequestSaysWhoDeniedIt(t *testing.T) {
 	h := start(t, nil)
 	ctx := ctxT(t)
 	msg := h.request(t, ctx)
-	id, _, _ := slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
-	h.click(t, ctx, Approver, msg, handlers.ActionDeny)
+	id, _, _ := slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
+	h.click(t, ctx, Approver, msg, blockkit.ActionDeny)
 
 	_, why := h.slash(t, ctx, Requester, "why "+id)
 	day := time.Now().UTC().Format("2006-01-02")
@@ -34,7 +34,7 @@ func TestWhyOnADeniedRequestSaysWhoDeniedIt(t *testing.T) {
 
 	h.slash(t, ctx, Requester, `create --subaccount `+prodSubaccount+` --name to-cancel --reason "x"`)
 	msg = h.approvalMessage(t, ctx, "to-cancel")
-	id, _, _ = slackfake.FindButton(msg.Blocks, handlers.ActionApprove)
+	id, _, _ = slackfake.FindButton(msg.Blocks, blockkit.ActionApprove)
 	h.slash(t, ctx, Requester, "cancel "+id)
 	_, why = h.slash(t, ctx, Approver, "why "+id)
 	if !strings.Contains(why.Body, "*Cancelled* by the requester") || strings.Contains(why.Body, "waiting") {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/slack-go/slack"
 )
 
@@ -24,7 +25,7 @@ func (s *Server) list(ctx context.Context, o origin, scope approval.Scope, offse
 	// BTP's order is not promised: sort, so that pages do not overlap.
 	slices.SortFunc(views, func(a, b approval.CredentialView) int { return strings.Compare(a.Credential.Name, b.Credential.Name) })
 	blocks := listBlocks(scope, views, offset)
-	s.reply(ctx, o, fmt.Sprintf("API credentials in %s (%d)", scopeLabel(scope), len(views)), blocks...)
+	s.reply(ctx, o, fmt.Sprintf("API credentials in %s (%d)", blockkit.ScopeLabel(scope), len(views)), blocks...)
 }
 
 // listBlocks renders one page of a scope's credentials, with a More button
@@ -32,20 +33,20 @@ func (s *Server) list(ctx context.Context, o origin, scope approval.Scope, offse
 func listBlocks(scope approval.Scope, views []approval.CredentialView, offset int) []slack.Block {
 	offset = min(offset, len(views))
 	end := min(offset+listPage, len(views))
-	head := fmt.Sprintf("*API credentials in %s* (%d)", escape(scopeLabel(scope)), len(views))
+	head := fmt.Sprintf("*API credentials in %s* (%d)", blockkit.Escape(blockkit.ScopeLabel(scope)), len(views))
 	if offset > 0 || end < len(views) {
 		head += fmt.Sprintf(", showing %d–%d", offset+1, end)
 	}
-	blocks := []slack.Block{section(head)}
+	blocks := []slack.Block{blockkit.Section(head)}
 	if len(views) == 0 {
-		blocks = append(blocks, section("There are none."))
+		blocks = append(blocks, blockkit.Section("There are none."))
 	}
 	for _, v := range views[offset:end] {
 		blocks = append(blocks, credentialSection(v))
 	}
 	if end < len(views) {
 		blocks = append(blocks, slack.NewActionBlock("more:"+strconv.Itoa(end),
-			button(ActionMore, scope.String()+"|"+strconv.Itoa(end), fmt.Sprintf("More (%d left)", len(views)-end))))
+			blockkit.Button(blockkit.ActionMore, scope.String()+"|"+strconv.Itoa(end), fmt.Sprintf("More (%d left)", len(views)-end))))
 	}
 	return blocks
 }
@@ -55,17 +56,17 @@ func listBlocks(scope approval.Scope, views []approval.CredentialView, offset in
 func credentialSection(v approval.CredentialView) *slack.SectionBlock {
 	c := v.Credential
 	fields := []*slack.TextBlockObject{
-		plain("Name: " + c.Name),
-		plain("Access: " + accessLabel(c.ReadOnly)),
-		plain("Type: " + or(c.Type, "—")),
+		blockkit.Plain("Name: " + c.Name),
+		blockkit.Plain("Access: " + blockkit.AccessLabel(c.ReadOnly)),
+		blockkit.Plain("Type: " + or(c.Type, "—")),
 	}
 	if v.Managed {
-		fields = append(fields, mrkdwn("Owner: <@"+v.Owner+">"), plain("Expires: "+when(v.ExpiresAt)))
+		fields = append(fields, blockkit.Mrkdwn("Owner: <@"+v.Owner+">"), blockkit.Plain("Expires: "+blockkit.When(v.ExpiresAt)))
 		if v.Request != nil {
-			fields = append(fields, plain("Request: "+v.Request.ID))
+			fields = append(fields, blockkit.Plain("Request: "+v.Request.ID))
 		}
 	} else {
-		fields = append(fields, plain("⚠ not issued by credbot: no owner or expiry known"))
+		fields = append(fields, blockkit.Plain("⚠ not issued by credbot: no owner or expiry known"))
 	}
 	return slack.NewSectionBlock(nil, fields, nil)
 }
@@ -84,27 +85,27 @@ func (s *Server) get(ctx context.Context, o origin, scope approval.Scope, name s
 func credentialBlocks(v approval.CredentialView) []slack.Block {
 	c := v.Credential
 	fields := []*slack.TextBlockObject{
-		plain("Scope: " + scopeLabel(c.Scope)),
-		plain("Access: " + accessLabel(c.ReadOnly)),
-		plain("Type: " + or(c.Type, "—")),
-		plain("Client ID: " + or(c.ClientID, "—")),
-		plain("Token URL: " + or(c.TokenURL, "—")),
+		blockkit.Plain("Scope: " + blockkit.ScopeLabel(c.Scope)),
+		blockkit.Plain("Access: " + blockkit.AccessLabel(c.ReadOnly)),
+		blockkit.Plain("Type: " + or(c.Type, "—")),
+		blockkit.Plain("Client ID: " + or(c.ClientID, "—")),
+		blockkit.Plain("Token URL: " + or(c.TokenURL, "—")),
 	}
 	if c.APIURL != "" {
-		fields = append(fields, plain("API URL: "+c.APIURL))
+		fields = append(fields, blockkit.Plain("API URL: "+c.APIURL))
 	}
 	if v.Managed {
-		fields = append(fields, mrkdwn("Owner: <@"+v.Owner+">"), plain("Expires: "+when(v.ExpiresAt)))
+		fields = append(fields, blockkit.Mrkdwn("Owner: <@"+v.Owner+">"), blockkit.Plain("Expires: "+blockkit.When(v.ExpiresAt)))
 		if v.Request != nil {
-			fields = append(fields, plain("Request: "+v.Request.ID))
+			fields = append(fields, blockkit.Plain("Request: "+v.Request.ID))
 		}
 	}
 	blocks := []slack.Block{
-		slack.NewSectionBlock(plain("API credential "+c.Name), nil, nil),
-		slack.NewSectionBlock(nil, fields[:min(len(fields), maxFields)], nil),
+		slack.NewSectionBlock(blockkit.Plain("API credential "+c.Name), nil, nil),
+		slack.NewSectionBlock(nil, fields[:min(len(fields), blockkit.MaxFields)], nil),
 	}
 	if !v.Managed {
-		blocks = append(blocks, note(":warning: Not issued by credbot: nobody owns it here and it has no expiry."))
+		blocks = append(blocks, blockkit.Note(":warning: Not issued by credbot: nobody owns it here and it has no expiry."))
 	}
 	return blocks
 }
@@ -120,7 +121,7 @@ func (s *Server) confirmDelete(ctx context.Context, o origin, scope approval.Sco
 			return
 		}
 		if !d.Allowed {
-			s.reply(ctx, o, fmt.Sprintf(":warning: you may not delete API credentials in %s (%s)", escape(scope.String()), escape(d.Reason)))
+			s.reply(ctx, o, fmt.Sprintf(":warning: you may not delete API credentials in %s (%s)", blockkit.Escape(scope.String()), blockkit.Escape(d.Reason)))
 			return
 		}
 	}
@@ -129,15 +130,15 @@ func (s *Server) confirmDelete(ctx context.Context, o origin, scope approval.Sco
 		s.warn(ctx, o, err, "get")
 		return
 	}
-	what := "the API credential " + name + " in " + scopeLabel(scope)
+	what := "the API credential " + name + " in " + blockkit.ScopeLabel(scope)
 	consequence := " Anything using it stops working at once."
 	if v.Managed {
 		consequence += " Its owner will be told."
 	}
-	del := button(ActionDelete, scope.String()+"|"+name, "Delete "+name).WithStyle(slack.StyleDanger).
-		WithConfirm(confirm("Delete at BTP?", "Delete "+what+"? This cannot be undone."+consequence, "Delete", "Keep it", true))
+	del := blockkit.Button(blockkit.ActionDelete, scope.String()+"|"+name, "Delete "+name).WithStyle(slack.StyleDanger).
+		WithConfirm(blockkit.Confirm("Delete at BTP?", "Delete "+what+"? This cannot be undone."+consequence, "Delete", "Keep it", true))
 	blocks := append(credentialBlocks(v), slack.NewActionBlock("delete:"+name, del),
-		note("Nothing has been deleted. Press the button and confirm to delete it at BTP."))
+		blockkit.Note("Nothing has been deleted. Press the button and confirm to delete it at BTP."))
 	s.reply(ctx, o, "Delete "+what+"?", blocks...)
 }
 
@@ -146,7 +147,7 @@ func (s *Server) delete(ctx context.Context, o origin, scope approval.Scope, nam
 		s.warn(ctx, o, err, "delete")
 		return
 	}
-	s.reply(ctx, o, fmt.Sprintf(":wastebasket: Deleted the API credential *%s* in %s at BTP.", escape(name), escape(scopeLabel(scope))))
+	s.reply(ctx, o, fmt.Sprintf(":wastebasket: Deleted the API credential *%s* in %s at BTP.", blockkit.Escape(name), blockkit.Escape(blockkit.ScopeLabel(scope))))
 }
 
 func or(v, def string) string {
@@ -167,5 +168,5 @@ func (s *Server) adopt(ctx context.Context, o origin, in approval.Adoption) {
 	s.reply(ctx, o, fmt.Sprintf(":inbox_tray: *%s* in %s is now managed by credbot as request `%s`, owned by <@%s>. "+
 		"credbot never had its secret and did not touch it. By your decision it is credbot's now: "+
 		"credbot warns <@%s> before it expires and *deletes it at BTP* on %s, at the end of its lifetime.",
-		escape(r.Name), escape(scopeLabel(r.Scope)), r.ID, r.Requester, r.Requester, when(r.ExpiresAt)))
+		blockkit.Escape(r.Name), blockkit.Escape(blockkit.ScopeLabel(r.Scope)), r.ID, r.Requester, r.Requester, blockkit.When(r.ExpiresAt)))
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/slack-go/slack"
 )
 
@@ -60,7 +61,7 @@ func (s *Server) assign(ctx context.Context, o origin, in approval.AssignmentSub
 		return
 	}
 	s.reply(ctx, o, fmt.Sprintf("Request `%s` for role collection *%s* in %s, for your BTP user %s (origin %s), for %s, is waiting for approval. You will get a DM when it is decided.",
-		req.ID, escape(req.Assignment.RoleCollection), escape(scopeLabel(req.Scope)), escape(in.BTPUser.Name), escape(origin), lifetime(req.Lifetime))+s.btpNote())
+		req.ID, blockkit.Escape(req.Assignment.RoleCollection), blockkit.Escape(blockkit.ScopeLabel(req.Scope)), blockkit.Escape(in.BTPUser.Name), blockkit.Escape(origin), blockkit.Lifetime(req.Lifetime))+s.btpNote())
 }
 
 // assignments lists the user's role collection requests that are waiting or
@@ -88,23 +89,23 @@ func (s *Server) assignments(ctx context.Context, o origin, all bool) {
 		}
 		reqs = shown
 	}
-	blocks := []slack.Block{section(fmt.Sprintf("*%s* (%d)", title, len(reqs)))}
+	blocks := []slack.Block{blockkit.Section(fmt.Sprintf("*%s* (%d)", title, len(reqs)))}
 	if len(reqs) == 0 {
-		blocks = append(blocks, section("None waiting or active. `/credbot assign` asks for one."))
+		blocks = append(blocks, blockkit.Section("None waiting or active. `/credbot assign` asks for one."))
 	}
 	for i, r := range reqs {
-		if len(blocks) >= maxMessageBlocks-2 {
-			blocks = append(blocks, note(fmt.Sprintf("and %d more", len(reqs)-i)))
+		if len(blocks) >= blockkit.MaxMessageBlocks-2 {
+			blocks = append(blocks, blockkit.Note(fmt.Sprintf("and %d more", len(reqs)-i)))
 			break
 		}
-		line := requestLine(r)
+		line := blockkit.RequestLine(r)
 		if r.Requester != o.user {
-			line += " — for " + mention(r.Requester)
+			line += " — for " + blockkit.Mention(r.Requester)
 		}
 		if r.State == approval.StateAssigned && !r.Revoking {
 			line += fmt.Sprintf("\nEnd it now: `/credbot unassign %s`", r.ID)
 		}
-		blocks = append(blocks, section(line))
+		blocks = append(blocks, blockkit.Section(line))
 	}
 	s.reply(ctx, o, fmt.Sprintf("%s (%d)", title, len(reqs)), blocks...)
 }
@@ -131,10 +132,10 @@ func (s *Server) unassign(ctx context.Context, o origin, id string) {
 		return
 	}
 	msg := fmt.Sprintf("Assignment `%s` ended: role collection *%s* in %s was unassigned from %s, and BTP confirms it.",
-		r.ID, escape(r.Assignment.RoleCollection), escape(scopeLabel(r.Scope)), escape(r.Assignment.User.Name))
+		r.ID, blockkit.Escape(r.Assignment.RoleCollection), blockkit.Escape(blockkit.ScopeLabel(r.Scope)), blockkit.Escape(r.Assignment.User.Name))
 	if r.Assignment.PreExisting {
 		msg = fmt.Sprintf("Assignment `%s` ended. Role collection *%s* stays: it was assigned outside credbot, and credbot never removes access it did not grant.",
-			r.ID, escape(r.Assignment.RoleCollection))
+			r.ID, blockkit.Escape(r.Assignment.RoleCollection))
 	}
 	s.reply(ctx, o, msg)
 }
@@ -152,25 +153,27 @@ const CallbackAssign = "credbot_assign"
 // assignModal is the form behind a bare "/credbot assign": the same fields as
 // the flags, validated by the same rules.
 func assignModal() slack.ModalViewRequest {
-	opt := func(v, text string) *slack.OptionBlockObject { return slack.NewOptionBlockObject(v, plain(text), nil) }
+	opt := func(v, text string) *slack.OptionBlockObject {
+		return slack.NewOptionBlockObject(v, blockkit.Plain(text), nil)
+	}
 	kinds := []*slack.OptionBlockObject{
 		opt(string(approval.ScopeSubaccount), "Subaccount"),
 		opt(string(approval.ScopeDirectory), "Directory"),
 		opt(string(approval.ScopeGlobalAccount), "Global account"),
 	}
-	kind := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("Choose a level"), inputAction, kinds...)
+	kind := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, blockkit.Plain("Choose a level"), inputAction, kinds...)
 	kind.InitialOption = kinds[0]
 	text := func(placeholder string, maxLen int) *slack.PlainTextInputBlockElement {
-		return slack.NewPlainTextInputBlockElement(plain(placeholder), inputAction).WithMaxLength(maxLen)
+		return slack.NewPlainTextInputBlockElement(blockkit.Plain(placeholder), inputAction).WithMaxLength(maxLen)
 	}
 	return slack.ModalViewRequest{
 		Type:       slack.VTModal,
 		CallbackID: CallbackAssign,
-		Title:      plain("Request role collection"),
-		Submit:     plain("Submit"),
-		Close:      plain("Cancel"),
+		Title:      blockkit.Plain("Request role collection"),
+		Submit:     blockkit.Plain("Submit"),
+		Close:      blockkit.Plain("Cancel"),
 		Blocks: slack.Blocks{BlockSet: []slack.Block{
-			section("Ask for a SAP BTP role collection for your own BTP user (your Slack profile e-mail), for a while. The approvers the policy names for the scope decide; credbot assigns it, DMs you, and takes it away at the end."),
+			blockkit.Section("Ask for a SAP BTP role collection for your own BTP user (your Slack profile e-mail), for a while. The approvers the policy names for the scope decide; credbot assigns it, DMs you, and takes it away at the end."),
 			input(blockScopeKind, "Level", "", kind),
 			input(blockScopeID, "Subaccount or directory GUID, or global account subdomain", "", text("11111111-2222-4333-8444-555555555555", 64)),
 			input(blockRoleCollection, "Role collection", "Exactly as BTP shows it, e.g. Subaccount Viewer.", text("Subaccount Viewer", 128)),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/slack-go/slack"
 )
 
@@ -27,7 +28,7 @@ func BenchmarkHandleInteractionAck(b *testing.B) {
 	s := NewServer(refuser{}, Config{})
 	defer s.Close()
 	cb := slack.InteractionCallback{Type: slack.InteractionTypeBlockActions, User: slack.User{ID: "U0APPROVER"}}
-	cb.ActionCallback.BlockActions = []*slack.BlockAction{{ActionID: ActionApprove, Value: "r0123456789ab"}}
+	cb.ActionCallback.BlockActions = []*slack.BlockAction{{ActionID: blockkit.ActionApprove, Value: "r0123456789ab"}}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

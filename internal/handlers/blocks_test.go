@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/slack-go/slack"
 )
 
@@ -55,9 +56,9 @@ func blockProblems(blocks []slack.Block, maxBlocks int) []string {
 	element = func(where string, e map[string]any) {
 		switch e["type"] {
 		case "button":
-			limit(where+" button text", text(e["text"]), maxButtonText)
+			limit(where+" button text", text(e["text"]), blockkit.MaxButtonText)
 			v, _ := e["value"].(string)
-			limit(where+" button value", v, maxButtonValue)
+			limit(where+" button value", v, blockkit.MaxButtonValue)
 			a, _ := e["action_id"].(string)
 			limit(where+" action_id", a, 255)
 			if c, ok := e["confirm"].(map[string]any); ok {
@@ -67,7 +68,7 @@ func blockProblems(blocks []slack.Block, maxBlocks int) []string {
 				limit(where+" deny button", text(c["deny"]), 30)
 			}
 		case "mrkdwn", "plain_text":
-			limit(where+" text", text(e), maxSectionText)
+			limit(where+" text", text(e), blockkit.MaxSectionText)
 		}
 	}
 	ids := map[string]bool{}
@@ -82,13 +83,13 @@ func blockProblems(blocks []slack.Block, maxBlocks int) []string {
 		}
 		switch blk["type"] {
 		case "section":
-			limit(where+" text", text(blk["text"]), maxSectionText)
+			limit(where+" text", text(blk["text"]), blockkit.MaxSectionText)
 			fields, _ := blk["fields"].([]any)
-			if len(fields) > maxFields {
-				errorf("%s has %d fields, Slack allows %d", where, len(fields), maxFields)
+			if len(fields) > blockkit.MaxFields {
+				errorf("%s has %d fields, Slack allows %d", where, len(fields), blockkit.MaxFields)
 			}
 			for _, f := range fields {
-				limit(where+" field", text(f), maxFieldText)
+				limit(where+" field", text(f), blockkit.MaxFieldText)
 			}
 			if a, ok := blk["accessory"].(map[string]any); ok {
 				element(where, a)
@@ -121,10 +122,10 @@ func TestBlockProblemsFindsBrokenLimits(t *testing.T) {
 	for name, blocks := range map[string][]slack.Block{
 		"long section": {slack.NewSectionBlock(long, nil, nil)},
 		"51 blocks":    many,
-		"long button":  {slack.NewActionBlock("a", slack.NewButtonBlockElement("x", strings.Repeat("v", 2001), plain("ok")))},
-		"repeated ids": {slack.NewActionBlock("a", button("x", "1", "ok")), slack.NewActionBlock("a", button("y", "1", "ok"))},
+		"long button":  {slack.NewActionBlock("a", slack.NewButtonBlockElement("x", strings.Repeat("v", 2001), blockkit.Plain("ok")))},
+		"repeated ids": {slack.NewActionBlock("a", blockkit.Button("x", "1", "ok")), slack.NewActionBlock("a", blockkit.Button("y", "1", "ok"))},
 	} {
-		if len(blockProblems(blocks, maxMessageBlocks)) == 0 {
+		if len(blockProblems(blocks, blockkit.MaxMessageBlocks)) == 0 {
 			t.Errorf("%s: not caught", name)
 		}
 	}
@@ -157,13 +158,13 @@ func TestEveryRenderingStaysWithinBlockKitLimits(t *testing.T) {
 		approval.StateDelivered, approval.StateFailed, approval.StateExpired, approval.StateRevoked, approval.StateCancelled, approval.StateDeleted} {
 		r := hostile(1)
 		r.State = st
-		checkBlocks(t, "approval message "+string(st), approvalBlocks(r, q, mentions), maxMessageBlocks)
-		checkBlocks(t, "status "+string(st), requestBlocks(r, approval.QuorumStatus{Need: 2, Have: 1, Waiting: []string{"one approver from role:security"}}), maxMessageBlocks)
-		checkBlocks(t, "request line "+string(st), []slack.Block{requestSection(r, ActionCancel)}, maxMessageBlocks)
+		checkBlocks(t, "approval message "+string(st), blockkit.ApprovalBlocks(r, q, mentions), blockkit.MaxMessageBlocks)
+		checkBlocks(t, "status "+string(st), requestBlocks(r, approval.QuorumStatus{Need: 2, Have: 1, Waiting: []string{"one approver from role:security"}}), blockkit.MaxMessageBlocks)
+		checkBlocks(t, "request line "+string(st), []slack.Block{requestSection(r, blockkit.ActionCancel)}, blockkit.MaxMessageBlocks)
 		r.Breakglass, r.Escalations = true, 99
-		checkBlocks(t, "break-glass alert "+string(st), breakglassBlocks(r, mentions, 99), maxMessageBlocks)
+		checkBlocks(t, "break-glass alert "+string(st), blockkit.BreakglassBlocks(r, mentions, 99), blockkit.MaxMessageBlocks)
 		r.AckedBy, r.RevokedBy = "U0REVIEWER", "U0REVIEWER"
-		checkBlocks(t, "break-glass alert reviewed "+string(st), breakglassBlocks(r, mentions, 0), maxMessageBlocks)
+		checkBlocks(t, "break-glass alert reviewed "+string(st), blockkit.BreakglassBlocks(r, mentions, 0), blockkit.MaxMessageBlocks)
 	}
 
 	var views []approval.CredentialView
@@ -178,10 +179,10 @@ func TestEveryRenderingStaysWithinBlockKitLimits(t *testing.T) {
 	}
 	scope := hostile(0).Scope
 	for off := 0; off < len(views); off += listPage {
-		checkBlocks(t, fmt.Sprintf("list page at %d", off), listBlocks(scope, views, off), maxMessageBlocks)
+		checkBlocks(t, fmt.Sprintf("list page at %d", off), listBlocks(scope, views, off), blockkit.MaxMessageBlocks)
 	}
-	checkBlocks(t, "credential", credentialBlocks(views[0]), maxMessageBlocks)
-	checkBlocks(t, "unmanaged credential", credentialBlocks(views[1]), maxMessageBlocks)
+	checkBlocks(t, "credential", credentialBlocks(views[0]), blockkit.MaxMessageBlocks)
+	checkBlocks(t, "unmanaged credential", credentialBlocks(views[1]), blockkit.MaxMessageBlocks)
 
 	var mine, awaiting []*approval.Request
 	for i := range 40 {
@@ -197,7 +198,7 @@ func TestEveryRenderingStaysWithinBlockKitLimits(t *testing.T) {
 		creds = append(creds, r)
 	}
 	page := credentialPage{creds: creds, total: 1000, offset: 15}
-	checkBlocks(t, "home", homeBlocks(mine, awaiting, page), maxViewBlocks)
+	checkBlocks(t, "home", homeBlocks(mine, awaiting, page), blockkit.MaxViewBlocks)
 	var found []approval.UnmanagedCredential
 	for i := range 30 {
 		found = append(found, approval.UnmanagedCredential{Scope: hostile(i).Scope, Name: strings.Repeat("<x>`&", 60) + fmt.Sprint(i), FirstSeen: time.Unix(1_800_000_000, 0)})
@@ -205,15 +206,15 @@ func TestEveryRenderingStaysWithinBlockKitLimits(t *testing.T) {
 	admin := NewServer(refuser{}, Config{Inventory: unmanagedList(found)})
 	defer admin.Close()
 	unmanaged := admin.unmanagedBlocks(context.Background(), "U0ADMIN")
-	checkBlocks(t, "home of an admin", append(homeBlocks(mine, awaiting, page), unmanaged...), maxViewBlocks)
+	checkBlocks(t, "home of an admin", append(homeBlocks(mine, awaiting, page), unmanaged...), blockkit.MaxViewBlocks)
 	// The list ends with a count of the rest, not cut mid-line.
 	if last := unmanaged[len(unmanaged)-1].(*slack.SectionBlock).Text.Text; strings.HasSuffix(last, "…") || !strings.Contains(last, "more: `/credbot list`") {
 		t.Errorf("the unmanaged list was cut: %.200q…", last[max(0, len(last)-200):])
 	}
-	checkBlocks(t, "empty home", homeBlocks(nil, nil, credentialPage{}), maxViewBlocks)
+	checkBlocks(t, "empty home", homeBlocks(nil, nil, credentialPage{}), blockkit.MaxViewBlocks)
 
 	d := denyModal(hostile(1), "r000000000001", denyMeta{ID: "r000000000001", OpenedBy: "U0A", ResponseURL: "https://hooks.slack.com/" + strings.Repeat("x", 500)})
-	checkBlocks(t, "deny form", d.Blocks.BlockSet, maxViewBlocks)
+	checkBlocks(t, "deny form", d.Blocks.BlockSet, blockkit.MaxViewBlocks)
 	if len(d.PrivateMetadata) > 3000 {
 		t.Errorf("deny form metadata is %d bytes, Slack allows 3000", len(d.PrivateMetadata))
 	}
@@ -224,7 +225,7 @@ func TestEveryRenderingStaysWithinBlockKitLimits(t *testing.T) {
 	}
 
 	m := createModal(Command{})
-	checkBlocks(t, "create modal", m.Blocks.BlockSet, maxViewBlocks)
+	checkBlocks(t, "create modal", m.Blocks.BlockSet, blockkit.MaxViewBlocks)
 	for name, o := range map[string]*slack.TextBlockObject{"title": m.Title, "submit": m.Submit, "close": m.Close} {
 		if n := utf8.RuneCountInString(o.Text); n > 24 {
 			t.Errorf("modal %s is %d characters, Slack allows 24", name, n)
@@ -249,10 +250,10 @@ func TestRevealSplitsButNeverTruncatesSecrets(t *testing.T) {
 			Request: &approval.Request{Credential: &approval.Credential{Name: "c", Scope: hostile(0).Scope, ClientID: "id", TokenURL: "https://t"}},
 			Secret:  approval.NewCertificateSecret(cert, key),
 		}
-		msgs := revealMessages(rv)
+		msgs := blockkit.RevealMessages(rv)
 		var got strings.Builder
 		for i, blocks := range msgs {
-			checkBlocks(t, fmt.Sprintf("reveal of %d, message %d", n, i), blocks, maxMessageBlocks)
+			checkBlocks(t, fmt.Sprintf("reveal of %d, message %d", n, i), blocks, blockkit.MaxMessageBlocks)
 			b, _ := json.Marshal(blocks)
 			var bs []struct {
 				Text *struct{ Text string } `json:"text"`
@@ -269,28 +270,6 @@ func TestRevealSplitsButNeverTruncatesSecrets(t *testing.T) {
 		}
 		if got.String() != cert+key {
 			t.Errorf("secret of %d: reassembled %d bytes, want %d, unchanged", n, got.Len(), len(cert+key))
-		}
-	}
-}
-
-func TestEscapeMakesMentionsInert(t *testing.T) {
-	got := escape("<!channel> <@U123> *bold* & <https://evil.example|click>")
-	want := "&lt;!channel&gt; &lt;@U123&gt; *bold* &amp; &lt;https://evil.example|click&gt;"
-	if got != want {
-		t.Fatalf("escape = %q, want %q", got, want)
-	}
-}
-
-func TestChunksLoseNothingAndCutOnRunes(t *testing.T) {
-	for _, s := range []string{"", "a", strings.Repeat("é", 1000), strings.Repeat("ab€", 777)} {
-		parts := chunks(s, 550)
-		if strings.Join(parts, "") != s {
-			t.Fatalf("chunks lost data of %q…", s[:min(len(s), 10)])
-		}
-		for _, p := range parts {
-			if len(p) > 550 || !utf8.ValidString(p) {
-				t.Fatalf("bad chunk of %d bytes (valid %v)", len(p), utf8.ValidString(p))
-			}
 		}
 	}
 }

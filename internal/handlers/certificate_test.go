@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/certtest"
 	"github.com/slack-go/slack"
 )
@@ -123,9 +124,9 @@ func TestApprovalMessageShowsTheCertificateFacts(t *testing.T) {
 	}
 	r := hostile(0)
 	r.CertificateInfo = &info
-	js, _ := slack.Blocks{BlockSet: approvalBlocks(r, approval.QuorumStatus{Need: 1}, "")}.MarshalJSON()
+	js, _ := slack.Blocks{BlockSet: blockkit.ApprovalBlocks(r, approval.QuorumStatus{Need: 1}, "")}.MarshalJSON()
 	for _, want := range []string{"Subject: CN=", "!channel\\\\\\u003e ci,O=ACME", "(self-signed)", "Key: ECDSA P-256", "SHA-256: " + info.SHA256,
-		"Valid: " + when(info.NotBefore) + " to " + when(info.NotAfter)} {
+		"Valid: " + blockkit.When(info.NotBefore) + " to " + blockkit.When(info.NotAfter)} {
 		if !strings.Contains(string(js), want) {
 			t.Errorf("approval message lacks %q: %s", want, js)
 		}

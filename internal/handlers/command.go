@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 )
 
 // MaxCommandText caps slash-command text; Slack documents no limit.
@@ -506,7 +507,7 @@ func parseMention(v string) (string, error) {
 	if inner, ok := strings.CutPrefix(v, "<@"); ok && strings.HasSuffix(inner, ">") {
 		v, _, _ = strings.Cut(strings.TrimSuffix(inner, ">"), "|")
 	}
-	if userIDRE.MatchString(v) {
+	if blockkit.UserID.MatchString(v) {
 		return v, nil
 	}
 	if strings.HasPrefix(v, "@") {

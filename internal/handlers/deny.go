@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/slack-go/slack"
 )
 
@@ -28,20 +29,20 @@ func denyModal(r *approval.Request, id string, meta denyMeta) slack.ModalViewReq
 	b, _ := json.Marshal(meta)
 	what := "request " + id
 	if r != nil {
-		what = fmt.Sprintf("request %s for %s in %s", id, r.Name, scopeLabel(r.Scope))
+		what = fmt.Sprintf("request %s for %s in %s", id, r.Name, blockkit.ScopeLabel(r.Scope))
 	}
-	reason := slack.NewPlainTextInputBlockElement(plain("e.g. production is frozen until Monday"), inputAction).
+	reason := slack.NewPlainTextInputBlockElement(blockkit.Plain("e.g. production is frozen until Monday"), inputAction).
 		WithMaxLength(maxDenyReason).WithMultiline(true)
 	return slack.ModalViewRequest{
 		Type:            slack.VTModal,
-		CallbackID:      CallbackDeny,
+		CallbackID:      blockkit.CallbackDeny,
 		PrivateMetadata: string(b),
-		Title:           plain("Deny request"),
-		Submit:          plain("Deny"),
-		Close:           plain("Keep it"),
+		Title:           blockkit.Plain("Deny request"),
+		Submit:          blockkit.Plain("Deny"),
+		Close:           blockkit.Plain("Keep it"),
 		Blocks: slack.Blocks{BlockSet: []slack.Block{
-			slack.NewSectionBlock(plain("Deny "+what+"? The requester sees your name and your reason."), nil, nil),
-			slack.NewInputBlock(BlockDenyReason, plain("Reason (optional)"), plain("Shown to the requester and on the approval message."), reason).WithOptional(true),
+			slack.NewSectionBlock(blockkit.Plain("Deny "+what+"? The requester sees your name and your reason."), nil, nil),
+			slack.NewInputBlock(BlockDenyReason, blockkit.Plain("Reason (optional)"), blockkit.Plain("Shown to the requester and on the approval message."), reason).WithOptional(true),
 		}},
 	}
 }
@@ -87,7 +88,7 @@ func (s *Server) submitDenyForm(ctx context.Context, cb slack.InteractionCallbac
 	if err := approval.CheckDenyReason(reason); err != nil {
 		return slack.NewErrorsViewSubmissionResponse(map[string]string{BlockDenyReason: userText(err)})
 	}
-	j := job{Kind: jobAction, User: cb.User.ID, Action: ActionDeny, Value: meta.ID, Reason: reason, FromHome: meta.Home}
+	j := job{Kind: jobAction, User: cb.User.ID, Action: blockkit.ActionDeny, Value: meta.ID, Reason: reason, FromHome: meta.Home}
 	if meta.OpenedBy == cb.User.ID && s.trustedResponseURL(meta.ResponseURL) {
 		j.ResponseURL = meta.ResponseURL // answer where they clicked; anyone else in their DM
 	}

@@ -11,29 +11,28 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
+	"github.com/credbot/credbot/internal/slackapi"
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
 )
 
-var (
-	userIDRE    = regexp.MustCompile(`^[UW][A-Z0-9]{2,20}$`)
-	requestIDRE = regexp.MustCompile(`^r[0-9a-f]{12}$`)
-)
+var requestIDRE = regexp.MustCompile(`^r[0-9a-f]{12}$`)
 
 // HandleCommand answers a slash command. It returns the ack payload (nil for
 // an empty ack) at once; anything slow is recorded in the inbox before the ack
 // and done by a worker, which answers through the command's response_url.
 func (s *Server) HandleCommand(ctx context.Context, sc slack.SlashCommand) any {
-	if !userIDRE.MatchString(sc.UserID) {
+	if !blockkit.UserID.MatchString(sc.UserID) {
 		return ackText(":warning: credbot could not tell who you are.")
 	}
 	cmd, err := ParseCommand(sc.Text)
 	if err != nil {
 		var ue *UsageError
 		if errors.As(err, &ue) {
-			return ackText(":warning: " + escape(ue.Msg) + "\n\n" + Help(ue.Verb))
+			return ackText(":warning: " + blockkit.Escape(ue.Msg) + "\n\n" + Help(ue.Verb))
 		}
-		return ackText(":warning: " + escape(err.Error()))
+		return ackText(":warning: " + blockkit.Escape(err.Error()))
 	}
 	if cmd.Verb == "help" {
 		topic := ""
@@ -135,7 +134,7 @@ func (s *Server) commandWork(j job) (ack string, f func(ctx context.Context)) {
 // is always cb.User.ID, as Slack vouches for it; button values only name what
 // to look up.
 func (s *Server) HandleInteraction(ctx context.Context, cb slack.InteractionCallback) any {
-	if !userIDRE.MatchString(cb.User.ID) {
+	if !blockkit.UserID.MatchString(cb.User.ID) {
 		return nil
 	}
 	switch cb.Type {
@@ -145,11 +144,11 @@ func (s *Server) HandleInteraction(ctx context.Context, cb slack.InteractionCall
 		}
 	case slack.InteractionTypeViewSubmission:
 		switch cb.View.CallbackID {
-		case CallbackCreate:
+		case blockkit.CallbackCreate:
 			return s.submitCreateModal(ctx, cb)
 		case CallbackAssign:
 			return s.submitAssignModal(ctx, cb)
-		case CallbackDeny:
+		case blockkit.CallbackDeny:
 			return s.submitDenyForm(ctx, cb)
 		}
 	}
@@ -168,7 +167,7 @@ func (s *Server) HandleEvent(ctx context.Context, ev slackevents.EventsAPIEvent)
 	}
 	switch e := ev.InnerEvent.Data.(type) {
 	case *slackevents.AppHomeOpenedEvent:
-		if e.Tab != "home" || !userIDRE.MatchString(e.User) {
+		if e.Tab != "home" || !blockkit.UserID.MatchString(e.User) {
 			return nil
 		}
 		return s.accept(ctx, key, job{Kind: jobHome, User: e.User}, nil)
@@ -184,7 +183,7 @@ func (s *Server) blockAction(ctx context.Context, cb slack.InteractionCallback, 
 	if j.FromHome {
 		j.ResponseURL = "" // there is none on the Home tab; answer in the DM
 	}
-	if j.Action == ActionDeny && s.cfg.API != nil && requestIDRE.MatchString(j.Value) {
+	if j.Action == blockkit.ActionDeny && s.cfg.API != nil && requestIDRE.MatchString(j.Value) {
 		return s.openDenyForm(ctx, cb, j.Value, j.FromHome) // the denial comes with the form
 	}
 	if s.actionWork(j) == nil {
@@ -199,11 +198,11 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 	user := j.User
 	o := origin{user: user, responseURL: j.ResponseURL}
 	switch j.Action {
-	case ActionApprove, ActionDeny:
+	case blockkit.ActionApprove, blockkit.ActionDeny:
 		if !requestIDRE.MatchString(j.Value) {
 			return nil
 		}
-		id, approve, reason := j.Value, j.Action == ActionApprove, j.Reason
+		id, approve, reason := j.Value, j.Action == blockkit.ActionApprove, j.Reason
 		return func(ctx context.Context) {
 			var out approval.Outcome
 			var err error
@@ -222,11 +221,11 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 			}
 			s.reply(ctx, o, msg)
 		}
-	case ActionAcknowledge, ActionRevokeNow:
+	case blockkit.ActionAcknowledge, blockkit.ActionRevokeNow:
 		if !requestIDRE.MatchString(j.Value) {
 			return nil
 		}
-		id, revoke := j.Value, j.Action == ActionRevokeNow
+		id, revoke := j.Value, j.Action == blockkit.ActionRevokeNow
 		return func(ctx context.Context) {
 			out, err := s.life.Review(ctx, id, user, revoke)
 			if err != nil {
@@ -235,13 +234,13 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 			}
 			s.reply(ctx, o, out.Message)
 		}
-	case ActionCancel:
+	case blockkit.ActionCancel:
 		if !requestIDRE.MatchString(j.Value) {
 			return nil
 		}
 		id := j.Value
 		return func(ctx context.Context) { s.cancelRequest(ctx, o, id) }
-	case ActionDeleteOwn:
+	case blockkit.ActionDeleteOwn:
 		if !requestIDRE.MatchString(j.Value) {
 			return nil
 		}
@@ -252,38 +251,38 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 				s.warn(ctx, o, err, "delete own")
 				return
 			}
-			s.reply(ctx, o, fmt.Sprintf("*%s* in %s was deleted at BTP.", escape(r.Name), escape(scopeLabel(r.Scope))))
+			s.reply(ctx, o, fmt.Sprintf("*%s* in %s was deleted at BTP.", blockkit.Escape(r.Name), blockkit.Escape(blockkit.ScopeLabel(r.Scope))))
 		}
-	case ActionExtendApprove, ActionExtendDeny:
+	case blockkit.ActionExtendApprove, blockkit.ActionExtendDeny:
 		id, v, _ := strings.Cut(j.Value, "|")
 		asked, err := strconv.ParseInt(v, 10, 64)
 		if !requestIDRE.MatchString(id) || err != nil {
 			return nil
 		}
-		approve := j.Action == ActionExtendApprove
+		approve := j.Action == blockkit.ActionExtendApprove
 		return func(ctx context.Context) {
 			out, err := s.life.DecideExtension(ctx, id, user, asked, approve)
 			if err != nil {
 				s.warn(ctx, o, err, "decide extension")
 				return
 			}
-			s.reply(ctx, o, escape(out.Message))
+			s.reply(ctx, o, blockkit.Escape(out.Message))
 		}
-	case ActionRotate:
+	case blockkit.ActionRotate:
 		if !requestIDRE.MatchString(j.Value) {
 			return nil
 		}
 		// A click's trigger id is the key: the same click, replayed, rotates once.
 		in := approval.Rotation{User: user, Team: j.Team, ID: j.Value, Key: j.Trigger}
 		return func(ctx context.Context) { s.rotate(ctx, o, in) }
-	case ActionExtend:
+	case blockkit.ActionExtend:
 		id, v, ok := strings.Cut(j.Value, "|")
 		by, err := ParseLifetime(v)
 		if !ok || err != nil || !requestIDRE.MatchString(id) {
 			return nil
 		}
 		return func(ctx context.Context) { s.extend(ctx, o, id, by) }
-	case ActionRetireOld:
+	case blockkit.ActionRetireOld:
 		if !requestIDRE.MatchString(j.Value) {
 			return nil
 		}
@@ -294,9 +293,9 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 				s.warn(ctx, o, err, "retire old")
 				return
 			}
-			s.reply(ctx, o, fmt.Sprintf("The old credential was deleted at BTP; *%s* replaces it.", escape(r.Name)))
+			s.reply(ctx, o, fmt.Sprintf("The old credential was deleted at BTP; *%s* replaces it.", blockkit.Escape(r.Name)))
 		}
-	case ActionReveal:
+	case blockkit.ActionReveal:
 		if !requestIDRE.MatchString(j.Value) || !s.trustedResponseURL(o.responseURL) {
 			// The secret goes only to the ephemeral reply of this click, on
 			// Slack's host: checked before the secret is taken, not after.
@@ -304,14 +303,14 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 		}
 		id := j.Value
 		return func(ctx context.Context) { s.reveal(ctx, o, id) }
-	case ActionDelete:
+	case blockkit.ActionDelete:
 		scope, name, ok := strings.Cut(j.Value, "|")
 		sc, err := approval.ParseScope(scope)
 		if !ok || err != nil || approval.ValidateName(name) != nil {
 			return nil
 		}
 		return func(ctx context.Context) { s.delete(ctx, o, sc, name) }
-	case ActionMore:
+	case blockkit.ActionMore:
 		scope, off, ok := strings.Cut(j.Value, "|")
 		sc, err := approval.ParseScope(scope)
 		offset, perr := strconv.Atoi(off)
@@ -319,11 +318,11 @@ func (s *Server) actionWork(j job) func(ctx context.Context) {
 			return nil
 		}
 		return func(ctx context.Context) { s.list(ctx, o, sc, offset) }
-	case ActionHome:
+	case blockkit.ActionHome:
 		if j.FromHome {
 			return func(context.Context) {}
 		}
-	case ActionHomePage:
+	case blockkit.ActionHomePage:
 		offset, err := strconv.Atoi(j.Value)
 		if !j.FromHome || err != nil || offset < 0 || offset > maxHomeOffset {
 			return nil
@@ -340,7 +339,7 @@ func (s *Server) submit(ctx context.Context, o origin, sub approval.Submission) 
 		return
 	}
 	s.reply(ctx, o, fmt.Sprintf("Request `%s` for *%s* in %s (%s) is waiting for approval. You will get a DM when it is decided.",
-		req.ID, escape(req.Name), escape(scopeLabel(req.Scope)), accessLabel(req.ReadOnly))+s.btpNote())
+		req.ID, blockkit.Escape(req.Name), blockkit.Escape(blockkit.ScopeLabel(req.Scope)), blockkit.AccessLabel(req.ReadOnly))+s.btpNote())
 }
 
 func (s *Server) breakglass(ctx context.Context, o origin, sub approval.Submission) {
@@ -351,7 +350,7 @@ func (s *Server) breakglass(ctx context.Context, o origin, sub approval.Submissi
 	}
 	s.reply(ctx, o, fmt.Sprintf(":rotating_light: Break-glass `%s`: *%s* in %s (%s) is being created now, without approval. "+
 		"You will get a DM with a one-time Reveal button. Security has been alerted and will review it; it lives at most %s.",
-		req.ID, escape(req.Name), escape(scopeLabel(req.Scope)), accessLabel(req.ReadOnly), lifetime(req.Lifetime))+s.btpNote())
+		req.ID, blockkit.Escape(req.Name), blockkit.Escape(blockkit.ScopeLabel(req.Scope)), blockkit.AccessLabel(req.ReadOnly), blockkit.Lifetime(req.Lifetime))+s.btpNote())
 }
 
 func (s *Server) rotate(ctx context.Context, o origin, in approval.Rotation) {
@@ -364,11 +363,11 @@ func (s *Server) rotate(ctx context.Context, o origin, in approval.Rotation) {
 	switch r.State {
 	case approval.StatePending:
 		msg = fmt.Sprintf("Rotation `%s`: *%s* in %s will replace the old credential once approved. You will get a DM when it is decided.",
-			r.ID, escape(r.Name), escape(scopeLabel(r.Scope)))
+			r.ID, blockkit.Escape(r.Name), blockkit.Escape(blockkit.ScopeLabel(r.Scope)))
 	default:
 		msg = fmt.Sprintf("Rotation `%s`: credbot is creating *%s* in %s (no approval needed). You will get a DM with a Reveal button; "+
 			"the old credential is deleted %s after you reveal the new one, or when you retire it.",
-			r.ID, escape(r.Name), escape(scopeLabel(r.Scope)), lifetime(s.cfg.RotationGrace))
+			r.ID, blockkit.Escape(r.Name), blockkit.Escape(blockkit.ScopeLabel(r.Scope)), blockkit.Lifetime(s.cfg.RotationGrace))
 	}
 	s.reply(ctx, o, msg+s.btpNote())
 }
@@ -379,7 +378,7 @@ func (s *Server) extend(ctx context.Context, o origin, id string, by time.Durati
 		s.warn(ctx, o, err, "extend")
 		return
 	}
-	s.reply(ctx, o, escape(out.Message))
+	s.reply(ctx, o, blockkit.Escape(out.Message))
 }
 
 func (s *Server) reveal(ctx context.Context, o origin, id string) {
@@ -388,7 +387,7 @@ func (s *Server) reveal(ctx context.Context, o origin, id string) {
 		s.warn(ctx, o, err, "reveal")
 		return
 	}
-	for i, blocks := range revealMessages(rv) {
+	for i, blocks := range blockkit.RevealMessages(rv) {
 		err = s.post(ctx, o.responseURL, &slack.WebhookMessage{
 			ResponseType: slack.ResponseTypeEphemeral, Text: fmt.Sprintf("Your one-time secret (shown once, part %d)", i+1),
 			Blocks: &slack.Blocks{BlockSet: blocks},
@@ -413,7 +412,7 @@ func (s *Server) btpNote() string {
 		return ""
 	}
 	if err := s.cfg.BTPDown(); err != nil {
-		return "\n:hourglass: Queued: BTP is unreachable right now (" + escape(err.Error()) + "). credbot creates the credential as soon as BTP answers again."
+		return "\n:hourglass: Queued: BTP is unreachable right now (" + blockkit.Escape(err.Error()) + "). credbot creates the credential as soon as BTP answers again."
 	}
 	return ""
 }
@@ -456,7 +455,7 @@ func (s *Server) status(ctx context.Context, o origin, id string) {
 			q = got
 		}
 	}
-	s.reply(ctx, o, approvalFallback(r), requestBlocks(r, q)...)
+	s.reply(ctx, o, blockkit.ApprovalFallback(r), requestBlocks(r, q)...)
 }
 
 func (s *Server) myRequests(ctx context.Context, o origin) {
@@ -465,19 +464,19 @@ func (s *Server) myRequests(ctx context.Context, o origin) {
 		s.warn(ctx, o, err, "requests")
 		return
 	}
-	blocks := []slack.Block{section(fmt.Sprintf("*Your requests* (%d)", len(mine)))}
+	blocks := []slack.Block{blockkit.Section(fmt.Sprintf("*Your requests* (%d)", len(mine)))}
 	if len(mine) == 0 {
-		blocks = append(blocks, section("You have no requests. `/credbot create` asks for a credential."))
+		blocks = append(blocks, blockkit.Section("You have no requests. `/credbot create` asks for a credential."))
 	}
 	for i, r := range mine {
-		if len(blocks) >= maxMessageBlocks-2 {
-			blocks = append(blocks, note(fmt.Sprintf("and %d older requests", len(mine)-i)))
+		if len(blocks) >= blockkit.MaxMessageBlocks-2 {
+			blocks = append(blocks, blockkit.Note(fmt.Sprintf("and %d older requests", len(mine)-i)))
 			break
 		}
-		blocks = append(blocks, requestSection(r, ActionCancel))
+		blocks = append(blocks, requestSection(r, blockkit.ActionCancel))
 	}
 	if len(awaiting) > 0 {
-		blocks = append(blocks, note(fmt.Sprintf("%d request(s) are waiting for your approval: see credbot's Home tab.", len(awaiting))))
+		blocks = append(blocks, blockkit.Note(fmt.Sprintf("%d request(s) are waiting for your approval: see credbot's Home tab.", len(awaiting))))
 	}
 	s.reply(ctx, o, fmt.Sprintf("Your requests (%d)", len(mine)), blocks...)
 }
@@ -488,17 +487,17 @@ func (s *Server) cancelRequest(ctx context.Context, o origin, id string) {
 		s.warn(ctx, o, err, "cancel")
 		return
 	}
-	s.reply(ctx, o, fmt.Sprintf("Request `%s` for *%s* is cancelled.", r.ID, escape(r.Name)))
+	s.reply(ctx, o, fmt.Sprintf("Request `%s` for *%s* is cancelled.", r.ID, blockkit.Escape(r.Name)))
 }
 
 // requestSection is one request with, while it is pending, a button.
 func requestSection(r *approval.Request, actionID string) *slack.SectionBlock {
-	sec := section(requestLine(r))
+	sec := blockkit.Section(blockkit.RequestLine(r))
 	if r.State == approval.StatePending && actionID != "" {
-		label := map[string]string{ActionCancel: "Cancel", ActionApprove: "Approve"}[actionID]
-		b := button(actionID, r.ID, label)
-		if actionID == ActionCancel {
-			b = b.WithConfirm(confirm("Cancel this request?", "Request "+r.ID+" for "+r.Name+" will be withdrawn.", "Cancel it", "Keep it", false))
+		label := map[string]string{blockkit.ActionCancel: "Cancel", blockkit.ActionApprove: "Approve"}[actionID]
+		b := blockkit.Button(actionID, r.ID, label)
+		if actionID == blockkit.ActionCancel {
+			b = b.WithConfirm(blockkit.Confirm("Cancel this request?", "Request "+r.ID+" for "+r.Name+" will be withdrawn.", "Cancel it", "Keep it", false))
 		}
 		sec.Accessory = slack.NewAccessory(b)
 	}
@@ -508,28 +507,28 @@ func requestSection(r *approval.Request, actionID string) *slack.SectionBlock {
 // requestBlocks renders one request in full, for status.
 func requestBlocks(r *approval.Request, q approval.QuorumStatus) []slack.Block {
 	fields := []*slack.TextBlockObject{
-		plain("Scope: " + scopeLabel(r.Scope)),
-		plain("Name: " + r.Name),
-		plain("Access: " + accessLabel(r.ReadOnly)),
-		plain("Requested: " + when(r.CreatedAt)),
-		plain("Reason: " + r.Reason),
+		blockkit.Plain("Scope: " + blockkit.ScopeLabel(r.Scope)),
+		blockkit.Plain("Name: " + r.Name),
+		blockkit.Plain("Access: " + blockkit.AccessLabel(r.ReadOnly)),
+		blockkit.Plain("Requested: " + blockkit.When(r.CreatedAt)),
+		blockkit.Plain("Reason: " + r.Reason),
 	}
 	if r.Lifetime > 0 {
-		fields = append(fields, plain("Lifetime: "+lifetime(r.Lifetime)))
+		fields = append(fields, blockkit.Plain("Lifetime: "+blockkit.Lifetime(r.Lifetime)))
 	}
 	if !r.ExpiresAt.IsZero() {
-		fields = append(fields, plain("Expires: "+when(r.ExpiresAt)))
+		fields = append(fields, blockkit.Plain("Expires: "+blockkit.When(r.ExpiresAt)))
 	}
 	blocks := []slack.Block{
-		section(fmt.Sprintf("*Request* `%s` from <@%s>", r.ID, r.Requester)),
+		blockkit.Section(fmt.Sprintf("*Request* `%s` from <@%s>", r.ID, r.Requester)),
 		slack.NewSectionBlock(nil, fields, nil),
 	}
 	if c := r.CertificateInfo; c != nil {
-		blocks = append(blocks, slack.NewSectionBlock(plain(certificateFacts(*c)), nil, nil))
+		blocks = append(blocks, slack.NewSectionBlock(blockkit.Plain(blockkit.CertificateFacts(*c)), nil, nil))
 	}
-	blocks = append(blocks, note(statusLine(r, q)))
+	blocks = append(blocks, blockkit.Note(blockkit.StatusLine(r, q)))
 	if r.State == approval.StateDenied && r.DenyReason != "" {
-		blocks = append(blocks, denyReasonBlock(r))
+		blocks = append(blocks, blockkit.DenyReasonBlock(r))
 	}
 	return blocks
 }
@@ -564,7 +563,7 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 		asked, who = approval.ActionBreakglass, "*Who may break glass here* — <@"+r.Requester+">'s break-glass"
 	}
 	if x, err := p.Explain(ctx, r.Requester, asked, r.Scope, ""); err == nil {
-		parts = append(parts, who+":\n```"+escape(x.String())+"```")
+		parts = append(parts, who+":\n```"+blockkit.Escape(x.String())+"```")
 	} else {
 		s.log.WarnContext(ctx, "explain", "request_id", id, "error", err)
 	}
@@ -572,17 +571,17 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 		// Decided or ended: what happened first, not a quorum that no longer matters.
 		parts = append([]string{whyOutcome(r)}, parts...)
 	} else if q, err := quorum(ctx, r.Scope, approvalUsers(r)); err == nil {
-		line := fmt.Sprintf("*Approval* — %s approval(s) under %s", progress(q, len(r.Approvals)), escape(q.Rule))
+		line := fmt.Sprintf("*Approval* — %s approval(s) under %s", blockkit.Progress(q, len(r.Approvals)), blockkit.Escape(q.Rule))
 		if len(q.Waiting) > 0 {
-			line += "; still needs " + escape(strings.Join(q.Waiting, " and "))
+			line += "; still needs " + blockkit.Escape(strings.Join(q.Waiting, " and "))
 		}
 		for _, u := range q.Uncounted {
-			line += "\n• " + uncountedLine(u)
+			line += "\n• " + blockkit.UncountedLine(u)
 		}
 		parts = append(parts, line)
 	}
 	if r.Breakglass {
-		if rs, ok := p.(ReviewerSource); ok {
+		if rs, ok := p.(slackapi.ReviewerSource); ok {
 			if names, err := rs.Reviewers(ctx, r.Scope); err == nil {
 				parts = append(parts, "*Who may review here*: "+s.subjects(ctx, names))
 			}
@@ -592,9 +591,9 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 	}
 	if r.ApprovalChannel != "" {
 		line := "*Posted in* <#" + r.ApprovalChannel + ">"
-		if rp, ok := p.(ApprovalRouter); ok {
+		if rp, ok := p.(slackapi.ApprovalRouter); ok {
 			if rt := rp.ApprovalRoute(r.Scope); rt.Channel != "" {
-				line += " (routes.yaml now sends this scope's requests to <#" + rt.Channel + ">, by route " + escape(rt.Rule) + ")"
+				line += " (routes.yaml now sends this scope's requests to <#" + rt.Channel + ">, by route " + blockkit.Escape(rt.Rule) + ")"
 			}
 		}
 		if n := len(r.ApprovalDMs); n > 0 {
@@ -608,18 +607,18 @@ func (s *Server) why(ctx context.Context, o origin, id string) {
 			act = approval.ActionReview
 		}
 		if x, err := p.Explain(ctx, o.user, act, r.Scope, r.Requester); err == nil {
-			parts = append(parts, "*You*:\n```"+escape(x.String())+"```")
+			parts = append(parts, "*You*:\n```"+blockkit.Escape(x.String())+"```")
 		}
 	}
-	blocks := []slack.Block{section(fmt.Sprintf("*Why* `%s` (%s in %s) is %s", r.ID, escape(r.Name), escape(scopeLabel(r.Scope)), strings.ToLower(string(r.State))))}
+	blocks := []slack.Block{blockkit.Section(fmt.Sprintf("*Why* `%s` (%s in %s) is %s", r.ID, blockkit.Escape(r.Name), blockkit.Escape(blockkit.ScopeLabel(r.Scope)), strings.ToLower(string(r.State))))}
 	for i, part := range parts {
-		for _, c := range chunks(part, maxSectionText-200) {
-			if len(blocks) < maxMessageBlocks {
-				blocks = append(blocks, section(c))
+		for _, c := range blockkit.Chunks(part, blockkit.MaxSectionText-200) {
+			if len(blocks) < blockkit.MaxMessageBlocks {
+				blocks = append(blocks, blockkit.Section(c))
 			}
 		}
 		if i == 0 && r.State == approval.StateDenied && r.DenyReason != "" {
-			blocks = append(blocks, denyReasonBlock(r)) // user text: plain_text, inert
+			blocks = append(blocks, blockkit.DenyReasonBlock(r)) // user text: plain_text, inert
 		}
 	}
 	s.reply(ctx, o, "Why "+r.ID, blocks...)
@@ -638,7 +637,7 @@ func (s *Server) listApprovers(ctx context.Context, o origin, scope approval.Sco
 		return
 	}
 	if !may {
-		s.reply(ctx, o, ":warning: you can see who approves in "+escape(scopeLabel(scope))+" only if you may request or look up credentials there")
+		s.reply(ctx, o, ":warning: you can see who approves in "+blockkit.Escape(blockkit.ScopeLabel(scope))+" only if you may request or look up credentials there")
 		return
 	}
 	names, err := s.cfg.Policy.Approvers(ctx, scope)
@@ -646,7 +645,7 @@ func (s *Server) listApprovers(ctx context.Context, o origin, scope approval.Sco
 		s.warn(ctx, o, err, "approvers")
 		return
 	}
-	text := fmt.Sprintf("*Approvers in %s*: ", escape(scopeLabel(scope)))
+	text := fmt.Sprintf("*Approvers in %s*: ", blockkit.Escape(blockkit.ScopeLabel(scope)))
 	if len(names) == 0 {
 		text += "nobody — no request here can be approved."
 	} else {
@@ -655,11 +654,11 @@ func (s *Server) listApprovers(ctx context.Context, o origin, scope approval.Sco
 	if q, err := s.cfg.Policy.Quorum(ctx, scope, nil); err == nil {
 		text += fmt.Sprintf("\nA request here needs %d approval(s)", max(q.Need, 1))
 		if len(q.Waiting) > 0 {
-			text += ": " + escape(strings.Join(q.Waiting, " and "))
+			text += ": " + blockkit.Escape(strings.Join(q.Waiting, " and "))
 		}
 		text += "."
 	}
-	s.reply(ctx, o, "Approvers in "+scopeLabel(scope), section(text))
+	s.reply(ctx, o, "Approvers in "+blockkit.ScopeLabel(scope), blockkit.Section(text))
 }
 
 // mayAskApprovers reports whether user may create or get in scope, the
@@ -685,10 +684,10 @@ func (s *Server) subjects(ctx context.Context, names []string) string {
 		switch {
 		case s.cfg.Directory != nil:
 			out = append(out, s.cfg.Directory.Mention(ctx, n))
-		case isSlackID(n, 'U') || isSlackID(n, 'W'):
+		case slackapi.IsSlackID(n, 'U') || slackapi.IsSlackID(n, 'W'):
 			out = append(out, "<@"+n+">")
 		default:
-			out = append(out, escape(n))
+			out = append(out, blockkit.Escape(n))
 		}
 	}
 	return strings.Join(out, ", ")

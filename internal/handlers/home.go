@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/slack-go/slack"
 )
 
@@ -32,13 +33,13 @@ func (s *Server) publishHomePage(ctx context.Context, user string, offset int) {
 	}
 	var blocks []slack.Block
 	if err := s.admit(ctx, user); err != nil {
-		blocks = []slack.Block{section(":no_entry: " + s.userMessage(ctx, err, "admit"))}
+		blocks = []slack.Block{blockkit.Section(":no_entry: " + s.userMessage(ctx, err, "admit"))}
 	} else if mine, awaiting, err := s.life.Requests(ctx, user); err != nil {
 		s.log.WarnContext(ctx, "home: requests", "user", user, "error", err)
-		blocks = []slack.Block{section(":warning: credbot could not load your requests just now. Open the tab again in a moment.")}
+		blocks = []slack.Block{blockkit.Section(":warning: credbot could not load your requests just now. Open the tab again in a moment.")}
 	} else if creds, total, err := s.life.Credentials(ctx, user, offset, homeCredentials); err != nil {
 		s.log.WarnContext(ctx, "home: credentials", "user", user, "error", err)
-		blocks = []slack.Block{section(":warning: credbot could not load your credentials just now. Open the tab again in a moment.")}
+		blocks = []slack.Block{blockkit.Section(":warning: credbot could not load your credentials just now. Open the tab again in a moment.")}
 	} else {
 		if offset > 0 && len(creds) == 0 && total > 0 {
 			// The page emptied (credentials ended meanwhile): show the last one.
@@ -66,28 +67,28 @@ const maxHomeOffset = 100_000
 
 func homeBlocks(mine, awaiting []*approval.Request, page credentialPage) []slack.Block {
 	blocks := []slack.Block{
-		slack.NewHeaderBlock(plain("credbot")),
-		slack.NewSectionBlock(mrkdwn("SAP BTP API credentials after approval. `/credbot create` asks for one; `/credbot help` lists every command."),
-			nil, slack.NewAccessory(button(ActionHome, "refresh", "Refresh"))),
+		slack.NewHeaderBlock(blockkit.Plain("credbot")),
+		slack.NewSectionBlock(blockkit.Mrkdwn("SAP BTP API credentials after approval. `/credbot create` asks for one; `/credbot help` lists every command."),
+			nil, slack.NewAccessory(blockkit.Button(blockkit.ActionHome, "refresh", "Refresh"))),
 		slack.NewDividerBlock(),
-		section(fmt.Sprintf("*Waiting for your approval* (%d)", len(awaiting))),
+		blockkit.Section(fmt.Sprintf("*Waiting for your approval* (%d)", len(awaiting))),
 	}
 	if len(awaiting) == 0 {
-		blocks = append(blocks, note("Nothing waits for you."))
+		blocks = append(blocks, blockkit.Note("Nothing waits for you."))
 	}
 	for i, r := range awaiting {
 		if i == homeAwaiting {
-			blocks = append(blocks, note(fmt.Sprintf("and %d more in the approval channel", len(awaiting)-i)))
+			blocks = append(blocks, blockkit.Note(fmt.Sprintf("and %d more in the approval channel", len(awaiting)-i)))
 			break
 		}
 		blocks = append(blocks,
-			slack.NewSectionBlock(mrkdwn(fmt.Sprintf("`%s` from <@%s>", r.ID, r.Requester)), []*slack.TextBlockObject{
-				plain("Scope: " + scopeLabel(r.Scope)), plain("Name: " + r.Name),
-				plain("Access: " + accessLabel(r.ReadOnly)), plain("Reason: " + r.Reason),
+			slack.NewSectionBlock(blockkit.Mrkdwn(fmt.Sprintf("`%s` from <@%s>", r.ID, r.Requester)), []*slack.TextBlockObject{
+				blockkit.Plain("Scope: " + blockkit.ScopeLabel(r.Scope)), blockkit.Plain("Name: " + r.Name),
+				blockkit.Plain("Access: " + blockkit.AccessLabel(r.ReadOnly)), blockkit.Plain("Reason: " + r.Reason),
 			}, nil),
 			slack.NewActionBlock(fmt.Sprintf("home-decide:%s:%d", r.ID, r.Version),
-				button(ActionApprove, r.ID, "Approve").WithStyle(slack.StylePrimary),
-				button(ActionDeny, r.ID, "Deny").WithStyle(slack.StyleDanger)),
+				blockkit.Button(blockkit.ActionApprove, r.ID, "Approve").WithStyle(slack.StylePrimary),
+				blockkit.Button(blockkit.ActionDeny, r.ID, "Deny").WithStyle(slack.StyleDanger)),
 		)
 	}
 
@@ -102,45 +103,45 @@ func homeBlocks(mine, awaiting []*approval.Request, page credentialPage) []slack
 			recent = append(recent, r)
 		}
 	}
-	blocks = append(blocks, slack.NewDividerBlock(), section(fmt.Sprintf("*Your open requests* (%d)", len(pending))))
+	blocks = append(blocks, slack.NewDividerBlock(), blockkit.Section(fmt.Sprintf("*Your open requests* (%d)", len(pending))))
 	if len(pending) == 0 {
-		blocks = append(blocks, note("None."))
+		blocks = append(blocks, blockkit.Note("None."))
 	}
 	for i, r := range pending {
 		if i == homePending {
-			blocks = append(blocks, note(fmt.Sprintf("and %d more: `/credbot status`", len(pending)-i)))
+			blocks = append(blocks, blockkit.Note(fmt.Sprintf("and %d more: `/credbot status`", len(pending)-i)))
 			break
 		}
-		blocks = append(blocks, requestSection(r, ActionCancel))
+		blocks = append(blocks, requestSection(r, blockkit.ActionCancel))
 	}
 
-	blocks = append(blocks, slack.NewDividerBlock(), section(fmt.Sprintf("*Your credentials* (%d)", page.total)))
+	blocks = append(blocks, slack.NewDividerBlock(), blockkit.Section(fmt.Sprintf("*Your credentials* (%d)", page.total)))
 	if page.total == 0 {
-		blocks = append(blocks, note("None issued through credbot."))
+		blocks = append(blocks, blockkit.Note("None issued through credbot."))
 	}
 	for _, r := range page.creds {
-		line := fmt.Sprintf("*%s* in %s, %s — expires %s", escape(r.Name), escape(scopeLabel(r.Scope)), accessLabel(r.ReadOnly), when(r.ExpiresAt))
+		line := fmt.Sprintf("*%s* in %s, %s — expires %s", blockkit.Escape(r.Name), blockkit.Escape(blockkit.ScopeLabel(r.Scope)), blockkit.AccessLabel(r.ReadOnly), blockkit.When(r.ExpiresAt))
 		if r.State == approval.StateIssued {
-			line = fmt.Sprintf("*%s* in %s, %s — :key: ready: reveal it from your DM with credbot by %s", escape(r.Name), escape(scopeLabel(r.Scope)), accessLabel(r.ReadOnly), when(r.ClaimUntil))
+			line = fmt.Sprintf("*%s* in %s, %s — :key: ready: reveal it from your DM with credbot by %s", blockkit.Escape(r.Name), blockkit.Escape(blockkit.ScopeLabel(r.Scope)), blockkit.AccessLabel(r.ReadOnly), blockkit.When(r.ClaimUntil))
 		}
 		if r.State == approval.StateDelivered && !r.Revoking {
 			// Rotate, without leaving the Home tab: the DM brings the new one.
-			blocks = append(blocks, slack.NewSectionBlock(mrkdwn(truncate(line, maxSectionText)), nil, slack.NewAccessory(button(ActionRotate, r.ID, "Rotate"))))
+			blocks = append(blocks, slack.NewSectionBlock(blockkit.Mrkdwn(blockkit.Truncate(line, blockkit.MaxSectionText)), nil, slack.NewAccessory(blockkit.Button(blockkit.ActionRotate, r.ID, "Rotate"))))
 			continue
 		}
-		blocks = append(blocks, section(line))
+		blocks = append(blocks, blockkit.Section(line))
 	}
 	if page.total > len(page.creds) {
 		from := min(page.offset+1, page.total)
 		to := page.offset + len(page.creds)
 		var nav []slack.BlockElement
 		if page.offset > 0 {
-			nav = append(nav, button(ActionHomePage, strconv.Itoa(max(page.offset-homeCredentials, 0)), "Previous page"))
+			nav = append(nav, blockkit.Button(blockkit.ActionHomePage, strconv.Itoa(max(page.offset-homeCredentials, 0)), "Previous page"))
 		}
 		if to < page.total && to < maxHomeOffset {
-			nav = append(nav, button(ActionHomePage, strconv.Itoa(to), "Next page"))
+			nav = append(nav, blockkit.Button(blockkit.ActionHomePage, strconv.Itoa(to), "Next page"))
 		}
-		blocks = append(blocks, note(fmt.Sprintf("%d–%d of %d, newest first", from, to, page.total)))
+		blocks = append(blocks, blockkit.Note(fmt.Sprintf("%d–%d of %d, newest first", from, to, page.total)))
 		if len(nav) > 0 {
 			blocks = append(blocks, slack.NewActionBlock(fmt.Sprintf("home-creds:%d", page.offset), nav...))
 		}
@@ -152,9 +153,9 @@ func homeBlocks(mine, awaiting []*approval.Request, page credentialPage) []slack
 			if i == homeRecent {
 				break
 			}
-			lines = append(lines, "• "+requestLine(r))
+			lines = append(lines, "• "+blockkit.RequestLine(r))
 		}
-		blocks = append(blocks, slack.NewDividerBlock(), section("*Recently closed*\n"+strings.Join(lines, "\n")))
+		blocks = append(blocks, slack.NewDividerBlock(), blockkit.Section("*Recently closed*\n"+strings.Join(lines, "\n")))
 	}
 	return blocks
 }
@@ -182,13 +183,13 @@ func (s *Server) unmanagedBlocks(ctx context.Context, user string) []slack.Block
 	for i, u := range found {
 		// Names at BTP may have been typed by anyone: escaped, in code spans,
 		// and only a name credbot takes gets the command that adopts it.
-		line := fmt.Sprintf("• `%s` in %s, %s, found %s — ", codeSafe(truncate(u.Name, 80)), escape(scopeLabel(u.Scope)), accessLabel(u.ReadOnly), when(u.FirstSeen))
+		line := fmt.Sprintf("• `%s` in %s, %s, found %s — ", codeSafe(blockkit.Truncate(u.Name, 80)), blockkit.Escape(blockkit.ScopeLabel(u.Scope)), blockkit.AccessLabel(u.ReadOnly), blockkit.When(u.FirstSeen))
 		if approval.ValidateName(u.Name) == nil {
 			line += fmt.Sprintf("`/credbot adopt --%s %s --name %s --owner @someone`", scopeFlagOf(u.Scope.Kind), u.Scope.ID, u.Name)
 		} else {
 			line += "a name credbot cannot take: delete it"
 		}
-		if i == homeUnmanaged || size+len(line) > maxSectionText-200 {
+		if i == homeUnmanaged || size+len(line) > blockkit.MaxSectionText-200 {
 			lines = append(lines, fmt.Sprintf("…and %d more: `/credbot list` in each scope", len(found)-i))
 			break
 		}
@@ -196,13 +197,13 @@ func (s *Server) unmanagedBlocks(ctx context.Context, user string) []slack.Block
 	}
 	return []slack.Block{
 		slack.NewDividerBlock(),
-		section(fmt.Sprintf("*Unmanaged credentials* (%d): found at BTP, not issued by credbot. Adopt them (an owner and an expiry; credbot then deletes them when it ends) or delete them.", len(found))),
-		section(strings.Join(lines, "\n")),
+		blockkit.Section(fmt.Sprintf("*Unmanaged credentials* (%d): found at BTP, not issued by credbot. Adopt them (an owner and an expiry; credbot then deletes them when it ends) or delete them.", len(found))),
+		blockkit.Section(strings.Join(lines, "\n")),
 	}
 }
 
 // codeSafe keeps a value inside a code span: no backticks, and escaped.
-func codeSafe(v string) string { return escape(strings.ReplaceAll(v, "`", "'")) }
+func codeSafe(v string) string { return blockkit.Escape(strings.ReplaceAll(v, "`", "'")) }
 
 // scopeFlagOf is the command flag that names a scope of kind k.
 func scopeFlagOf(k approval.ScopeKind) string {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/logctx"
 	"github.com/credbot/credbot/internal/store"
 )
@@ -131,7 +132,7 @@ func (s *Server) work(ctx context.Context, consumer string) {
 		}
 		for _, e := range entries {
 			var j job
-			if err := json.Unmarshal(e.Payload, &j); err != nil || !userIDRE.MatchString(j.User) {
+			if err := json.Unmarshal(e.Payload, &j); err != nil || !blockkit.UserID.MatchString(j.User) {
 				s.log.ErrorContext(ctx, "dropping an unreadable inbox entry", "entry", e.ID, "error", err)
 			} else {
 				if e.Deliveries > 1 {
@@ -171,7 +172,7 @@ func (s *Server) run(ctx context.Context, j job) {
 	case jobAction:
 		if f := s.actionWork(j); f != nil {
 			f(ctx)
-			if j.FromHome && j.Action != ActionHomePage { // a page button publishes its own page
+			if j.FromHome && j.Action != blockkit.ActionHomePage { // a page button publishes its own page
 				s.publishHome(ctx, j.User)
 			}
 		}

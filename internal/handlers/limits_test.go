@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/store"
 	"github.com/slack-go/slack"
 )
@@ -62,7 +63,7 @@ func TestCommandsPastTheLimitAreRefusedInTheAckAndClicksDoNotCount(t *testing.T)
 	// Nor do clicks: an approver may rightly clear many requests in a minute.
 	for range 5 {
 		s.HandleInteraction(ctx, slack.InteractionCallback{Type: slack.InteractionTypeBlockActions, User: slack.User{ID: "U0ALICE"},
-			ActionCallback: slack.ActionCallbacks{BlockActions: []*slack.BlockAction{{ActionID: ActionApprove, Value: "r0123456789ab"}}}})
+			ActionCallback: slack.ActionCallbacks{BlockActions: []*slack.BlockAction{{ActionID: blockkit.ActionApprove, Value: "r0123456789ab"}}}})
 	}
 	if lim.n != 0 {
 		t.Fatalf("%d of help, usage errors and clicks were counted", lim.n)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/slack-go/slack"
 )
 
@@ -31,13 +32,15 @@ const maxReason = 500
 // "/credbot create ... --certificate" with the flags given filled in: the same
 // fields as the flags, validated by the same rules, plus the certificate.
 func createModal(pre Command) slack.ModalViewRequest {
-	opt := func(v, text string) *slack.OptionBlockObject { return slack.NewOptionBlockObject(v, plain(text), nil) }
+	opt := func(v, text string) *slack.OptionBlockObject {
+		return slack.NewOptionBlockObject(v, blockkit.Plain(text), nil)
+	}
 	kinds := []*slack.OptionBlockObject{
 		opt(string(approval.ScopeSubaccount), "Subaccount"),
 		opt(string(approval.ScopeDirectory), "Directory"),
 		opt(string(approval.ScopeGlobalAccount), "Global account"),
 	}
-	kind := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, plain("Choose a level"), inputAction, kinds...)
+	kind := slack.NewOptionsSelectBlockElement(slack.OptTypeStatic, blockkit.Plain("Choose a level"), inputAction, kinds...)
 	kind.InitialOption = kinds[0]
 	for _, k := range kinds {
 		if pre.HasScope && k.Value == string(pre.Scope.Kind) {
@@ -51,7 +54,7 @@ func createModal(pre Command) slack.ModalViewRequest {
 		radio.InitialOption = access[1]
 	}
 	text := func(placeholder string, maxLen int, initial string) *slack.PlainTextInputBlockElement {
-		el := slack.NewPlainTextInputBlockElement(plain(placeholder), inputAction).WithMaxLength(maxLen)
+		el := slack.NewPlainTextInputBlockElement(blockkit.Plain(placeholder), inputAction).WithMaxLength(maxLen)
 		el.InitialValue = initial
 		return el
 	}
@@ -60,7 +63,7 @@ func createModal(pre Command) slack.ModalViewRequest {
 		scopeID = pre.Scope.ID
 	}
 	if pre.ExpiresIn > 0 {
-		expires = lifetime(pre.ExpiresIn)
+		expires = blockkit.Lifetime(pre.ExpiresIn)
 	}
 	cert := input(blockCert, "X.509 client certificate (PEM)",
 		"Only for a certificate credential: your client certificate, -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----. "+
@@ -72,15 +75,15 @@ func createModal(pre Command) slack.ModalViewRequest {
 	}
 	return slack.ModalViewRequest{
 		Type:       slack.VTModal,
-		CallbackID: CallbackCreate,
-		Title:      plain("Request API credential"),
-		Submit:     plain("Submit"),
-		Close:      plain("Cancel"),
+		CallbackID: blockkit.CallbackCreate,
+		Title:      blockkit.Plain("Request API credential"),
+		Submit:     blockkit.Plain("Submit"),
+		Close:      blockkit.Plain("Cancel"),
 		// Not a secret, and not authority: it only says whether the form
 		// was opened to ask for a certificate.
 		PrivateMetadata: meta,
 		Blocks: slack.Blocks{BlockSet: []slack.Block{
-			section("Ask for a SAP BTP API credential. The approvers the policy names for the scope decide; once approved you get a DM with a one-time Reveal button."),
+			blockkit.Section("Ask for a SAP BTP API credential. The approvers the policy names for the scope decide; once approved you get a DM with a one-time Reveal button."),
 			input(blockScopeKind, "Level", "", kind),
 			input(blockScopeID, "Subaccount or directory GUID, or global account subdomain", "", text("11111111-2222-4333-8444-555555555555", 64, scopeID)),
 			input(blockName, "Credential name", "Letters, digits and '-'. Leave empty for a generated name.", text("ci-payments", 64, pre.Name)).WithOptional(true),
@@ -95,9 +98,9 @@ func createModal(pre Command) slack.ModalViewRequest {
 func input(id, label, hint string, el slack.BlockElement) *slack.InputBlock {
 	var h *slack.TextBlockObject
 	if hint != "" {
-		h = plain(hint)
+		h = blockkit.Plain(hint)
 	}
-	return slack.NewInputBlock(id, plain(label), h, el)
+	return slack.NewInputBlock(id, blockkit.Plain(label), h, el)
 }
 
 // openCreateModal opens the form with the command's trigger. It runs inside

@@ -1,11 +1,13 @@
-// Package handlers is credbot's Slack side: ingress over signed HTTP or Socket
-// Mode, the command grammar, modals, the App Home tab, Block Kit rendering and
-// the Web API notifier.
+// Package handlers is credbot's Slack ingress: signed HTTP or Socket Mode, the
+// command grammar, modals and the App Home tab, and the dispatch of each
+// delivery to the lifecycle. What credbot posts is rendered by
+// internal/blockkit and sent by internal/slackapi.
 //
 // Both transports feed the same three functions — HandleCommand,
-// HandleInteraction and HandleEvent — which decide the ack and start any slow
-// work in a goroutine after it, so that every envelope is acknowledged well
-// inside Slack's 3 seconds whichever way it came.
+// HandleInteraction and HandleEvent — which decide the ack and record any slow
+// work in the inbox before it, so that every envelope is acknowledged well
+// inside Slack's 3 seconds whichever way it came and nothing acknowledged is
+// lost; RunWorkers does the recorded work on every replica.
 package handlers
 
 import (
@@ -20,7 +22,9 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/policy"
+	"github.com/credbot/credbot/internal/slackapi"
 	"github.com/slack-go/slack"
 )
 
@@ -92,10 +96,10 @@ type Config struct {
 
 	// API is the Web API for modals, the Home tab and replies without a
 	// response_url. Without it those features answer that they are unavailable.
-	API *WebAPI
+	API *slackapi.WebAPI
 	// Directory admits only active full members of the allowed workspaces.
 	// Without it everyone Slack sends is served (tests).
-	Directory *Directory
+	Directory *slackapi.Directory
 	// Policy answers why and approvers; without it those verbs are unavailable.
 	Policy Policy
 	// Inventory, when set, lists the unmanaged credentials an admin may
@@ -219,7 +223,7 @@ func (s *Server) admit(ctx context.Context, user string) error {
 	if s.cfg.Directory == nil {
 		return nil
 	}
-	return refusal(s.cfg.Directory.Check(ctx, user))
+	return slackapi.Refusal(s.cfg.Directory.Check(ctx, user))
 }
 
 // userMessage turns an error into text for the clicker; unexpected errors are
@@ -227,7 +231,7 @@ func (s *Server) admit(ctx context.Context, user string) error {
 func (s *Server) userMessage(ctx context.Context, err error, op string) string {
 	var ue *approval.UserError
 	if errors.As(err, &ue) {
-		return escape(ue.Msg)
+		return blockkit.Escape(ue.Msg)
 	}
 	s.log.ErrorContext(ctx, op, "error", err)
 	return "something went wrong on our side; please try again or ask an admin"

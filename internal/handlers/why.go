@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 )
 
 // maxDenyReason bounds a denier's reason: it is user text, shown to the
@@ -22,7 +23,7 @@ func actorName(actor string) string {
 	case "system", "minter":
 		return "credbot"
 	}
-	return mention(actor)
+	return blockkit.Mention(actor)
 }
 
 // denyReasonText points to the denier's reason, which goes in a plain_text
@@ -45,11 +46,11 @@ func whyOutcome(r *approval.Request) string {
 	}
 	by := make([]string, 0, len(r.Approvals))
 	for _, a := range r.Approvals {
-		by = append(by, mention(a.User))
+		by = append(by, blockkit.Mention(a.User))
 	}
 	approved := "approved by " + strings.Join(by, ", ")
 	if r.DecidedBy != "" && len(by) > 1 {
-		approved += " (the last approval, " + mention(r.DecidedBy) + "'s, completed the quorum)"
+		approved += " (the last approval, " + blockkit.Mention(r.DecidedBy) + "'s, completed the quorum)"
 	}
 	return whyState(r, approved)
 }
@@ -57,7 +58,7 @@ func whyOutcome(r *approval.Request) string {
 // breakglassReview says whether a reviewer has looked at a break-glass.
 func breakglassReview(r *approval.Request) string {
 	if r.AckedBy != "" {
-		return fmt.Sprintf("Acknowledged by %s at %s.", mention(r.AckedBy), when(r.AckedAt))
+		return fmt.Sprintf("Acknowledged by %s at %s.", blockkit.Mention(r.AckedBy), blockkit.When(r.AckedAt))
 	}
 	return fmt.Sprintf("Not acknowledged yet (%d escalation(s) so far).", r.Escalations)
 }
@@ -71,41 +72,41 @@ func whyState(r *approval.Request, approved string) string {
 	}
 	by := make([]string, 0, len(r.Approvals))
 	for _, a := range r.Approvals {
-		by = append(by, mention(a.User))
+		by = append(by, blockkit.Mention(a.User))
 	}
 	switch r.State {
 	case approval.StateDenied:
-		s := fmt.Sprintf("*Denied* by %s at %s. %s", actorName(r.DecidedBy), when(ended), denyReasonText(r))
+		s := fmt.Sprintf("*Denied* by %s at %s. %s", actorName(r.DecidedBy), blockkit.When(ended), denyReasonText(r))
 		if len(by) > 0 {
 			s += "\nApproved before the denial by " + strings.Join(by, ", ") + "."
 		}
 		return s
 	case approval.StateCancelled:
-		return fmt.Sprintf("*Cancelled* by the requester, %s, at %s. Nothing was created at BTP.", actorName(r.EndedBy), when(ended))
+		return fmt.Sprintf("*Cancelled* by the requester, %s, at %s. Nothing was created at BTP.", actorName(r.EndedBy), blockkit.When(ended))
 	case approval.StateExpired:
 		return fmt.Sprintf("*Expired* at %s: nobody decided before %s (%d approval(s) recorded, not enough). Nothing was created at BTP; the requester can ask again.",
-			when(ended), when(r.PendingUntil), len(r.Approvals))
+			blockkit.When(ended), blockkit.When(r.PendingUntil), len(r.Approvals))
 	case approval.StateFailed:
-		return fmt.Sprintf("*Failed* at %s: %s", when(ended), escape(r.Failure))
+		return fmt.Sprintf("*Failed* at %s: %s", blockkit.When(ended), blockkit.Escape(r.Failure))
 	case approval.StateRevoked:
 		return fmt.Sprintf("*Revoked* at %s: %s, so credbot deleted the credential at BTP. It was %s.",
-			when(ended), escape(r.Failure), approved)
+			blockkit.When(ended), blockkit.Escape(r.Failure), approved)
 	case approval.StateDeleted:
-		s := fmt.Sprintf("*Deleted* at BTP at %s by %s", when(ended), actorName(r.EndedBy))
+		s := fmt.Sprintf("*Deleted* at BTP at %s by %s", blockkit.When(ended), actorName(r.EndedBy))
 		if r.EndNote != "" {
-			s += ": " + escape(r.EndNote)
+			s += ": " + blockkit.Escape(r.EndNote)
 		}
 		return s + ". It was " + approved + "."
 	case approval.StateApproved, approval.StateMinting:
 		return "*Approved*: " + approved + ". credbot is creating the credential at BTP."
 	case approval.StateIssued:
-		return fmt.Sprintf("*Issued*: %s. The credential was created at BTP; the requester can reveal its secret until %s.", approved, when(r.ClaimUntil))
+		return fmt.Sprintf("*Issued*: %s. The credential was created at BTP; the requester can reveal its secret until %s.", approved, blockkit.When(r.ClaimUntil))
 	case approval.StateDelivered:
 		s := "*Delivered*: " + approved + ". The secret was revealed to the requester; credbot keeps no copy."
 		if !r.ExpiresAt.IsZero() {
-			s += " The credential is deleted at BTP at " + when(r.ExpiresAt) + "."
+			s += " The credential is deleted at BTP at " + blockkit.When(r.ExpiresAt) + "."
 		}
 		return s
 	}
-	return escape(string(r.State))
+	return blockkit.Escape(string(r.State))
 }

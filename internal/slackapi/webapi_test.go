@@ -1,4 +1,4 @@
-package handlers
+package slackapi
 
 import (
 	"context"
@@ -110,7 +110,7 @@ func TestWebAPINeverWaitsPastTheCallersDeadline(t *testing.T) {
 	s.Inject(slackfake.Fault{Method: "views.open", Times: 1, Status: http.StatusTooManyRequests, RetryAfter: 30 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	err := api.OpenView(ctx, s.NewTrigger(), createModal(Command{}))
+	err := api.OpenView(ctx, s.NewTrigger(), slack.ModalViewRequest{Type: slack.VTModal, Title: slack.NewTextBlockObject(slack.PlainTextType, "Request", false, false)})
 	if !errors.Is(err, ErrRateLimited) {
 		t.Fatalf("got %v, want ErrRateLimited at once (an ack cannot wait 30s)", err)
 	}

@@ -1,4 +1,9 @@
-package handlers
+// Package slackapi is credbot's outbound Slack adapter: the Web API client
+// (one per process, waiting out each method's rate limit off the ack path),
+// the identity directory the policy reads people and groups from (cached), and
+// the Notifier through which the lifecycle posts approval messages, reminders,
+// DMs and break-glass alerts (rendered by internal/blockkit).
+package slackapi
 
 import (
 	"context"

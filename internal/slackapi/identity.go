@@ -1,4 +1,4 @@
-package handlers
+package slackapi
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/policy"
 	"github.com/slack-go/slack"
 )
@@ -199,7 +200,7 @@ func (d *Directory) User(ctx context.Context, id string) (policy.Identity, error
 // or an id ("S012ABCDEF"). An unknown handle has no members.
 func (d *Directory) GroupMembers(ctx context.Context, group string) ([]string, error) {
 	id := group
-	if !isSlackID(group, 'S') {
+	if !IsSlackID(group, 'S') {
 		var ok bool
 		var err error
 		if id, ok, err = d.groupID(ctx, group); err != nil || !ok {
@@ -254,11 +255,11 @@ func (d *Directory) Mention(ctx context.Context, subject string) string {
 	case strings.HasPrefix(subject, "group:"):
 		g := strings.TrimPrefix(subject, "group:")
 		id := g
-		if !isSlackID(g, 'S') {
+		if !IsSlackID(g, 'S') {
 			var ok bool
 			var err error
 			if id, ok, err = d.groupID(ctx, g); err != nil || !ok {
-				return "@" + escape(g)
+				return "@" + blockkit.Escape(g)
 			}
 		}
 		return "<!subteam^" + id + ">"
@@ -267,11 +268,11 @@ func (d *Directory) Mention(ctx context.Context, subject string) string {
 		if id, err := d.userByEmail(ctx, email); err == nil {
 			return "<@" + id + ">"
 		}
-		return escape(email)
-	case isSlackID(subject, 'U') || isSlackID(subject, 'W'):
+		return blockkit.Escape(email)
+	case IsSlackID(subject, 'U') || IsSlackID(subject, 'W'):
 		return "<@" + subject + ">"
 	}
-	return escape(subject)
+	return blockkit.Escape(subject)
 }
 
 func (d *Directory) userByEmail(ctx context.Context, email string) (string, error) {
@@ -292,7 +293,7 @@ func (d *Directory) userByEmail(ctx context.Context, email string) (string, erro
 	return u.ID, nil
 }
 
-func isSlackID(s string, prefix byte) bool {
+func IsSlackID(s string, prefix byte) bool {
 	if len(s) < 3 || len(s) > 21 || s[0] != prefix {
 		return false
 	}
@@ -304,8 +305,8 @@ func isSlackID(s string, prefix byte) bool {
 	return true
 }
 
-// refusal turns an identity error into a user-facing error.
-func refusal(err error) error {
+// Refusal turns an identity error into a user-facing error.
+func Refusal(err error) error {
 	if errors.Is(err, ErrRefused) {
 		return &approval.UserError{Msg: strings.TrimPrefix(err.Error(), ErrRefused.Error()+": "), Err: approval.ErrForbidden}
 	}

@@ -1,4 +1,4 @@
-package handlers
+package slackapi
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/policy"
 )
 
@@ -149,7 +150,7 @@ func TestApproversAreDMedOnlyWhenRoutedSoAndOnlyThoseWhoMayApprove(t *testing.T)
 		for _, ref := range refs {
 			got[ref.Channel] = true
 			m, ok := s.Message(ref.Channel, ref.TS)
-			if !ok || !strings.Contains(m.Blocks, ActionApprove) || !strings.Contains(m.Blocks, `\u003c#C0ROUTED\u003e`) {
+			if !ok || !strings.Contains(m.Blocks, blockkit.ActionApprove) || !strings.Contains(m.Blocks, `\u003c#C0ROUTED\u003e`) {
 				t.Errorf("DM %s: %+v", ref.Channel, m)
 			}
 		}
@@ -170,7 +171,7 @@ func TestApproversAreDMedOnlyWhenRoutedSoAndOnlyThoseWhoMayApprove(t *testing.T)
 			t.Fatal(err)
 		}
 		for _, ref := range refs {
-			if m, _ := s.Message(ref.Channel, ref.TS); strings.Contains(m.Blocks, ActionApprove) || !strings.Contains(m.Blocks, "Denied") {
+			if m, _ := s.Message(ref.Channel, ref.TS); strings.Contains(m.Blocks, blockkit.ActionApprove) || !strings.Contains(m.Blocks, "Denied") {
 				t.Errorf("DM %s not updated: %s", ref.Channel, m.Blocks)
 			}
 		}

@@ -1,4 +1,4 @@
-package handlers
+package slackapi
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
+	"github.com/credbot/credbot/internal/blockkit"
 	"github.com/credbot/credbot/internal/policy"
 	"github.com/slack-go/slack"
 )
@@ -20,8 +21,8 @@ type ApproverSource interface {
 	Approvers(ctx context.Context, scope approval.Scope) ([]string, error)
 }
 
-// maxMentions caps how many approvers one message mentions.
-const maxMentions = 15
+// MaxMentions caps how many approvers one message mentions.
+const MaxMentions = 15
 
 // maxApproverDMs caps how many approvers one request is DMed to (routes.yaml
 // dm_approvers): the copies are kept on the request and updated with it.
@@ -91,7 +92,7 @@ func NewNotifier(api *WebAPI, approvalChannel string, opts NotifierOptions) *Not
 // nobody can approve a request nobody sees.
 func (n *Notifier) PostApproval(ctx context.Context, r *approval.Request, q approval.QuorumStatus) (string, string, error) {
 	m := n.mentions(ctx, r)
-	text := approvalFallback(r)
+	text := blockkit.ApprovalFallback(r)
 	if m != "" {
 		text += " — approvers: " + m
 	}
@@ -100,8 +101,8 @@ func (n *Notifier) PostApproval(ctx context.Context, r *approval.Request, q appr
 	if route.Channel != "" {
 		ch = route.Channel
 	}
-	blocks := approvalBlocks(r, q, m)
-	c, ts, err := n.api.PostMessage(ctx, ch, slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(blocks...))
+	blocks := blockkit.ApprovalBlocks(r, q, m)
+	c, ts, err := n.api.PostMessage(ctx, ch, slack.MsgOptionText(blockkit.Truncate(text, blockkit.MaxFallbackText), false), slack.MsgOptionBlocks(blocks...))
 	var se slack.SlackErrorResponse
 	if err == nil || ch == n.approvalChannel || !errors.As(err, &se) {
 		return c, ts, err
@@ -110,9 +111,9 @@ func (n *Notifier) PostApproval(ctx context.Context, r *approval.Request, q appr
 		"request_id", r.ID, "scope", r.Scope.String(), "channel", ch, "route", route.Rule, "fallback", n.approvalChannel, "error", err,
 		"fix", "invite the bot to "+ch+" (/invite @credbot in that channel), or correct the route in routes.yaml")
 	warn := fmt.Sprintf(":warning: routes.yaml sends requests in %s to <#%s>, but Slack refused the message there (%s), so it is posted here. Invite the bot to that channel or correct the route.",
-		escape(scopeLabel(r.Scope)), ch, escape(se.Err))
-	blocks = append([]slack.Block{note(warn)}, blocks...)
-	return n.api.PostMessage(ctx, n.approvalChannel, slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(blocks...))
+		blockkit.Escape(blockkit.ScopeLabel(r.Scope)), ch, blockkit.Escape(se.Err))
+	blocks = append([]slack.Block{blockkit.Note(warn)}, blocks...)
+	return n.api.PostMessage(ctx, n.approvalChannel, slack.MsgOptionText(blockkit.Truncate(text, blockkit.MaxFallbackText), false), slack.MsgOptionBlocks(blocks...))
 }
 
 func (n *Notifier) route(scope approval.Scope) policy.Route {
@@ -138,7 +139,7 @@ func (n *Notifier) DMApprovers(ctx context.Context, r *approval.Request, q appro
 		ch, err := n.api.DM(ctx, u)
 		if err == nil {
 			var ts string
-			_, ts, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(truncate(approvalFallback(r), maxFallbackText), false),
+			_, ts, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(blockkit.Truncate(blockkit.ApprovalFallback(r), blockkit.MaxFallbackText), false),
 				slack.MsgOptionBlocks(dmApprovalBlocks(r, q, r.ApprovalChannel)...))
 			if err == nil {
 				out = append(out, approval.MessageRef{Channel: ch, TS: ts})
@@ -165,7 +166,7 @@ func (n *Notifier) approverPeople(ctx context.Context, r *approval.Request) []st
 	seen := map[string]bool{r.Requester: true}
 	var candidates []string
 	add := func(u string) {
-		if !seen[u] && (isSlackID(u, 'U') || isSlackID(u, 'W')) {
+		if !seen[u] && (IsSlackID(u, 'U') || IsSlackID(u, 'W')) {
 			seen[u] = true
 			candidates = append(candidates, u)
 		}
@@ -212,7 +213,7 @@ func dmApprovalBlocks(r *approval.Request, q approval.QuorumStatus, channel stri
 	if channel != "" {
 		head += " It is also posted in <#" + channel + ">, where its thread shows each decision."
 	}
-	return append([]slack.Block{note(head)}, approvalBlocks(r, q, "")...)
+	return append([]slack.Block{blockkit.Note(head)}, blockkit.ApprovalBlocks(r, q, "")...)
 }
 
 // UpdateApproval implements approval.Notifier: it rewrites the approval message
@@ -227,9 +228,9 @@ func (n *Notifier) UpdateApproval(ctx context.Context, r *approval.Request, q ap
 		m = n.mentions(ctx, r)
 	}
 	err := n.api.UpdateMessage(ctx, r.ApprovalChannel, r.ApprovalTS,
-		slack.MsgOptionText(approvalFallback(r), false), slack.MsgOptionBlocks(approvalBlocks(r, q, m)...))
+		slack.MsgOptionText(blockkit.ApprovalFallback(r), false), slack.MsgOptionBlocks(blockkit.ApprovalBlocks(r, q, m)...))
 	for _, dm := range r.ApprovalDMs {
-		if derr := n.api.UpdateMessage(ctx, dm.Channel, dm.TS, slack.MsgOptionText(approvalFallback(r), false),
+		if derr := n.api.UpdateMessage(ctx, dm.Channel, dm.TS, slack.MsgOptionText(blockkit.ApprovalFallback(r), false),
 			slack.MsgOptionBlocks(dmApprovalBlocks(r, q, r.ApprovalChannel)...)); derr != nil {
 			n.log.WarnContext(ctx, "could not update an approver's DM copy of the approval request", "request_id", r.ID, "channel", dm.Channel, "error", derr)
 		}
@@ -238,9 +239,9 @@ func (n *Notifier) UpdateApproval(ctx context.Context, r *approval.Request, q ap
 	if line == "" {
 		return err
 	}
-	thread := []slack.Block{section(line)}
+	thread := []slack.Block{blockkit.Section(line)}
 	if r.State == approval.StateDenied && r.DenyReason != "" {
-		thread = append(thread, denyReasonBlock(r))
+		thread = append(thread, blockkit.DenyReasonBlock(r))
 	}
 	_, _, terr := n.api.PostMessage(ctx, r.ApprovalChannel, slack.MsgOptionTS(r.ApprovalTS),
 		slack.MsgOptionText(line, false), slack.MsgOptionBlocks(thread...))
@@ -263,12 +264,12 @@ func (n *Notifier) decisionLine(ctx context.Context, r *approval.Request, q appr
 			return ""
 		}
 		last := r.Approvals[len(r.Approvals)-1].User
-		s := fmt.Sprintf(":ballot_box_with_check: Approved by %s (%s)", by[len(by)-1], progress(q, len(r.Approvals)))
+		s := fmt.Sprintf(":ballot_box_with_check: Approved by %s (%s)", by[len(by)-1], blockkit.Progress(q, len(r.Approvals)))
 		if ok, why := q.Counts(last); !ok {
-			s += "; this approval does not count toward the rule because " + escape(why)
+			s += "; this approval does not count toward the rule because " + blockkit.Escape(why)
 		}
 		if len(q.Waiting) > 0 {
-			s += " — still needs " + escape(strings.Join(q.Waiting, " and "))
+			s += " — still needs " + blockkit.Escape(strings.Join(q.Waiting, " and "))
 		}
 		return s
 	case approval.StateDenied:
@@ -280,7 +281,7 @@ func (n *Notifier) decisionLine(ctx context.Context, r *approval.Request, q appr
 	case approval.StateCancelled:
 		return ":heavy_multiplication_x: Cancelled by the requester"
 	}
-	return statusLine(r, q)
+	return blockkit.StatusLine(r, q)
 }
 
 // name renders a user without pinging them: their Slack name if the directory
@@ -288,7 +289,7 @@ func (n *Notifier) decisionLine(ctx context.Context, r *approval.Request, q appr
 func (n *Notifier) name(ctx context.Context, user string) string {
 	if n.dir != nil {
 		if p, err := n.dir.Profile(ctx, user); err == nil && p.Name != "" {
-			return "*" + escape(p.Name) + "*"
+			return "*" + blockkit.Escape(p.Name) + "*"
 		}
 	}
 	return "<@" + user + ">"
@@ -309,8 +310,8 @@ func (n *Notifier) mentions(ctx context.Context, r *approval.Request) string {
 		if s == r.Requester {
 			continue
 		}
-		if len(out) == maxMentions {
-			out = append(out, fmt.Sprintf("and %d more", len(names)-maxMentions))
+		if len(out) == MaxMentions {
+			out = append(out, fmt.Sprintf("and %d more", len(names)-MaxMentions))
 			break
 		}
 		out = append(out, n.mention(ctx, s))
@@ -322,10 +323,10 @@ func (n *Notifier) mention(ctx context.Context, subject string) string {
 	if n.dir != nil {
 		return n.dir.Mention(ctx, subject)
 	}
-	if isSlackID(subject, 'U') || isSlackID(subject, 'W') {
+	if IsSlackID(subject, 'U') || IsSlackID(subject, 'W') {
 		return "<@" + subject + ">"
 	}
-	return escape(subject)
+	return blockkit.Escape(subject)
 }
 
 // Remind implements approval.Notifier: a reply in the request's thread that
@@ -336,14 +337,14 @@ func (n *Notifier) Remind(ctx context.Context, r *approval.Request, q approval.Q
 		return nil
 	}
 	text := fmt.Sprintf(":bell: Request `%s` from <@%s> has waited since %s for approval (%s); it expires %s.",
-		r.ID, r.Requester, when(r.CreatedAt), progress(q, len(r.Approvals)), when(r.PendingUntil))
+		r.ID, r.Requester, blockkit.When(r.CreatedAt), blockkit.Progress(q, len(r.Approvals)), blockkit.When(r.PendingUntil))
 	if len(q.Waiting) > 0 {
-		text += " It still needs " + escape(strings.Join(q.Waiting, " and ")) + "."
+		text += " It still needs " + blockkit.Escape(strings.Join(q.Waiting, " and ")) + "."
 	}
 	if m := n.mentions(ctx, r); m != "" {
 		text += " " + m
 	}
-	opts := []slack.MsgOption{slack.MsgOptionTS(r.ApprovalTS), slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(section(text))}
+	opts := []slack.MsgOption{slack.MsgOptionTS(r.ApprovalTS), slack.MsgOptionText(blockkit.Truncate(text, blockkit.MaxFallbackText), false), slack.MsgOptionBlocks(blockkit.Section(text))}
 	if escalate && n.escalation == "" {
 		opts = append(opts, slack.MsgOptionBroadcast())
 	}
@@ -351,13 +352,13 @@ func (n *Notifier) Remind(ctx context.Context, r *approval.Request, q approval.Q
 		return err
 	}
 	if escalate && n.escalation != "" {
-		what := escape(r.Name)
+		what := blockkit.Escape(r.Name)
 		if r.Assignment != nil { // its name is credbot's reservation, not what was asked for
-			what = "role collection " + escape(r.Assignment.RoleCollection)
+			what = "role collection " + blockkit.Escape(r.Assignment.RoleCollection)
 		}
 		esc := fmt.Sprintf(":rotating_light: Request `%s` (%s in %s, from <@%s>) has waited through %d reminders without a decision.",
-			r.ID, what, escape(scopeLabel(r.Scope)), r.Requester, r.Reminders)
-		if _, _, err := n.api.PostMessage(ctx, n.escalation, slack.MsgOptionText(esc, false), slack.MsgOptionBlocks(section(esc))); err != nil {
+			r.ID, what, blockkit.Escape(blockkit.ScopeLabel(r.Scope)), r.Requester, r.Reminders)
+		if _, _, err := n.api.PostMessage(ctx, n.escalation, slack.MsgOptionText(esc, false), slack.MsgOptionBlocks(blockkit.Section(esc))); err != nil {
 			return err
 		}
 	}
@@ -370,7 +371,7 @@ func (n *Notifier) Tell(ctx context.Context, r *approval.Request, text string) e
 	if err != nil {
 		return err
 	}
-	_, _, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(truncate(text, maxFallbackText), false))
+	_, _, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(blockkit.Truncate(text, blockkit.MaxFallbackText), false))
 	return err
 }
 
@@ -386,16 +387,16 @@ func (n *Notifier) Denied(ctx context.Context, r *approval.Request) error {
 	if r.Assignment != nil {
 		what = "role collection " + r.Assignment.RoleCollection
 	}
-	line := fmt.Sprintf("Your request `%s` for *%s* in %s was denied by <@%s>.", r.ID, escape(what), escape(scopeLabel(r.Scope)), r.DecidedBy)
-	text := fmt.Sprintf("Your request %s for %s was denied by <@%s>.", r.ID, escape(what), r.DecidedBy)
-	blocks := []slack.Block{section(line)}
+	line := fmt.Sprintf("Your request `%s` for *%s* in %s was denied by <@%s>.", r.ID, blockkit.Escape(what), blockkit.Escape(blockkit.ScopeLabel(r.Scope)), r.DecidedBy)
+	text := fmt.Sprintf("Your request %s for %s was denied by <@%s>.", r.ID, blockkit.Escape(what), r.DecidedBy)
+	blocks := []slack.Block{blockkit.Section(line)}
 	if r.DenyReason != "" {
-		blocks = append(blocks, denyReasonBlock(r))
-		text += " Reason: " + escape(r.DenyReason)
+		blocks = append(blocks, blockkit.DenyReasonBlock(r))
+		text += " Reason: " + blockkit.Escape(r.DenyReason)
 	} else {
-		blocks = append(blocks, note("No reason was given. You can ask the approver, or ask again with more detail."))
+		blocks = append(blocks, blockkit.Note("No reason was given. You can ask the approver, or ask again with more detail."))
 	}
-	_, _, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(blocks...))
+	_, _, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(blockkit.Truncate(text, blockkit.MaxFallbackText), false), slack.MsgOptionBlocks(blocks...))
 	return err
 }
 
@@ -407,18 +408,18 @@ func (n *Notifier) WarnExpiry(ctx context.Context, r *approval.Request) error {
 	}
 	by := extendBy(r)
 	text := fmt.Sprintf("Your API credential %s in %s will be deleted at BTP %s. To keep access, rotate it (a new credential under a new name; this one is deleted a while after you have revealed the new one), or extend it by %s (the policy may ask for approval). Or delete it now, or let it expire.",
-		r.Name, scopeLabel(r.Scope), when(r.ExpiresAt), lifetime(by))
-	del := button(ActionDeleteOwn, r.ID, "Delete it now").WithStyle(slack.StyleDanger)
-	del.Confirm = slack.NewConfirmationBlockObject(plain("Delete "+truncate(r.Name, 60)+"?"),
-		plain("It is deleted at BTP at once; whatever uses it stops working."), plain("Delete"), plain("Keep it"))
+		r.Name, blockkit.ScopeLabel(r.Scope), blockkit.When(r.ExpiresAt), blockkit.Lifetime(by))
+	del := blockkit.Button(blockkit.ActionDeleteOwn, r.ID, "Delete it now").WithStyle(slack.StyleDanger)
+	del.Confirm = slack.NewConfirmationBlockObject(blockkit.Plain("Delete "+blockkit.Truncate(r.Name, 60)+"?"),
+		blockkit.Plain("It is deleted at BTP at once; whatever uses it stops working."), blockkit.Plain("Delete"), blockkit.Plain("Keep it"))
 	blocks := []slack.Block{
-		slack.NewSectionBlock(plain(text), nil, nil),
+		slack.NewSectionBlock(blockkit.Plain(text), nil, nil),
 		slack.NewActionBlock("expiry:"+r.ID,
-			button(ActionRotate, r.ID, "Rotate").WithStyle(slack.StylePrimary),
-			button(ActionExtend, r.ID+"|"+durationValue(by), "Extend by "+lifetime(by)),
+			blockkit.Button(blockkit.ActionRotate, r.ID, "Rotate").WithStyle(slack.StylePrimary),
+			blockkit.Button(blockkit.ActionExtend, r.ID+"|"+durationValue(by), "Extend by "+blockkit.Lifetime(by)),
 			del),
 	}
-	_, _, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(blocks...))
+	_, _, err = n.api.PostMessage(ctx, ch, slack.MsgOptionText(blockkit.Truncate(text, blockkit.MaxFallbackText), false), slack.MsgOptionBlocks(blocks...))
 	return err
 }
 
@@ -447,7 +448,7 @@ func (n *Notifier) PostExtension(ctx context.Context, r *approval.Request, q app
 	if m != "" {
 		text += " — approvers: " + m
 	}
-	opts := []slack.MsgOption{slack.MsgOptionText(truncate(text, maxFallbackText), false), slack.MsgOptionBlocks(extensionBlocks(r, *r.Extension, q, m, "")...)}
+	opts := []slack.MsgOption{slack.MsgOptionText(blockkit.Truncate(text, blockkit.MaxFallbackText), false), slack.MsgOptionBlocks(extensionBlocks(r, *r.Extension, q, m, "")...)}
 	// Where routes.yaml sends the scope's requests, or, if Slack refuses
 	// that channel, CREDBOT_APPROVAL_CHANNEL (PostApproval explains why).
 	if ch := n.route(r.Scope).Channel; ch != "" && ch != n.approvalChannel {
@@ -471,33 +472,33 @@ func (n *Notifier) UpdateExtension(ctx context.Context, r *approval.Request, ext
 }
 
 func extensionFallback(r *approval.Request, ext approval.Extension) string {
-	return fmt.Sprintf("Extension request for %s (%s) in %s: %s more", r.Name, r.ID, scopeLabel(r.Scope), lifetime(ext.By))
+	return fmt.Sprintf("Extension request for %s (%s) in %s: %s more", r.Name, r.ID, blockkit.ScopeLabel(r.Scope), blockkit.Lifetime(ext.By))
 }
 
 // extensionBlocks renders an extension's approval message; outcome, once
 // decided, replaces the buttons.
 func extensionBlocks(r *approval.Request, ext approval.Extension, q approval.QuorumStatus, mentions, outcome string) []slack.Block {
 	blocks := []slack.Block{
-		section(fmt.Sprintf("*Extension request* for `%s` from <@%s>", r.ID, r.Requester)),
+		blockkit.Section(fmt.Sprintf("*Extension request* for `%s` from <@%s>", r.ID, r.Requester)),
 		slack.NewSectionBlock(nil, []*slack.TextBlockObject{
-			plain("Scope: " + scopeLabel(r.Scope)), plain("Name: " + r.Name),
-			plain("Expires now: " + r.ExpiresAt.UTC().Format(time.RFC1123)), plain("Extend by: " + lifetime(ext.By)),
-			plain("Original reason: " + r.Reason),
+			blockkit.Plain("Scope: " + blockkit.ScopeLabel(r.Scope)), blockkit.Plain("Name: " + r.Name),
+			blockkit.Plain("Expires now: " + r.ExpiresAt.UTC().Format(time.RFC1123)), blockkit.Plain("Extend by: " + blockkit.Lifetime(ext.By)),
+			blockkit.Plain("Original reason: " + r.Reason),
 		}, nil),
 	}
 	if outcome != "" {
-		return append(blocks, note(outcome))
+		return append(blocks, blockkit.Note(outcome))
 	}
 	if mentions != "" {
-		blocks = append(blocks, section("Approvers: "+mentions))
+		blocks = append(blocks, blockkit.Section("Approvers: "+mentions))
 	}
 	line := fmt.Sprintf(":hourglass: Waiting for approval (%d of %d)", q.Have, max(q.Need, 1))
 	if len(q.Waiting) > 0 {
-		line += " — waiting on " + escape(strings.Join(q.Waiting, ", "))
+		line += " — waiting on " + blockkit.Escape(strings.Join(q.Waiting, ", "))
 	}
-	return append(blocks, note(line), slack.NewActionBlock("extend-decide:"+r.ID,
-		button(ActionExtendApprove, extensionValue(r.ID, ext), "Approve").WithStyle(slack.StylePrimary),
-		button(ActionExtendDeny, extensionValue(r.ID, ext), "Deny").WithStyle(slack.StyleDanger)))
+	return append(blocks, blockkit.Note(line), slack.NewActionBlock("extend-decide:"+r.ID,
+		blockkit.Button(blockkit.ActionExtendApprove, extensionValue(r.ID, ext), "Approve").WithStyle(slack.StylePrimary),
+		blockkit.Button(blockkit.ActionExtendDeny, extensionValue(r.ID, ext), "Deny").WithStyle(slack.StyleDanger)))
 }
 
 // extensionValue names one extension request: the request id and when it
@@ -513,11 +514,11 @@ func (n *Notifier) OfferReveal(ctx context.Context, r *approval.Request, window 
 	if err != nil {
 		return "", "", err
 	}
-	text := fmt.Sprintf("Your API credential %s in %s is ready. Reveal it within %s; it is shown once.", r.Name, scopeLabel(r.Scope), window)
+	text := fmt.Sprintf("Your API credential %s in %s is ready. Reveal it within %s; it is shown once.", r.Name, blockkit.ScopeLabel(r.Scope), window)
 	blocks := []slack.Block{
-		slack.NewSectionBlock(plain(text), nil, nil),
-		slack.NewActionBlock("reveal:"+r.ID, button(ActionReveal, r.ID, "Reveal secret").WithStyle(slack.StylePrimary)),
-		note("Only you see the secret, once, as a message that disappears when you reload Slack. Copy it into your secret store right away."),
+		slack.NewSectionBlock(blockkit.Plain(text), nil, nil),
+		slack.NewActionBlock("reveal:"+r.ID, blockkit.Button(blockkit.ActionReveal, r.ID, "Reveal secret").WithStyle(slack.StylePrimary)),
+		blockkit.Note("Only you see the secret, once, as a message that disappears when you reload Slack. Copy it into your secret store right away."),
 	}
 	_, ts, err := n.api.PostMessage(ctx, ch, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
 	if err != nil {
@@ -532,24 +533,24 @@ func (n *Notifier) Revealed(ctx context.Context, r *approval.Request) error {
 	if r.DMChannel == "" || r.DMTS == "" {
 		return nil
 	}
-	text := fmt.Sprintf("The secret of %s in %s was revealed at %s and is no longer stored by credbot.", r.Name, scopeLabel(r.Scope), r.UpdatedAt.Format(time.RFC1123))
+	text := fmt.Sprintf("The secret of %s in %s was revealed at %s and is no longer stored by credbot.", r.Name, blockkit.ScopeLabel(r.Scope), r.UpdatedAt.Format(time.RFC1123))
 	if !r.ExpiresAt.IsZero() {
-		text += " The credential expires " + when(r.ExpiresAt) + "."
+		text += " The credential expires " + blockkit.When(r.ExpiresAt) + "."
 	}
 	if r.State == approval.StateRevoked {
 		// The reply that carried the secret failed: nobody saw it.
 		text = fmt.Sprintf("The secret of %s in %s could not be shown to you, so credbot deleted the credential at BTP (%s). Nobody has seen the secret. Ask again with /credbot create.",
-			r.Name, scopeLabel(r.Scope), when(r.UpdatedAt))
+			r.Name, blockkit.ScopeLabel(r.Scope), blockkit.When(r.UpdatedAt))
 	}
-	blocks := []slack.Block{slack.NewSectionBlock(plain(text), nil, nil)}
+	blocks := []slack.Block{slack.NewSectionBlock(blockkit.Plain(text), nil, nil)}
 	if r.State == approval.StateDelivered && r.Rotates != "" && !r.RotationDone && !r.GraceUntil.IsZero() {
 		// A rotation: the credential it replaces lives until GraceUntil.
-		old := fmt.Sprintf("The credential this one replaces is deleted at BTP %s. Switch over, then retire it now if you like.", when(r.GraceUntil))
+		old := fmt.Sprintf("The credential this one replaces is deleted at BTP %s. Switch over, then retire it now if you like.", blockkit.When(r.GraceUntil))
 		text += " " + old
-		retire := button(ActionRetireOld, r.ID, "Retire the old one").WithStyle(slack.StyleDanger)
-		retire.Confirm = slack.NewConfirmationBlockObject(plain("Retire the old credential?"),
-			plain("It is deleted at BTP at once; whatever still uses it stops working."), plain("Retire it"), plain("Keep it"))
-		blocks = append(blocks, section(escape(old)), slack.NewActionBlock("retire:"+r.ID, retire))
+		retire := blockkit.Button(blockkit.ActionRetireOld, r.ID, "Retire the old one").WithStyle(slack.StyleDanger)
+		retire.Confirm = slack.NewConfirmationBlockObject(blockkit.Plain("Retire the old credential?"),
+			blockkit.Plain("It is deleted at BTP at once; whatever still uses it stops working."), blockkit.Plain("Retire it"), blockkit.Plain("Keep it"))
+		blocks = append(blocks, blockkit.Section(blockkit.Escape(old)), slack.NewActionBlock("retire:"+r.ID, retire))
 	}
 	return n.api.UpdateMessage(ctx, r.DMChannel, r.DMTS,
 		slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
