@@ -41,16 +41,7 @@ func TestQueuedAuditWritersShareOneRound(t *testing.T) {
 			}
 		})
 	}
-	// Wait until every writer is queued behind the held round.
-	for {
-		s.audit.qmu.Lock()
-		n := len(s.audit.queue)
-		s.audit.qmu.Unlock()
-		if n == queued {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(s, queued) // every writer is queued behind the held round
 	roundsBefore := s.audit.rounds.Load()
 	close(release)
 	wg.Wait()
@@ -132,15 +123,7 @@ func TestAQueuedAuditWriterThatGivesUpWritesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Note(ctx, approval.AuditEntry{Actor: "U1", Note: "given up"}) }()
-	for {
-		s.audit.qmu.Lock()
-		n := len(s.audit.queue)
-		s.audit.qmu.Unlock()
-		if n == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitQueued(s, 1)
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("a writer that gave up got %v, want context.Canceled", err)
@@ -149,5 +132,18 @@ func TestAQueuedAuditWriterThatGivesUpWritesNothing(t *testing.T) {
 	wg.Wait()
 	if rep := mustVerify(t, s); rep.Entries != 1 {
 		t.Fatalf("%d entries, want only the first", rep.Entries)
+	}
+}
+
+// waitQueued waits until n writers' entries wait in s's queue.
+func waitQueued(s *Store, n int) {
+	for {
+		s.audit.qmu.Lock()
+		queued := len(s.audit.queue)
+		s.audit.qmu.Unlock()
+		if queued == n {
+			return
+		}
+		time.Sleep(time.Millisecond) // polling a condition, not a timing assertion
 	}
 }
