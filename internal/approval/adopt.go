@@ -125,7 +125,7 @@ func (s *Service) Adopt(ctx context.Context, in Adoption) (*Request, error) {
 	}
 	// Not observed: the time-to-deliver histogram is about requests.
 	s.mirror(a)
-	s.logMove(ctx, a)
+	s.logMove(ctx, a, r.Version)
 	if st, ok := s.store.(InventoryStore); ok {
 		if err := st.ForgetUnmanaged(ctx, in.Scope, in.Name); err != nil {
 			s.log.WarnContext(ctx, "adopt: forget the unmanaged credential; the next inventory sweep does", "request_id", id, "error", err)

@@ -206,7 +206,7 @@ func (s *Service) SubmitAssignment(ctx context.Context, in AssignmentSubmission)
 	}
 	s.mirror(a)
 	s.observe(r, a)
-	s.logMove(ctx, a)
+	s.logMove(ctx, a, r.Version)
 	return s.post(ctx, r)
 }
 

@@ -151,7 +151,7 @@ func (s *Service) Breakglass(ctx context.Context, in Submission) (*Request, erro
 	}
 	s.mirror(a)
 	s.observe(r, a)
-	s.logMove(ctx, a)
+	s.logMove(ctx, a, r.Version)
 	return s.alertOnce(ctx, r)
 }
 

@@ -28,7 +28,10 @@ func (s *Service) observe(r *Request, e AuditEntry) {
 
 // logMove writes one INFO line per change of state, for whoever follows a
 // request through the logs; annotations (a message posted) are DEBUG.
-func (s *Service) logMove(ctx context.Context, e AuditEntry) {
+// version is the request's version after the change: it orders one
+// request's lines, which workers on several goroutines (or replicas) may log
+// out of order.
+func (s *Service) logMove(ctx context.Context, e AuditEntry, version int64) {
 	level, msg := slog.LevelInfo, "request "+strings.ToLower(string(e.To))
 	if e.From == e.To {
 		// Not a change of state: its own message, so that "request
@@ -36,7 +39,7 @@ func (s *Service) logMove(ctx context.Context, e AuditEntry) {
 		level, msg = slog.LevelDebug, "request annotated"
 	}
 	s.log.Log(ctx, level, msg,
-		"request_id", e.RequestID, "from", string(e.From), "to", string(e.To), "actor", e.Actor, "rule", e.Rule, "note", e.Note)
+		"request_id", e.RequestID, "version", version, "from", string(e.From), "to", string(e.To), "actor", e.Actor, "rule", e.Rule, "note", e.Note)
 }
 
 // errUnsealable: the secret was taken but does not open on this replica.

@@ -180,7 +180,7 @@ func (s *Service) Rotate(ctx context.Context, in Rotation) (*Request, error) {
 	}
 	s.mirror(a)
 	s.observe(r, a)
-	s.logMove(ctx, a)
+	s.logMove(ctx, a, r.Version)
 	return s.resume(ctx, r)
 }
 

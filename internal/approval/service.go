@@ -340,7 +340,7 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 	}
 	s.mirror(a)
 	s.observe(r, a)
-	s.logMove(ctx, a)
+	s.logMove(ctx, a, r.Version)
 	return s.post(ctx, r)
 }
 
@@ -830,7 +830,7 @@ func (s *Service) reveal(ctx context.Context, id, user string) (Revelation, erro
 		}
 		s.mirror(a)
 		s.observe(&next, a)
-		s.logMove(ctx, a)
+		s.logMove(ctx, a, r.Version+1)
 		sec, err := s.sealer.Open(id, sealed)
 		if err != nil {
 			// The sealed copy is gone and nobody can read it: a credential
@@ -1255,7 +1255,7 @@ func (s *Service) transition(ctx context.Context, id, actor string, change func(
 		s.mirror(*a)
 		cur.Version = fromVersion + 1
 		s.observe(cur, *a)
-		s.logMove(ctx, *a)
+		s.logMove(ctx, *a, cur.Version)
 		return cur, nil
 	}
 	return nil, fmt.Errorf("request %s: %w (gave up after %d tries)", id, ErrConflict, s.maxRetry)
