@@ -95,8 +95,11 @@ func (s *Service) GetCredential(ctx context.Context, user string, scope Scope, n
 		return v, err
 	}
 	result := "found, not issued by credbot"
-	if v.Managed {
+	switch {
+	case v.Managed:
 		result = "found, issued by credbot in request " + v.Request.ID
+	case v.Held != nil:
+		result = fmt.Sprintf("found, name held by request %s (%s), not issued yet", v.Held.ID, v.Held.State)
 	}
 	if err := s.looked(ctx, EventGet, user, scope, name, d, result); err != nil {
 		return CredentialView{}, err
@@ -104,9 +107,18 @@ func (s *Service) GetCredential(ctx context.Context, user string, scope Scope, n
 	return v, nil
 }
 
-// DeleteCredential deletes a credential at BTP for an admin. A credential
-// credbot issued is retired through its request (so its record, deadlines and
-// any unrevealed secret go with it); any other is deleted directly.
+// DeleteCredential deletes a credential at BTP for an admin. Which of three
+// cases it is in decides what happens, and the answer and the audit trail say
+// which:
+//   - a credential request that has not issued yet (PENDING, APPROVED,
+//     MINTING) holds the name: refused, recorded, nothing deleted. What is at
+//     BTP under the name may be the credential credbot is creating right
+//     now; deleting it would hand the requester a dead secret. The admin is
+//     told to deny or cancel the request, or to delete it once issued;
+//   - a request issued it: it is retired through that request (its record,
+//     deadlines and any unrevealed secret go with it, its owner is told);
+//   - no request holds the name: it is deleted directly, as a credential
+//     credbot did not issue.
 func (s *Service) DeleteCredential(ctx context.Context, user string, scope Scope, name string) error {
 	if err := ValidateName(name); err != nil {
 		return &UserError{Msg: err.Error(), Err: ErrInvalid}
@@ -115,20 +127,37 @@ func (s *Service) DeleteCredential(ctx context.Context, user string, scope Scope
 	if err != nil {
 		return err
 	}
-	id, err := s.store.NameHolder(ctx, scope, name)
-	if err == nil {
-		r, err := s.retire(ctx, id, user, d, StateDeleted, "deleted by an admin", func(cur *Request) bool {
+	holder, err := s.liveHolder(ctx, scope, name)
+	if err != nil {
+		return err
+	}
+	if holder != nil {
+		if holder.Credential == nil {
+			return s.refuseUnissued(ctx, user, holder)
+		}
+		r, err := s.retire(ctx, holder.ID, user, d, StateDeleted, "deleted by an admin", func(cur *Request) bool {
 			return cur.State == StateIssued || cur.State == StateDelivered
 		})
-		if err == nil {
+		switch {
+		case err == nil:
 			s.tell(ctx, r, fmt.Sprintf("Your API credential %q in %s was deleted by <@%s>.", r.Name, r.Scope, user))
 			return nil
-		}
-		if !errors.Is(err, errNoop) {
+		case !errors.Is(err, errNoop):
 			return err
 		}
-	} else if !errors.Is(err, ErrNotFound) {
-		return err
+		// Nothing to do through the request now: another worker is deleting
+		// it, or it moved on meanwhile. Never fall through to a direct delete
+		// of what a request of credbot holds.
+		cur, err := s.store.Get(ctx, holder.ID)
+		if err != nil {
+			return s.notFound(err, holder.ID)
+		}
+		result := fmt.Sprintf("not deleted: request %s is %s", cur.ID, stateWord(cur))
+		_ = s.looked(ctx, EventDelete, user, scope, name, d, result)
+		if cur.Revoking {
+			return userErr(ErrConflict, "credbot is already deleting %q in %s: request %s (%s) holds it. Nothing more to do; its owner is told when it is gone", name, scope, cur.ID, stateWord(cur))
+		}
+		return userErr(ErrConflict, "request %s, which holds %q in %s, changed meanwhile (now %s); nothing was deleted. Look again with /credbot get", cur.ID, name, scope, stateWord(cur))
 	}
 	if err := s.issuer.Delete(ctx, scope, name); err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -141,6 +170,81 @@ func (s *Service) DeleteCredential(ctx context.Context, user string, scope Scope
 	s.log.InfoContext(ctx, "admin deleted unmanaged credential", "user", user, "scope", scope.String(), "name", name)
 	_ = s.looked(ctx, EventDelete, user, scope, name, d, "deleted at BTP (not issued by credbot)")
 	return nil
+}
+
+// CheckDelete refuses, and records, an admin's delete that DeleteCredential
+// would refuse because a request that has not issued holds the name: the
+// delete prompt answers it at once instead of offering a button that would
+// be refused (and the refusal is in the audit trail either way). It returns
+// nil for a user who may not delete in scope: the caller's own
+// authorization refuses them, without naming any request.
+func (s *Service) CheckDelete(ctx context.Context, user string, scope Scope, name string) error {
+	if err := ValidateName(name); err != nil {
+		return &UserError{Msg: err.Error(), Err: ErrInvalid}
+	}
+	if err := scope.Validate(); err != nil {
+		return &UserError{Msg: err.Error(), Err: ErrInvalid}
+	}
+	// Only for someone who may delete here: anyone else is refused by the
+	// steps that follow, as before, and learns nothing of the request.
+	if d, err := s.auth.Authorize(ctx, user, ActionDelete, scope, ""); err != nil || !d.Allowed {
+		return nil
+	}
+	holder, err := s.liveHolder(ctx, scope, name)
+	if err != nil || holder == nil || holder.Credential != nil {
+		return err
+	}
+	return s.refuseUnissued(ctx, user, holder)
+}
+
+// heldNameRule decides an admin's delete of a name a request holds that has
+// not issued: the built-in rule named in the audit trail.
+const heldNameRule = "built-in: an admin's delete never touches a name held by a credbot request that has not issued yet"
+
+// liveHolder returns the live credential request that holds scope/name, nil
+// when none does (no reservation, a reservation of an ended request or of a
+// role collection assignment).
+func (s *Service) liveHolder(ctx context.Context, scope Scope, name string) (*Request, error) {
+	id, err := s.store.NameHolder(ctx, scope, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up the reservation of %q: %w", name, err)
+	}
+	r, err := s.store.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up request %s: %w", id, err)
+	}
+	if r.Assignment != nil || r.State.Terminal() {
+		return nil, nil
+	}
+	return r, nil
+}
+
+// refuseUnissued records and returns the refusal of an admin's delete of the
+// name of r, a request that has not issued, with what the admin can do.
+func (s *Service) refuseUnissued(ctx context.Context, user string, r *Request) error {
+	s.refused(ctx, user, ActionDelete, r.Scope, r.ID, r.Name, Decision{Rule: heldNameRule, PolicyHash: s.policyHash()},
+		fmt.Sprintf("held by request %s (%s), not issued yet", r.ID, r.State))
+	return userErr(ErrConflict, "%s", UnissuedRefusal(r))
+}
+
+// UnissuedRefusal is what an admin is told whose delete of r's name is
+// refused because r has not issued: which request, in which state, and what
+// to do instead.
+func UnissuedRefusal(r *Request) string {
+	what := fmt.Sprintf("%q in %s is credbot's, not issued yet: request %s (%s) holds the name. Nothing was deleted. ",
+		r.Name, r.Scope, r.ID, stateWord(r))
+	if r.State == StatePending {
+		return what + "To stop it, an approver can deny request " + r.ID + " or its requester can cancel it. " +
+			"If it is approved, delete the credential once it is issued: that goes through the request and its owner is told."
+	}
+	return what + "credbot is creating this credential at BTP right now. Wait until it is issued (/credbot status " + r.ID +
+		"), then delete it again: that goes through the request and its owner is told."
 }
 
 // allow authorizes an admin action; a refusal is recorded.
@@ -177,7 +281,11 @@ func (s *Service) view(ctx context.Context, scope Scope, c Credential) (Credenti
 	}
 	if r.Credential == nil {
 		// The name is reserved by a request that has not issued anything:
-		// what BTP holds under it is not credbot's.
+		// what BTP holds under it is not credbot's yet, but may be the
+		// credential that request is creating right now.
+		if r.Assignment == nil && !r.State.Terminal() {
+			v.Held = r
+		}
 		return v, nil
 	}
 	v.Managed, v.Request, v.Owner, v.ExpiresAt = true, r, r.Requester, r.ExpiresAt

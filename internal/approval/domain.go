@@ -229,8 +229,12 @@ type CredentialView struct {
 	Credential Credential
 	Managed    bool     // issued by credbot
 	Request    *Request // the request that issued it, when Managed
-	Owner      string
-	ExpiresAt  time.Time
+	// Held is the live request that holds the name and has not issued yet
+	// (PENDING, APPROVED, MINTING), when not Managed: what BTP has under the
+	// name may be what credbot is creating right now.
+	Held      *Request
+	Owner     string
+	ExpiresAt time.Time
 }
 
 // Approval records one approver's click.

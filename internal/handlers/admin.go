@@ -65,6 +65,8 @@ func credentialSection(v approval.CredentialView) *slack.SectionBlock {
 		if v.Request != nil {
 			fields = append(fields, blockkit.Plain("Request: "+v.Request.ID))
 		}
+	} else if v.Held != nil {
+		fields = append(fields, blockkit.Plain("⏳ not issued yet: request "+v.Held.ID+" ("+strings.ToLower(string(v.Held.State))+") holds this name"))
 	} else {
 		fields = append(fields, blockkit.Plain("⚠ not issued by credbot: no owner or expiry known"))
 	}
@@ -104,7 +106,11 @@ func credentialBlocks(v approval.CredentialView) []slack.Block {
 		slack.NewSectionBlock(blockkit.Plain("API credential "+c.Name), nil, nil),
 		slack.NewSectionBlock(nil, fields[:min(len(fields), blockkit.MaxFields)], nil),
 	}
-	if !v.Managed {
+	switch {
+	case v.Held != nil:
+		blocks = append(blocks, blockkit.Note(fmt.Sprintf(":hourglass: Not issued yet: request %s (%s) holds this name, and credbot may be creating this credential right now.",
+			v.Held.ID, blockkit.Escape(strings.ToLower(string(v.Held.State))))))
+	case !v.Managed:
 		blocks = append(blocks, blockkit.Note(":warning: Not issued by credbot: nobody owns it here and it has no expiry."))
 	}
 	return blocks
@@ -125,9 +131,20 @@ func (s *Server) confirmDelete(ctx context.Context, o origin, scope approval.Sco
 			return
 		}
 	}
+	// A name a request of credbot holds and has not issued is never offered
+	// for deletion: the refusal names the request (and is recorded).
+	if err := s.life.CheckDelete(ctx, o.user, scope, name); err != nil {
+		s.warn(ctx, o, err, "check delete")
+		return
+	}
 	v, err := s.life.GetCredential(ctx, o.user, scope, name)
 	if err != nil {
 		s.warn(ctx, o, err, "get")
+		return
+	}
+	if v.Held != nil {
+		// Taken between the check and the lookup: the click would be refused.
+		s.reply(ctx, o, ":warning: "+blockkit.Escape(approval.UnissuedRefusal(v.Held)))
 		return
 	}
 	what := "the API credential " + name + " in " + blockkit.ScopeLabel(scope)

@@ -71,6 +71,9 @@ func (refuser) GetCredential(context.Context, string, approval.Scope, string) (a
 func (refuser) DeleteCredential(context.Context, string, approval.Scope, string) error {
 	return errRefused
 }
+func (refuser) CheckDelete(context.Context, string, approval.Scope, string) error {
+	return errRefused
+}
 func (refuser) Adopt(context.Context, approval.Adoption) (*approval.Request, error) {
 	return nil, errRefused
 }

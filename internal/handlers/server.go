@@ -49,6 +49,7 @@ type Lifecycle interface {
 	ListCredentials(ctx context.Context, user string, scope approval.Scope) ([]approval.CredentialView, error)
 	GetCredential(ctx context.Context, user string, scope approval.Scope, name string) (approval.CredentialView, error)
 	DeleteCredential(ctx context.Context, user string, scope approval.Scope, name string) error
+	CheckDelete(ctx context.Context, user string, scope approval.Scope, name string) error
 	Adopt(ctx context.Context, in approval.Adoption) (*approval.Request, error)
 }
 
