@@ -116,7 +116,7 @@ var verbs = []struct {
 		flags:   append(slices.Clone(scopeFlags), "name"),
 		usage:   []string{"/credbot delete --subaccount <guid> --name <name>"},
 		summary: "delete an API credential (asks for confirmation)",
-		detail:  "Shows the credential and a Delete button; nothing is deleted at BTP until you press it and confirm.",
+		detail:  "Shows the credential and a Delete button; nothing is deleted at BTP until you press it and confirm. One credbot issued is deleted through its request (its owner is told); a name held by a request that has not issued yet is refused, naming the request.",
 	}},
 	{"adopt", verb{
 		flags:   append(slices.Clone(scopeFlags), "name", "owner", "expires-in"),
