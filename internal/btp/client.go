@@ -214,21 +214,23 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = cfg.MinBackoff
 	}
+	// Every problem is collected, in the order of the settings, so that an
+	// operator fixes one list instead of one setting per restart.
+	var errs []error
 	base, err := url.Parse(strings.TrimRight(cfg.ServerURL, "/"))
 	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
-		return nil, fmt.Errorf("btp: BTP_CLI_SERVER_URL %q must be an absolute http(s) URL, like %s", cfg.ServerURL, DefaultServerURL)
+		errs = append(errs, fmt.Errorf("btp: BTP_CLI_SERVER_URL %q must be an absolute http(s) URL, like %s", cfg.ServerURL, DefaultServerURL))
 	}
 	if !strings.HasPrefix(cfg.ProtocolVersion, "v") {
-		return nil, fmt.Errorf("btp: BTP_PROTOCOL_VERSION %q must look like %s", cfg.ProtocolVersion, DefaultProtocolVersion)
+		errs = append(errs, fmt.Errorf("btp: BTP_PROTOCOL_VERSION %q must look like %s", cfg.ProtocolVersion, DefaultProtocolVersion))
 	}
 	if cfg.GlobalAccount == "" {
-		return nil, errors.New("btp: the global account subdomain (BTP_GLOBALACCOUNT) is required")
-	}
-	if err := (approval.Scope{Kind: approval.ScopeGlobalAccount, ID: cfg.GlobalAccount}).Validate(); err != nil ||
+		errs = append(errs, errors.New("btp: the global account subdomain (BTP_GLOBALACCOUNT) is required"))
+	} else if err := (approval.Scope{Kind: approval.ScopeGlobalAccount, ID: cfg.GlobalAccount}).Validate(); err != nil ||
 		(approval.Scope{Kind: approval.ScopeSubaccount, ID: cfg.GlobalAccount}).Validate() == nil {
 		// A GUID is a well-formed subdomain, but it is the classic mistake:
 		// the login would fail with a puzzling 404.
-		return nil, fmt.Errorf("btp: BTP_GLOBALACCOUNT %q must be the global account's subdomain, not its GUID or display name", cfg.GlobalAccount)
+		errs = append(errs, fmt.Errorf("btp: BTP_GLOBALACCOUNT %q must be the global account's subdomain, not its GUID or display name", cfg.GlobalAccount))
 	}
 
 	c := &Client{
@@ -248,33 +250,40 @@ func New(cfg Config) (*Client, error) {
 	case cfg.Assertion != "" || cfg.TokenSource != nil:
 		c.flow = flowAssertion
 		if cfg.IdP == "" {
-			return nil, errors.New("btp: a JWT assertion login needs the custom IdP (BTP_IDP)")
+			errs = append(errs, errors.New("btp: a JWT assertion login needs the custom IdP (BTP_IDP)"))
 		}
 	case cfg.TLSClientCertificate != "":
 		c.flow = flowX509
 		if cfg.TLSClientKey == "" || cfg.TLSIdPURL == "" || cfg.Username == "" {
-			return nil, errors.New("btp: an X.509 login needs BTP_TLS_CLIENT_CERTIFICATE, BTP_TLS_CLIENT_KEY, BTP_TLS_IDP_URL and BTP_USERNAME")
+			errs = append(errs, errors.New("btp: an X.509 login needs BTP_TLS_CLIENT_CERTIFICATE, BTP_TLS_CLIENT_KEY, BTP_TLS_IDP_URL and BTP_USERNAME"))
 		}
-		idp, err := url.Parse(strings.TrimRight(cfg.TLSIdPURL, "/"))
-		if err != nil || idp.Scheme != "https" || idp.Host == "" {
-			return nil, fmt.Errorf("btp: BTP_TLS_IDP_URL %q must be an https URL", cfg.TLSIdPURL)
+		if cfg.TLSIdPURL != "" {
+			idp, err := url.Parse(strings.TrimRight(cfg.TLSIdPURL, "/"))
+			if err != nil || idp.Scheme != "https" || idp.Host == "" {
+				errs = append(errs, fmt.Errorf("btp: BTP_TLS_IDP_URL %q must be an https URL", cfg.TLSIdPURL))
+			} else if c.cfg.IdP == "" {
+				// The btp CLI names a custom IdP by its host; the IAS tenant that
+				// issues the passcode is the IdP that must accept it.
+				c.cfg.IdP = idp.Host
+			}
 		}
-		if c.cfg.IdP == "" {
-			// The btp CLI names a custom IdP by its host; the IAS tenant that
-			// issues the passcode is the IdP that must accept it.
-			c.cfg.IdP = idp.Host
+		if cfg.TLSClientKey != "" {
+			pair, err := loadKeyPair(cfg.TLSClientCertificate, cfg.TLSClientKey)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			c.loginCert = &keyPair{cert: cfg.TLSClientCertificate, key: cfg.TLSClientKey, log: c.log, pair: pair}
+			c.loginCert.stamp, _ = c.loginCert.stampNow()
+			c.idpHTTP = mtlsClient(c.httpc, c.loginCert.get)
 		}
-		pair, err := loadKeyPair(cfg.TLSClientCertificate, cfg.TLSClientKey)
-		if err != nil {
-			return nil, err
-		}
-		c.loginCert = &keyPair{cert: cfg.TLSClientCertificate, key: cfg.TLSClientKey, log: c.log, pair: pair}
-		c.loginCert.stamp, _ = c.loginCert.stampNow()
-		c.idpHTTP = mtlsClient(c.httpc, c.loginCert.get)
 	case cfg.Username != "" && cfg.Password != "":
 		c.flow = flowPassword
 	default:
-		return nil, errors.New("btp: no login configured: set BTP_USERNAME and BTP_PASSWORD, BTP_ASSERTION, or the BTP_TLS_* variables")
+		errs = append(errs, errors.New("btp: no login configured: set BTP_USERNAME and BTP_PASSWORD, BTP_ASSERTION, or the BTP_TLS_* variables"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
