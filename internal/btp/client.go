@@ -21,6 +21,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -295,6 +296,12 @@ func loadKeyPair(cert, key string) (tls.Certificate, error) {
 			return []byte(v), nil
 		}
 		b, err := os.ReadFile(v)
+		var pe *fs.PathError
+		if err != nil && what == "BTP_TLS_CLIENT_KEY" && errors.As(err, &pe) {
+			// The path is the value: if it is key material without its
+			// -----BEGIN line, the error must not show it.
+			return nil, fmt.Errorf("btp: reading %s: it is neither PEM text (-----BEGIN …) nor a file credbot can read (%w); its text is not shown", what, pe.Err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("btp: reading %s: %w", what, err)
 		}

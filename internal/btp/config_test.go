@@ -52,6 +52,12 @@ func TestNewReportsEveryBadSettingAtOnce(t *testing.T) {
 			`BTP_CLI_SERVER_URL "https://" must be an absolute http(s) URL`,
 			"reading BTP_TLS_CLIENT_CERTIFICATE",
 		}},
+		{"X.509 key that is neither PEM nor a file", btp.Config{
+			GlobalAccount: "acme-ga", Username: "u", TLSIdPURL: "https://ias.example",
+			TLSClientCertificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", TLSClientKey: secret,
+		}, []string{
+			"reading BTP_TLS_CLIENT_KEY",
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := btp.New(c.cfg)
