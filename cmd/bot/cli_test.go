@@ -72,13 +72,14 @@ func TestTheCommandLineFollowsConventions(t *testing.T) {
 // Redis, Slack or BTP: the log settings, the values, what Validate refuses,
 // REDIS_URL's form (never its password) and the BTP settings. It used to take
 // three restarts to see them all: the log level first, then the values, then
-// the rest.
+// the rest; and the BTP settings one per restart.
 func TestServeReportsEveryConfigurationProblemAtOnce(t *testing.T) {
 	for k, v := range map[string]string{
 		"CREDBOT_LOG_LEVEL": "verbose", "BTP_VERIFY_CREDENTIALS": "yes", "CREDBOT_APPROVAL_CHANNEL": "#approvals",
 		"SLACK_BOT_TOKEN": "xapp-1-A0-123-abc", "CREDBOT_PENDING_TTL": "soon", "CREDBOT_CLAIM_WINDOW": "-5m",
-		"REDIS_URL": "redis://user:s3cret@host:6379:x/0", "BTP_GLOBALACCOUNT": "", "BTP_USERNAME": "", "BTP_PASSWORD": "",
-		"BTP_CLI_SERVER_URL": "", "BTP_ASSERTION": "", "BTP_TLS_CLIENT_CERTIFICATE": "",
+		"REDIS_URL": "redis://user:s3cret@host:6379:x/0", "BTP_GLOBALACCOUNT": "", "BTP_USERNAME": "", "BTP_PASSWORD": "btp-pa55word",
+		"BTP_CLI_SERVER_URL": "cli.btp.cloud.sap", "BTP_PROTOCOL_VERSION": "2.106.1", "BTP_ASSERTION": "", "BTP_IDP": "",
+		"BTP_TLS_CLIENT_CERTIFICATE": "", "BTP_TLS_CLIENT_KEY": "", "BTP_TLS_IDP_URL": "",
 	} {
 		t.Setenv(k, v)
 	}
@@ -89,7 +90,12 @@ func TestServeReportsEveryConfigurationProblemAtOnce(t *testing.T) {
 	for _, want := range []string{
 		`CREDBOT_LOG_LEVEL: "verbose"`, `BTP_VERIFY_CREDENTIALS: "yes"`, `CREDBOT_APPROVAL_CHANNEL: "#approvals" is a channel name`,
 		"SLACK_BOT_TOKEN: an app-level token (xapp-…)", `CREDBOT_PENDING_TTL: "soon"`, `CREDBOT_CLAIM_WINDOW: "-5m"`,
-		"REDIS_URL", "BTP_GLOBALACCOUNT",
+		"REDIS_URL",
+		// every BTP problem, not only the first (issue 11)
+		`BTP_CLI_SERVER_URL "cli.btp.cloud.sap" must be an absolute http(s) URL`,
+		`BTP_PROTOCOL_VERSION "2.106.1" must look like v`,
+		"the global account subdomain (BTP_GLOBALACCOUNT) is required",
+		"no login configured: set BTP_USERNAME and BTP_PASSWORD",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not report %s:\n%v", want, err)
@@ -97,6 +103,12 @@ func TestServeReportsEveryConfigurationProblemAtOnce(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("the error shows REDIS_URL's password:\n%v", err)
+	}
+	if strings.Contains(err.Error(), "pa55word") {
+		t.Errorf("the error shows BTP_PASSWORD:\n%v", err)
+	}
+	if errors.As(err, new(usageError)) {
+		t.Errorf("a configuration problem is a usage error (exit 2), want exit 1:\n%v", err)
 	}
 	if strings.Contains(err.Error(), "btp: btp:") {
 		t.Errorf("a BTP error is prefixed twice:\n%v", err)

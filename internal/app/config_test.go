@@ -51,6 +51,31 @@ func TestConfigReportsEveryProblemAtOnceWithHints(t *testing.T) {
 			t.Errorf("Validate does not say %q:\n%v", want, err)
 		}
 	}
+
+	// LoadConfig adds every bad BTP setting to the list, not only the first,
+	// each once, and never the assertion it was given.
+	env = map[string]string{
+		"CREDBOT_WORKERS": "many", "BTP_CLI_SERVER_URL": "cli.btp.cloud.sap", "BTP_PROTOCOL_VERSION": "latest",
+		"BTP_GLOBALACCOUNT": "03760ecf-9d89-4189-a92a-1c7efed09298", "BTP_ASSERTION": "eyJ-assertion-secret",
+	}
+	_, err = LoadConfig(func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("bad BTP settings accepted")
+	}
+	for _, want := range []string{
+		`CREDBOT_WORKERS: "many"`, "SLACK_BOT_TOKEN is not set",
+		`btp: BTP_CLI_SERVER_URL "cli.btp.cloud.sap" must be an absolute http(s) URL`,
+		`btp: BTP_PROTOCOL_VERSION "latest" must look like v`,
+		`btp: BTP_GLOBALACCOUNT "03760ecf-9d89-4189-a92a-1c7efed09298" must be the global account's subdomain`,
+		"btp: a JWT assertion login needs the custom IdP (BTP_IDP)",
+	} {
+		if n := strings.Count(err.Error(), want); n != 1 {
+			t.Errorf("LoadConfig reports %q %d times, want once:\n%v", want, n, err)
+		}
+	}
+	if strings.Contains(err.Error(), "assertion-secret") {
+		t.Errorf("the error shows BTP_ASSERTION:\n%v", err)
+	}
 }
 
 // New credentials are verified unless an operator says otherwise (issue 12 §5).
