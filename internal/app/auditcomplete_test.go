@@ -336,3 +336,29 @@ func TestALookupThatCannotBeRecordedIsNotAnswered(t *testing.T) {
 	}
 	h.redis.Client.Del(ctx, key)
 }
+
+// A delete refused at its prompt (the /credbot delete command, before any
+// button) is a refused attempt too, and the trail has it.
+func TestADeleteRefusedAtItsPromptIsRecorded(t *testing.T) {
+	h := start(t, nil)
+	ctx := ctxT(t)
+	h.makeVictim(t, ctx, "made-by-hand")
+	if _, a := h.slash(t, ctx, Requester, "delete "+subacct+" --name made-by-hand"); !strings.Contains(a.Body, "may not delete") || strings.Contains(a.Body, blockkit.ActionDelete) {
+		t.Fatalf("requester's delete prompt: %s", a.Body)
+	}
+	n := 0
+	for _, e := range h.exportedEntries(t, ctx) {
+		if e.Event == approval.EventRefused && e.Action == approval.ActionDelete && e.Actor == Requester.ID && e.Name == "made-by-hand" {
+			n++
+			if e.PolicyHash == "" || e.Result == "" {
+				t.Errorf("the refusal does not say what decided it: %+v", e)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d refused-delete entries for the requester's prompt, want 1", n)
+	}
+	if c := h.BTP.Count("delete"); c != 0 {
+		t.Fatalf("%d deletes at BTP", c)
+	}
+}

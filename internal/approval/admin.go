@@ -173,22 +173,18 @@ func (s *Service) DeleteCredential(ctx context.Context, user string, scope Scope
 }
 
 // CheckDelete refuses, and records, an admin's delete that DeleteCredential
-// would refuse because a request that has not issued holds the name: the
-// delete prompt answers it at once instead of offering a button that would
-// be refused (and the refusal is in the audit trail either way). It returns
-// nil for a user who may not delete in scope: the caller's own
-// authorization refuses them, without naming any request.
+// would refuse, before any button is offered: a user who may not delete in
+// scope, or a name a request that has not issued holds. The delete prompt
+// answers at once instead of offering a button that would be refused, and the
+// refusal is in the audit trail either way.
 func (s *Service) CheckDelete(ctx context.Context, user string, scope Scope, name string) error {
 	if err := ValidateName(name); err != nil {
 		return &UserError{Msg: err.Error(), Err: ErrInvalid}
 	}
-	if err := scope.Validate(); err != nil {
-		return &UserError{Msg: err.Error(), Err: ErrInvalid}
-	}
-	// Only for someone who may delete here: anyone else is refused by the
-	// steps that follow, as before, and learns nothing of the request.
-	if d, err := s.auth.Authorize(ctx, user, ActionDelete, scope, ""); err != nil || !d.Allowed {
-		return nil
+	// A user who may not delete here is refused (and recorded) before any
+	// request is looked up, and so learns nothing of it.
+	if _, err := s.allow(ctx, user, ActionDelete, scope, name); err != nil {
+		return err
 	}
 	holder, err := s.liveHolder(ctx, scope, name)
 	if err != nil || holder == nil || holder.Credential != nil {

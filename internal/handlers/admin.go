@@ -119,20 +119,9 @@ func credentialBlocks(v approval.CredentialView) []slack.Block {
 // confirmDelete shows the credential and a Delete button behind Slack's
 // confirm dialog. Nothing is deleted until that button is pressed.
 func (s *Server) confirmDelete(ctx context.Context, o origin, scope approval.Scope, name string) {
-	if s.cfg.Policy != nil {
-		// Refuse now rather than offer a button that will be refused.
-		d, err := s.cfg.Policy.Authorize(ctx, o.user, approval.ActionDelete, scope, "")
-		if err != nil {
-			s.warn(ctx, o, err, "authorize delete")
-			return
-		}
-		if !d.Allowed {
-			s.reply(ctx, o, fmt.Sprintf(":warning: you may not delete API credentials in %s (%s)", blockkit.Escape(scope.String()), blockkit.Escape(d.Reason)))
-			return
-		}
-	}
-	// A name a request of credbot holds and has not issued is never offered
-	// for deletion: the refusal names the request (and is recorded).
+	// Refuse now rather than offer a button that would be refused: someone
+	// who may not delete here, or a name a request of credbot holds and has
+	// not issued (the refusal names the request). Either is recorded.
 	if err := s.life.CheckDelete(ctx, o.user, scope, name); err != nil {
 		s.warn(ctx, o, err, "check delete")
 		return
