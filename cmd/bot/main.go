@@ -175,6 +175,7 @@ func serve(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	app.ApplyMemoryLimit(os.Getenv, "/", log)
 	a, err := app.New(ctx, cfg, app.Deps{}, log)
 	if err != nil {
 		return err
