@@ -58,20 +58,7 @@ func TestTheAuditTrailRecordsRefusalsLookupsPolicyLoadsAndStarts(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var out bytes.Buffer
-	if _, err := h.App.Store.ExportAudit(ctx, &out); err != nil {
-		t.Fatal(err)
-	}
-	var entries []approval.AuditEntry
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		var rec struct {
-			Entry approval.AuditEntry `json:"entry"`
-		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("export line %q: %v", line, err)
-		}
-		entries = append(entries, rec.Entry)
-	}
+	entries := h.exportedEntries(t, ctx)
 	find := func(what string, match func(e approval.AuditEntry) bool) approval.AuditEntry {
 		t.Helper()
 		for _, e := range entries {

@@ -2,8 +2,6 @@ package slackapi
 
 import (
 	"context"
-	"fmt"
-	"strings"
 
 	"github.com/credbot/credbot/internal/approval"
 	"github.com/credbot/credbot/internal/blockkit"
@@ -27,18 +25,7 @@ func (n *Notifier) reviewerMentions(ctx context.Context, r *approval.Request) st
 		n.log.WarnContext(ctx, "list reviewers", "request_id", r.ID, "error", err)
 		return ""
 	}
-	var out []string
-	for _, s := range names {
-		if s == r.Requester {
-			continue
-		}
-		if len(out) == MaxMentions {
-			out = append(out, fmt.Sprintf("and %d more", len(names)-MaxMentions))
-			break
-		}
-		out = append(out, n.mention(ctx, s))
-	}
-	return strings.Join(out, ", ")
+	return n.mentionList(ctx, names, r.Requester)
 }
 
 // breakglassTargets are where a break-glass alert goes: the break-glass

@@ -305,9 +305,15 @@ func (n *Notifier) mentions(ctx context.Context, r *approval.Request) string {
 		n.log.WarnContext(ctx, "list approvers", "request_id", r.ID, "error", err)
 		return ""
 	}
+	return n.mentionList(ctx, names, r.Requester)
+}
+
+// mentionList mentions names, leaving out the requester and stopping at
+// MaxMentions ("and N more").
+func (n *Notifier) mentionList(ctx context.Context, names []string, requester string) string {
 	var out []string
 	for _, s := range names {
-		if s == r.Requester {
+		if s == requester {
 			continue
 		}
 		if len(out) == MaxMentions {
