@@ -68,7 +68,7 @@ func (l *Local) LoadWith(ctx context.Context, o LoadOptions, w io.Writer) error 
 	defer ws.HTTP.CloseIdleConnections() // else the bot's shutdown waits for them
 	// Names differ from run to run: a name stays reserved while its credential lives.
 	run := randomHex(3)
-	meter := startCPUMeter()
+	meter := startCPUMeter(l.App.rdb)
 	start := time.Now()
 	// The driver's goroutines, and the connections they dial, carry a label
 	// so that the CPU profile can tell them from the bot's.

@@ -77,7 +77,7 @@ func (l *Local) Burst(ctx context.Context, o BurstOptions, w io.Writer) error {
 		}
 
 		tr := l.track("burst-" + run)
-		meter := startCPUMeter()
+		meter := startCPUMeter(l.App.rdb)
 		start := time.Now()
 		burst := closedRun(ctx, ws, o.N, o.Conc, "burst-"+run)
 		took := time.Since(start)

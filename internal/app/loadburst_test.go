@@ -31,7 +31,7 @@ func TestCPUProfileTellsTheDriverFromTheFakeAndTheBot(t *testing.T) {
 		for end := time.Now().Add(d); time.Now().Before(end); {
 		}
 	}
-	m := startCPUMeter()
+	m := startCPUMeter(nil)
 	if !m.profiling {
 		t.Skip("a CPU profile is running already")
 	}

@@ -3,16 +3,19 @@ package app
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/credbot/credbot/internal/slackfake"
+	"github.com/redis/go-redis/v9"
 )
 
 // Who spent the CPU of a load run. In local mode the fake Slack, the BTP
@@ -40,17 +43,58 @@ type cpuMeter struct {
 	prof      bytes.Buffer
 	profiling bool
 	cpu0      time.Duration
+	// The Redis server's own CPU, from INFO: on the same machine it shares
+	// the cores with the process, and a flow costs it CPU too.
+	rdb    redis.UniversalClient
+	redis0 time.Duration
+	redisK bool
 }
 
-func startCPUMeter() *cpuMeter {
-	m := &cpuMeter{cpu0: processCPU()}
+func startCPUMeter(rdb redis.UniversalClient) *cpuMeter {
+	m := &cpuMeter{cpu0: processCPU(), rdb: rdb}
+	m.redis0, m.redisK = redisCPU(rdb)
 	m.profiling = pprof.StartCPUProfile(&m.prof) == nil // fails if one runs already
 	return m
+}
+
+// redisCPU is the CPU time the Redis server has used since it started
+// (INFO cpu: used_cpu_sys + used_cpu_user). ok is false for anything but one
+// real server (miniredis has no such figures; a cluster spreads over nodes).
+func redisCPU(rdb redis.UniversalClient) (time.Duration, bool) {
+	c, ok := rdb.(*redis.Client)
+	if !ok {
+		return 0, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := c.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, false
+	}
+	var total float64
+	found := 0
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (k != "used_cpu_sys" && k != "used_cpu_user") {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, false
+		}
+		total += f
+		found++
+	}
+	if found != 2 {
+		return 0, false
+	}
+	return time.Duration(total * float64(time.Second)), true
 }
 
 // cpuUse is what a cpuMeter saw.
 type cpuUse struct {
 	Total   time.Duration      // process CPU time, user + system
+	Redis   time.Duration      // the Redis server's CPU time meanwhile; 0 if unknown
 	Samples int                // profile samples; 0 when no profile could be taken
 	Share   map[string]float64 // part → share of the profiled CPU
 	MaxRSS  int64              // bytes, the process's peak since it started; 0 if unknown
@@ -61,6 +105,9 @@ func (m *cpuMeter) stop() cpuUse {
 		pprof.StopCPUProfile()
 	}
 	u := cpuUse{Total: processCPU() - m.cpu0, MaxRSS: peakRSS()}
+	if r1, ok := redisCPU(m.rdb); ok && m.redisK {
+		u.Redis = r1 - m.redis0
+	}
 	if m.profiling {
 		u.Samples, u.Share, _ = splitProfile(m.prof.Bytes())
 	}
@@ -95,6 +142,10 @@ func (u cpuUse) report(w io.Writer, n int, unit string) {
 		}
 		fmt.Fprintf(w, "  bot alone: %s per %s (%s with its share of the Go runtime); the BTP emulator's and fake Slack's HTTP parsing before their handlers count as bot\n",
 			per(bot), unit, per(withRT))
+	}
+	if u.Redis > 0 {
+		fmt.Fprintf(w, "redis-server: %s CPU in all, %s per %s (its own process, from INFO cpu; on the same machine it shares the cores)\n",
+			u.Redis.Round(time.Millisecond), (u.Redis / time.Duration(n)).Round(10*time.Microsecond), unit)
 	}
 	if u.MaxRSS > 0 {
 		fmt.Fprintf(w, "peak RSS: %.0f MB (the whole process since it started, fake Slack and emulator included)\n", float64(u.MaxRSS)/(1<<20))
