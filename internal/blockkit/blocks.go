@@ -211,20 +211,7 @@ func ApprovalBlocks(r *approval.Request, q approval.QuorumStatus, mentions strin
 		// The subject and issuer are the requester's text: plain_text only.
 		blocks = append(blocks, slack.NewSectionBlock(Plain(CertificateFacts(*c)), nil, nil))
 	}
-	if r.State == approval.StatePending && mentions != "" {
-		blocks = append(blocks, Section("Approvers: "+mentions))
-	}
-	blocks = append(blocks, Note(StatusLine(r, q)))
-	if r.State == approval.StateDenied && r.DenyReason != "" {
-		blocks = append(blocks, DenyReasonBlock(r))
-	}
-	if r.State == approval.StatePending {
-		blocks = append(blocks, slack.NewActionBlock(fmt.Sprintf("decide:%s:%d", r.ID, r.Version),
-			Button(ActionApprove, r.ID, "Approve").WithStyle(slack.StylePrimary),
-			Button(ActionDeny, r.ID, "Deny").WithStyle(slack.StyleDanger),
-		))
-	}
-	return blocks
+	return append(blocks, decisionBlocks(r, q, mentions)...)
 }
 
 // CertificateFacts is what approvers check of a certificate credential: who
@@ -336,6 +323,27 @@ func DenyReasonBlock(r *approval.Request) *slack.ContextBlock {
 	return slack.NewContextBlock("", Plain("Reason: "+Truncate(r.DenyReason, 4*approval.MaxDenyReason)))
 }
 
+// decisionBlocks end every approval message: while it is pending, who may
+// approve and the Approve and Deny buttons; always its status, and a denier's
+// reason once denied.
+func decisionBlocks(r *approval.Request, q approval.QuorumStatus, mentions string) []slack.Block {
+	var blocks []slack.Block
+	if r.State == approval.StatePending && mentions != "" {
+		blocks = append(blocks, Section("Approvers: "+mentions))
+	}
+	blocks = append(blocks, Note(StatusLine(r, q)))
+	if r.State == approval.StateDenied && r.DenyReason != "" {
+		blocks = append(blocks, DenyReasonBlock(r))
+	}
+	if r.State == approval.StatePending {
+		blocks = append(blocks, slack.NewActionBlock(fmt.Sprintf("decide:%s:%d", r.ID, r.Version),
+			Button(ActionApprove, r.ID, "Approve").WithStyle(slack.StylePrimary),
+			Button(ActionDeny, r.ID, "Deny").WithStyle(slack.StyleDanger),
+		))
+	}
+	return blocks
+}
+
 // AssignmentBlocks renders the approval message of a role collection
 // request: what, for whom at BTP, where, for how long, why.
 func AssignmentBlocks(r *approval.Request, q approval.QuorumStatus, mentions string) []slack.Block {
@@ -351,20 +359,7 @@ func AssignmentBlocks(r *approval.Request, q approval.QuorumStatus, mentions str
 		Section(fmt.Sprintf("*Role collection request* `%s` from <@%s>", r.ID, r.Requester)),
 		slack.NewSectionBlock(nil, fields, nil),
 	}
-	if r.State == approval.StatePending && mentions != "" {
-		blocks = append(blocks, Section("Approvers: "+mentions))
-	}
-	blocks = append(blocks, Note(StatusLine(r, q)))
-	if r.State == approval.StateDenied && r.DenyReason != "" {
-		blocks = append(blocks, DenyReasonBlock(r))
-	}
-	if r.State == approval.StatePending {
-		blocks = append(blocks, slack.NewActionBlock(fmt.Sprintf("decide:%s:%d", r.ID, r.Version),
-			Button(ActionApprove, r.ID, "Approve").WithStyle(slack.StylePrimary),
-			Button(ActionDeny, r.ID, "Deny").WithStyle(slack.StyleDanger),
-		))
-	}
-	return blocks
+	return append(blocks, decisionBlocks(r, q, mentions)...)
 }
 
 // RequestLine is one request in a list: id, name, scope and where it stands.
