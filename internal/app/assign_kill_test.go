@@ -2,11 +2,8 @@ package app
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,38 +18,14 @@ func TestAssignChild(t *testing.T) {
 	if step == "" {
 		t.Skip("runs only as the child of the assignment SIGKILL tests")
 	}
-	cfg, err := ConfigFromEnv(os.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ListenAddr = "127.0.0.1:0"
-	halt := func(at string) func(string) {
-		return func(string) {
-			if at == step {
-				fmt.Println("AT-STEP " + at)
-				select {} // wait here for SIGKILL
-			}
-		}
-	}
-	a, err := New(context.Background(), cfg, Deps{Hooks: approval.Hooks{
-		AfterClaim: halt("claim"), AfterIntent: halt("intent"), AfterAssign: halt("assign"), AfterLease: halt("lease"),
-	}}, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	select {}
+	runChildBot(t, step, func(halt func(string) func(string)) approval.Hooks {
+		return approval.Hooks{AfterClaim: halt("claim"), AfterIntent: halt("intent"), AfterAssign: halt("assign"), AfterLease: halt("lease")}
+	}, "")
 }
 
 func (h *harness) killAssignAt(t *testing.T, ctx context.Context, key, step string, env ...string) {
 	t.Helper()
-	cmd, _, _ := startChild(t, ctx, "TestAssignChild", h.childEnv(key, append([]string{"CREDBOT_TEST_ASSIGN_KILL_AT=" + step}, env...)...), "AT-STEP")
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = cmd.Wait()
+	killChildAtStep(t, ctx, "TestAssignChild", h.childEnv(key, append([]string{"CREDBOT_TEST_ASSIGN_KILL_AT=" + step}, env...)...))
 }
 
 // A worker SIGKILLed after claiming the job, after recording its intent, or

@@ -138,6 +138,16 @@ func TestMintChild(t *testing.T) {
 	if step == "" {
 		t.Skip("runs only as the child of TestWorkerKilledMidMint")
 	}
+	runChildBot(t, step, func(halt func(string) func(string)) approval.Hooks {
+		return approval.Hooks{AfterClaim: halt("claim"), AfterCreate: halt("create"), AfterSeal: halt("seal")}
+	}, "")
+}
+
+// runChildBot runs, in this child process, a whole bot from the environment
+// whose hooks (built by hooks from halt) stop at step: there it prints
+// "AT-STEP <step>" and waits for the parent's SIGKILL. It prints started, if
+// any, once the bot runs, and never returns.
+func runChildBot(t *testing.T, step string, hooks func(halt func(at string) func(string)) approval.Hooks, started string) {
 	cfg, err := ConfigFromEnv(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
@@ -151,15 +161,15 @@ func TestMintChild(t *testing.T) {
 			}
 		}
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	a, err := New(context.Background(), cfg, Deps{Hooks: approval.Hooks{
-		AfterClaim: halt("claim"), AfterCreate: halt("create"), AfterSeal: halt("seal"),
-	}}, log)
+	a, err := New(context.Background(), cfg, Deps{Hooks: hooks(halt)}, slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if started != "" {
+		fmt.Println(started)
 	}
 	select {}
 }
@@ -221,7 +231,14 @@ func startChild(t *testing.T, ctx context.Context, test string, env []string, pr
 // queued mint job, and SIGKILLs it when it reaches step (claim, create, seal).
 func (h *harness) killWorkerAt(t *testing.T, ctx context.Context, key, step string) {
 	t.Helper()
-	cmd, _, _ := startChild(t, ctx, "TestMintChild", h.childEnv(key, "CREDBOT_TEST_KILL_AT="+step, "CREDBOT_MINT_WORKERS=1"), "AT-STEP")
+	killChildAtStep(t, ctx, "TestMintChild", h.childEnv(key, "CREDBOT_TEST_KILL_AT="+step, "CREDBOT_MINT_WORKERS=1"))
+}
+
+// killChildAtStep starts test (a child bot of runChildBot) with env, waits
+// until it stops at its step and SIGKILLs it.
+func killChildAtStep(t *testing.T, ctx context.Context, test string, env []string) {
+	t.Helper()
+	cmd, _, _ := startChild(t, ctx, test, env, "AT-STEP")
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,6 @@ package app
 import (
 	"bufio"
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"slices"
@@ -27,30 +25,9 @@ func TestRotateChild(t *testing.T) {
 	if step == "" || os.Getenv("CREDBOT_TEST_ROTATE_CHILD") == "" {
 		t.Skip("runs only as the child of TestRotationSurvivesSIGKILLAtEveryStep")
 	}
-	cfg, err := ConfigFromEnv(os.Getenv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ListenAddr = "127.0.0.1:0"
-	halt := func(at string) func(string) {
-		return func(string) {
-			if at == step {
-				fmt.Println("AT-STEP " + at)
-				select {} // wait here for SIGKILL
-			}
-		}
-	}
-	a, err := New(context.Background(), cfg, Deps{Hooks: approval.Hooks{
-		AfterClaim: halt("claim"), AfterCreate: halt("create"), AfterLease: halt("lease"), AfterRetireOld: halt("retired"),
-	}}, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Println("STARTED")
-	select {}
+	runChildBot(t, step, func(halt func(string) func(string)) approval.Hooks {
+		return approval.Hooks{AfterClaim: halt("claim"), AfterCreate: halt("create"), AfterLease: halt("lease"), AfterRetireOld: halt("retired")}
+	}, "STARTED")
 }
 
 // A bot SIGKILLed at any step of a rotation — the new credential's mint
