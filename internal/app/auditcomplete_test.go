@@ -61,13 +61,7 @@ func TestTheAuditTrailRecordsRefusalsLookupsPolicyLoadsAndStarts(t *testing.T) {
 	entries := h.exportedEntries(t, ctx)
 	find := func(what string, match func(e approval.AuditEntry) bool) approval.AuditEntry {
 		t.Helper()
-		for _, e := range entries {
-			if match(e) {
-				return e
-			}
-		}
-		t.Errorf("the trail has no entry for %s", what)
-		return approval.AuditEntry{}
+		return findEntry(t, entries, what, match)
 	}
 	withPolicy := func(what string, e approval.AuditEntry, rule bool) {
 		t.Helper()
@@ -118,6 +112,19 @@ func TestTheAuditTrailRecordsRefusalsLookupsPolicyLoadsAndStarts(t *testing.T) {
 		t.Fatalf("verify: %v %v", rep.Problems, err)
 	}
 	_ = btptest.DefaultSubaccount
+}
+
+// findEntry is the first of entries that match, or an error naming what
+// the trail lacks.
+func findEntry(t *testing.T, entries []approval.AuditEntry, what string, match func(e approval.AuditEntry) bool) approval.AuditEntry {
+	t.Helper()
+	for _, e := range entries {
+		if match(e) {
+			return e
+		}
+	}
+	t.Errorf("the trail has no entry for %s", what)
+	return approval.AuditEntry{}
 }
 
 // exportedEntries is the whole trail as `audit export` writes it.
@@ -217,13 +224,7 @@ func TestEveryRefusedAttemptAndDecisionIsRecordedWithItsRuleAndPolicy(t *testing
 	entries := h.exportedEntries(t, ctx)
 	find := func(what string, match func(e approval.AuditEntry) bool) approval.AuditEntry {
 		t.Helper()
-		for _, e := range entries {
-			if match(e) {
-				return e
-			}
-		}
-		t.Errorf("the trail has no entry for %s", what)
-		return approval.AuditEntry{}
+		return findEntry(t, entries, what, match)
 	}
 	refused := func(what string, act approval.Action, actor string, policy bool) {
 		t.Helper()
