@@ -51,15 +51,9 @@ func (s *Service) Adopt(ctx context.Context, in Adoption) (*Request, error) {
 	if !slackUserRE.MatchString(in.Owner) {
 		return nil, userErr(ErrInvalid, "--owner must name a person: pick them from Slack's list as you type @, or give their member ID (U…)")
 	}
-	switch {
-	case in.ExpiresIn < 0:
-		return nil, userErr(ErrInvalid, "--expires-in must be positive")
-	case in.ExpiresIn == 0:
-		in.ExpiresIn = s.cfg.MaxLifetime
-	case in.ExpiresIn > s.cfg.MaxLifetime:
-		return nil, userErr(ErrInvalid, "--expires-in may be at most %s", humanDuration(s.cfg.MaxLifetime))
-	case in.ExpiresIn < time.Hour:
-		return nil, userErr(ErrInvalid, "--expires-in must be at least 1h")
+	var err error
+	if in.ExpiresIn, err = s.lifetimeOf(in.ExpiresIn); err != nil {
+		return nil, err
 	}
 	d, err := s.auth.Authorize(ctx, in.Admin, ActionDelete, in.Scope, "")
 	if err != nil {

@@ -278,15 +278,9 @@ func (s *Service) Submit(ctx context.Context, in Submission) (*Request, error) {
 	if err := ValidateName(in.Name); err != nil {
 		return nil, &UserError{Msg: err.Error(), Err: ErrInvalid}
 	}
-	switch {
-	case in.ExpiresIn < 0:
-		return nil, userErr(ErrInvalid, "--expires-in must be positive")
-	case in.ExpiresIn == 0:
-		in.ExpiresIn = s.cfg.MaxLifetime
-	case in.ExpiresIn > s.cfg.MaxLifetime:
-		return nil, userErr(ErrInvalid, "--expires-in may be at most %s", humanDuration(s.cfg.MaxLifetime))
-	case in.ExpiresIn < time.Hour:
-		return nil, userErr(ErrInvalid, "--expires-in must be at least 1h")
+	var err error
+	if in.ExpiresIn, err = s.lifetimeOf(in.ExpiresIn); err != nil {
+		return nil, err
 	}
 	var cert *CertificateInfo
 	if in.Certificate != "" {
@@ -1337,4 +1331,20 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// lifetimeOf checks an --expires-in: 0 is the longest allowed
+// (CREDBOT_MAX_LIFETIME), and anything else lies between 1h and that.
+func (s *Service) lifetimeOf(d time.Duration) (time.Duration, error) {
+	switch {
+	case d < 0:
+		return 0, userErr(ErrInvalid, "--expires-in must be positive")
+	case d == 0:
+		return s.cfg.MaxLifetime, nil
+	case d > s.cfg.MaxLifetime:
+		return 0, userErr(ErrInvalid, "--expires-in may be at most %s", humanDuration(s.cfg.MaxLifetime))
+	case d < time.Hour:
+		return 0, userErr(ErrInvalid, "--expires-in must be at least 1h")
+	}
+	return d, nil
 }
