@@ -221,16 +221,7 @@ func parseAssignForm(values map[string]map[string]slack.BlockAction) (approval.A
 }
 
 func (s *Server) openAssignModal(ctx context.Context, trigger string) any {
-	if s.cfg.API == nil || trigger == "" {
-		return ackText(":warning: the form is not available here; give the flags instead.\n\n" + Help("assign"))
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.AckBudget)
-	defer cancel()
-	if err := s.cfg.API.OpenView(ctx, trigger, assignModal()); err != nil {
-		s.log.WarnContext(ctx, "open assign modal", "error", err)
-		return ackText(":warning: Slack did not open the form; please try again, or give the flags instead.\n\n" + Help("assign"))
-	}
-	return nil
+	return s.openModal(ctx, trigger, "assign", assignModal())
 }
 
 // submitAssignModal validates the form; a valid one is recorded and submitted
@@ -244,14 +235,7 @@ func (s *Server) submitAssignModal(ctx context.Context, cb slack.InteractionCall
 	if len(errs) > 0 {
 		return slack.NewErrorsViewSubmissionResponse(errs)
 	}
-	in.User, in.Team = cb.User.ID, cb.User.TeamID
-	if in.Team == "" {
-		in.Team = cb.Team.ID
-	}
+	in.User, in.Team = submitter(cb)
 	in.Key = cb.View.ID // idempotent if its job runs twice
-	ack := s.accept(ctx, cb.TriggerID, job{Kind: jobModal, User: cb.User.ID, Assignment: &in}, nil)
-	if _, failed := ack.(unrecordedAck); failed {
-		return slack.NewErrorsViewSubmissionResponse(map[string]string{blockReason: Unrecorded})
-	}
-	return ack
+	return s.acceptForm(ctx, cb, job{Kind: jobModal, User: cb.User.ID, Assignment: &in})
 }

@@ -106,14 +106,21 @@ func input(id, label, hint string, el slack.BlockElement) *slack.InputBlock {
 // openCreateModal opens the form with the command's trigger. It runs inside
 // the ack: the trigger is valid for 3 seconds and only once.
 func (s *Server) openCreateModal(ctx context.Context, trigger string, pre Command) any {
+	return s.openModal(ctx, trigger, "create", createModal(pre))
+}
+
+// openModal opens the form of verb within the ack's budget; without a Web
+// API or a trigger, or when Slack does not open it, the ack says to give the
+// flags instead.
+func (s *Server) openModal(ctx context.Context, trigger, verb string, view slack.ModalViewRequest) any {
 	if s.cfg.API == nil || trigger == "" {
-		return ackText(":warning: the form is not available here; give the flags instead.\n\n" + Help("create"))
+		return ackText(":warning: the form is not available here; give the flags instead.\n\n" + Help(verb))
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.AckBudget)
 	defer cancel()
-	if err := s.cfg.API.OpenView(ctx, trigger, createModal(pre)); err != nil {
-		s.log.WarnContext(ctx, "open create modal", "error", err)
-		return ackText(":warning: Slack did not open the form; please try again, or give the flags instead.\n\n" + Help("create"))
+	if err := s.cfg.API.OpenView(ctx, trigger, view); err != nil {
+		s.log.WarnContext(ctx, "open "+verb+" modal", "error", err)
+		return ackText(":warning: Slack did not open the form; please try again, or give the flags instead.\n\n" + Help(verb))
 	}
 	return nil
 }
@@ -130,15 +137,26 @@ func (s *Server) submitCreateModal(ctx context.Context, cb slack.InteractionCall
 	if len(errs) > 0 {
 		return slack.NewErrorsViewSubmissionResponse(errs)
 	}
-	sub.User, sub.Team = cb.User.ID, cb.User.TeamID
-	if sub.Team == "" {
-		sub.Team = cb.Team.ID
-	}
+	sub.User, sub.Team = submitter(cb)
 	// The view id makes the submission idempotent if its job runs twice.
 	sub.Key = cb.View.ID
-	ack := s.accept(ctx, cb.TriggerID, job{Kind: jobModal, User: cb.User.ID, Submission: &sub}, nil)
+	return s.acceptForm(ctx, cb, job{Kind: jobModal, User: cb.User.ID, Submission: &sub})
+}
+
+// submitter is who submitted a form, and from which team.
+func submitter(cb slack.InteractionCallback) (user, team string) {
+	user, team = cb.User.ID, cb.User.TeamID
+	if team == "" {
+		team = cb.Team.ID
+	}
+	return user, team
+}
+
+// acceptForm records a valid form's job before the ack. When it cannot be
+// recorded the form stays open and says why, rather than a bare error.
+func (s *Server) acceptForm(ctx context.Context, cb slack.InteractionCallback, j job) any {
+	ack := s.accept(ctx, cb.TriggerID, j, nil)
 	if _, failed := ack.(unrecordedAck); failed {
-		// Keep the form open and say why, rather than a bare error.
 		return slack.NewErrorsViewSubmissionResponse(map[string]string{blockReason: Unrecorded})
 	}
 	return ack
