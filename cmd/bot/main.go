@@ -212,6 +212,7 @@ func load(ctx context.Context, args []string) error {
 	burst := fs.Bool("burst", false, "fire slash commands only, then check that every one was carried out")
 	rate := fs.Int("rate", 500, "with -burst: requests per second of the steady runs that compare the bot's ack with a bare handler's")
 	steady := fs.Duration("steady", 3*time.Second, "with -burst: how long each steady run lasts (0 skips them)")
+	cpuProfile := fs.String("cpuprofile", "", "write the CPU profile of the run (of the burst, with -burst) to this file, for go tool pprof")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -249,7 +250,7 @@ func load(ctx context.Context, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	if *burst {
-		return l.Burst(ctx, app.BurstOptions{N: *n, Conc: *c, Rate: *rate, Steady: *steady}, os.Stdout)
+		return l.Burst(ctx, app.BurstOptions{N: *n, Conc: *c, Rate: *rate, Steady: *steady, CPUProfile: *cpuProfile}, os.Stdout)
 	}
-	return l.LoadWith(ctx, app.LoadOptions{N: *n, Conc: *c, BTP: bt}, os.Stdout)
+	return l.LoadWith(ctx, app.LoadOptions{N: *n, Conc: *c, BTP: bt, CPUProfile: *cpuProfile}, os.Stdout)
 }

@@ -532,7 +532,8 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		return nil, err
 	}
 	a.replica = consumerName()
-	a.slack = newSlackSide(cfg, log)
+	out := outboundClient(cfg)
+	a.slack = newSlackSide(cfg, out, log)
 	a.metrics = newMetrics()
 	a.slack.api.Observe = a.metrics.slack
 	if a.Policy, err = policy.Load(ctx, policy.Options{Dir: cfg.PolicyDir, Logger: log, Directory: a.slack.dir, Registerer: a.metrics.reg, LastGood: a.Store,
@@ -544,6 +545,9 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 		bc := cfg.BTP
 		bc.Logger = log
 		bc.Observe = a.metrics.btp
+		if bc.HTTPClient == nil {
+			bc.HTTPClient = out
+		}
 		if issuer, err = btp.New(bc); err != nil {
 			return nil, err // its errors say "btp: …" already
 		}
@@ -568,6 +572,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	a.Service = approval.NewService(a.Store, a.Policy, issuer, notifier, sealer, deps.Clock, log, lc)
 	a.Inventory = a.Service.Inventory(a.Store, a.Policy.Scopes, approval.InventoryConfig{Interval: cfg.InventoryInterval})
 	hc := a.slack.handlerConfig(cfg, log, a.ready, a.Policy, a.Store.Once)
+	hc.HTTPClient = &http.Client{Transport: out.Transport, Timeout: 10 * time.Second}
 	hc.Inbox = a.Store
 	hc.Inventory = a.Inventory
 	hc.Limiter, hc.CommandsPerMinute = a.Store, cfg.CommandsPerMinute

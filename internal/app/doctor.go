@@ -154,7 +154,7 @@ func (d *doctor) slack(ctx context.Context, cfg Config, routed []string) {
 	if cfg.SlackBotToken == "" {
 		return
 	}
-	side := newSlackSide(cfg, slog.New(slog.DiscardHandler))
+	side := newSlackSide(cfg, outboundClient(cfg), slog.New(slog.DiscardHandler))
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	who, err := side.api.AuthTest(cctx)

@@ -23,6 +23,8 @@ type LoadOptions struct {
 	// BTP, when the bot was started with its Hooks, times the BTP part of
 	// each mint, so that the bot's own latency can be shown without it.
 	BTP *MintTimer
+	// CPUProfile, when set, is a file to write the run's CPU profile to.
+	CPUProfile string
 }
 
 // The steps of one loop, as Load reports them.
@@ -97,6 +99,11 @@ func (l *Local) LoadWith(ctx context.Context, o LoadOptions, w io.Writer) error 
 	})
 	total := time.Since(start)
 	use := meter.stop()
+	if o.CPUProfile != "" {
+		if err := meter.saveProfile(o.CPUProfile); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	done := len(lat[stepWhole])
 	fmt.Fprintf(w, "%d loops, %d at a time, in %s: %d complete flows, %.1f flows/s\n", n, conc, total.Round(time.Millisecond), done, float64(done)/total.Seconds())
 	fmt.Fprintf(w, "%-34s %9s %9s %9s %9s\n", "step", "p50", "p95", "p99", "max")

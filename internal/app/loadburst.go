@@ -31,6 +31,8 @@ type BurstOptions struct {
 	// Drain bounds the wait for the bot to carry out the commands of a run
 	// (default 5m).
 	Drain time.Duration
+	// CPUProfile, when set, is a file to write the burst's CPU profile to.
+	CPUProfile string
 }
 
 // Burst fires signed /credbot create commands at the bot's HTTP handler,
@@ -86,6 +88,9 @@ func (l *Local) Burst(ctx context.Context, o BurstOptions, w io.Writer) error {
 			took.Round(time.Millisecond), float64(len(burst.lat))/took.Seconds(), countOver(burst.lat, 3*time.Second))
 		errs = append(errs, tr.await(ctx, w, burst, o.Drain))
 		meter.stop().report(w, o.N, "command")
+		if o.CPUProfile != "" {
+			errs = append(errs, meter.saveProfile(o.CPUProfile))
+		}
 	})
 	return errors.Join(errs...)
 }

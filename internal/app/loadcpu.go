@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -112,6 +113,17 @@ func (m *cpuMeter) stop() cpuUse {
 		u.Samples, u.Share, _ = splitProfile(m.prof.Bytes())
 	}
 	return u
+}
+
+// saveProfile writes the run's CPU profile to path, for `go tool pprof`.
+func (m *cpuMeter) saveProfile(path string) error {
+	if !m.profiling {
+		return errors.New("no CPU profile was taken: another one was running")
+	}
+	if err := os.WriteFile(path, m.prof.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("write the CPU profile: %w", err)
+	}
+	return nil
 }
 
 // report prints the CPU per unit of work (n of them) and the peak RSS, saying

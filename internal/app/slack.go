@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -23,8 +24,8 @@ type slackSide struct {
 	dir    *slackapi.Directory
 }
 
-func newSlackSide(cfg Config, log *slog.Logger) *slackSide {
-	opts := []slack.Option{slack.OptionAPIURL(cfg.SlackAPIURL)}
+func newSlackSide(cfg Config, hc *http.Client, log *slog.Logger) *slackSide {
+	opts := []slack.Option{slack.OptionAPIURL(cfg.SlackAPIURL), slack.OptionHTTPClient(hc)}
 	if cfg.SlackAppToken != "" {
 		opts = append(opts, slack.OptionAppLevelToken(cfg.SlackAppToken))
 	}

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -133,6 +134,7 @@ type Server struct {
 	scopes   []string          // what auth.test says the token may do
 
 	socket *socketHub
+	conns  atomic.Int64 // connections accepted
 }
 
 // Start runs a fake Slack on 127.0.0.1 that accepts token. Close stops it.
@@ -151,7 +153,11 @@ func Start(token string) (*Server, error) {
 	mux.HandleFunc("/api/", s.api)
 	mux.HandleFunc("/response/", s.response)
 	mux.HandleFunc("/socket", s.socket.serve)
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}}
 	// Every goroutine that serves the fake carries this label, so that a CPU
 	// profile of a load run can tell the fake's work from the bot's.
 	go pprof.Do(context.Background(), pprof.Labels(ProfileLabel, ProfileLabelValue), func(context.Context) { _ = s.srv.Serve(ln) })
@@ -181,6 +187,10 @@ func (s *Server) Close() {
 	s.socket.close()
 	_ = s.srv.Close()
 }
+
+// Connections is how many connections the fake has accepted since it started:
+// a client that keeps its connections alive opens few.
+func (s *Server) Connections() int64 { return s.conns.Load() }
 
 // APIURL is what the bot uses as SLACK_API_URL.
 func (s *Server) APIURL() string { return "http://" + s.ln.Addr().String() + "/api/" }
