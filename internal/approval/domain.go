@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -412,3 +413,30 @@ func (e *BreakglassActiveError) Error() string {
 	return "break-glass request " + e.Request + " is still active"
 }
 func (e *BreakglassActiveError) Unwrap() error { return ErrBreakglassActive }
+
+// Clone is a deep copy of r: changing the copy, down to its approvals,
+// credential or assignment, leaves r as it was.
+func (r *Request) Clone() *Request {
+	c := *r
+	c.Approvals = slices.Clone(r.Approvals)
+	c.ApprovalDMs = slices.Clone(r.ApprovalDMs)
+	c.Alerts = slices.Clone(r.Alerts)
+	c.Credential = clonePtr(r.Credential)
+	c.CertificateInfo = clonePtr(r.CertificateInfo)
+	if c.Assignment = clonePtr(r.Assignment); c.Assignment != nil {
+		c.Assignment.Held = slices.Clone(r.Assignment.Held)
+		c.Assignment.HeldAfter = slices.Clone(r.Assignment.HeldAfter)
+	}
+	if c.Extension = clonePtr(r.Extension); c.Extension != nil {
+		c.Extension.Approvals = slices.Clone(r.Extension.Approvals)
+	}
+	return &c
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	return &c
+}

@@ -464,7 +464,7 @@ func (s *Service) decide(ctx context.Context, id, user string, approve bool, rea
 	}
 	var q QuorumStatus
 	var already bool
-	r, err = s.transition(ctx, id, user, func(cur *Request) (*AuditEntry, Effects, error) {
+	r, err = s.transitionFrom(ctx, id, r, user, func(cur *Request) (*AuditEntry, Effects, error) {
 		if cur.State != StatePending {
 			return nil, Effects{}, userErr(ErrConflict, "this request is already %s", strings.ToLower(string(cur.State)))
 		}
@@ -542,7 +542,7 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 	}
 	switch r.State {
 	case StateApproved:
-		r, err = s.transition(ctx, r.ID, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
+		claimed, err := s.transitionFrom(ctx, r.ID, r, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
 			if cur.State != StateApproved {
 				return nil, Effects{}, errNoop
 			}
@@ -555,6 +555,7 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 		if err != nil {
 			return false, err
 		}
+		r = claimed
 		call(s.cfg.Hooks.AfterClaim, r.ID)
 	case StateMinting:
 		// A worker died (or gave up) between claiming and finishing. If it had
@@ -584,11 +585,18 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 			c.NotAfter.Format(time.RFC3339)))
 	}
 	if r.NameFreeAt.IsZero() {
-		if r, err = s.claimName(ctx, r); errors.Is(err, errNoop) {
+		claimed, err := s.claimName(ctx, r)
+		switch {
+		case errors.Is(err, errNoop):
 			return false, nil // another worker moved it on; the job comes back if anything is left to do
-		} else if err != nil {
+		case claimed == nil:
+			// The store failed (the request is as it was): nothing was
+			// created, and the job comes back to try again.
+			return false, err
+		case err != nil:
 			return s.retryOrFail(ctx, r, job, err)
 		}
+		r = claimed
 	}
 	issued, err := s.issuer.Create(ctx, CredentialSpec{Scope: r.Scope, Name: r.Name, ReadOnly: r.ReadOnly, Certificate: r.Certificate, OwnsName: true})
 	if err != nil {
@@ -601,7 +609,8 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 	}
 	cred := issued.Credential
 	window := s.cfg.ClaimWindow
-	r, err = s.transition(ctx, r.ID, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
+	minting := r
+	r, err = s.transitionFrom(ctx, r.ID, r, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
 		if cur.State != StateMinting {
 			return nil, Effects{}, errNoop
 		}
@@ -614,7 +623,7 @@ func (s *Service) Mint(ctx context.Context, job MintJob) (done bool, err error) 
 	})
 	if err != nil {
 		// We hold a secret we cannot store: it must not live on at BTP.
-		return false, s.undo(ctx, r, issued, err)
+		return false, s.undo(ctx, minting, issued, err)
 	}
 	call(s.cfg.Hooks.AfterSeal, r.ID)
 	if err := s.notify.UpdateApproval(ctx, r, QuorumStatus{Met: true}); err != nil {
@@ -648,7 +657,7 @@ func (s *Service) claimName(ctx context.Context, r *Request) (*Request, error) {
 	case !errors.Is(err, ErrNotFound):
 		return r, fmt.Errorf("check the name at BTP: %w", err)
 	}
-	return s.transition(ctx, r.ID, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
+	return s.transitionFrom(ctx, r.ID, r, "minter", func(cur *Request) (*AuditEntry, Effects, error) {
 		if cur.State != StateMinting || !cur.NameFreeAt.IsZero() {
 			return nil, Effects{}, errNoop
 		}
@@ -665,7 +674,7 @@ func (s *Service) offer(ctx context.Context, r *Request) error {
 		s.log.ErrorContext(ctx, "offer reveal", "request_id", r.ID, "error", err)
 		return nil
 	}
-	cur, err := s.transition(ctx, r.ID, "system", func(cur *Request) (*AuditEntry, Effects, error) {
+	cur, err := s.transitionFrom(ctx, r.ID, r, "system", func(cur *Request) (*AuditEntry, Effects, error) {
 		cur.DMChannel, cur.DMTS = ch, ts
 		return &AuditEntry{Note: "reveal offered"}, Effects{}, nil
 	})
@@ -1220,14 +1229,37 @@ var errNoop = errors.New("nothing to do")
 // transition is the one compare-and-set loop: read, let change decide and mutate,
 // write only if nobody else wrote in between, retry on conflict.
 func (s *Service) transition(ctx context.Context, id, actor string, change func(cur *Request) (*AuditEntry, Effects, error)) (*Request, error) {
-	for range s.maxRetry {
-		cur, err := s.store.Get(ctx, id)
-		if err != nil {
-			return nil, err
+	return s.transitionFrom(ctx, id, nil, actor, change)
+}
+
+// transitionFrom is transition starting from known, the record of id as the
+// caller read it (or a transition returned it) a moment ago, which spares the
+// first read; known itself is left as it was. The compare-and-set makes this
+// safe: if the record moved on since, the write fails and the record is read
+// afresh, as for any conflict. An error change gives on known stands only if
+// it gives it on a fresh read too.
+func (s *Service) transitionFrom(ctx context.Context, id string, known *Request, actor string, change func(cur *Request) (*AuditEntry, Effects, error)) (*Request, error) {
+	if known != nil && known.ID != id {
+		known = nil
+	}
+	for try := 0; try < s.maxRetry; try++ {
+		cur, fromKnown := known, known != nil
+		known = nil
+		if fromKnown {
+			cur = cur.Clone()
+		} else {
+			var err error
+			if cur, err = s.store.Get(ctx, id); err != nil {
+				return nil, err
+			}
 		}
 		from, fromVersion := cur.State, cur.Version
 		a, fx, err := change(cur)
 		if err != nil {
+			if fromKnown {
+				try-- // look again before saying no
+				continue
+			}
 			return cur, err
 		}
 		now := s.clock.Now().UTC()
