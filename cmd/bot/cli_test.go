@@ -57,7 +57,7 @@ func TestTheCommandLineFollowsConventions(t *testing.T) {
 		t.Errorf("load -h: %v, want flag.ErrHelp (exit 0)", err)
 	}
 	for _, args := range [][]string{{"frobnicate"}, {"serve", "audit", "verify"}, {"local", "extra"}, {"doctor", "x"}, {"policy"}, {"policy", "test", "a", "b"},
-		{"audit"}, {"audit", "frobnicate"}, {"audit", "verify", "extra"}, {"audit", "trim", "--keep", "1"}} {
+		{"audit"}, {"audit", "frobnicate"}, {"load-driver", "x"}, {"audit", "verify", "extra"}, {"audit", "trim", "--keep", "1"}} {
 		var ue usageError
 		if err := run(ctx, args); !errors.As(err, &ue) {
 			t.Errorf("%v: %v, want a usage error (exit 2)", args, err)

@@ -91,6 +91,13 @@ func run(ctx context.Context, args []string) error {
 	case "version", "-version", "--version":
 		fmt.Println(version())
 		return nil
+	case "load-driver":
+		// The sender that load -burst starts in a process of its own: it
+		// reads its run as JSON on stdin and writes the outcome to stdout.
+		if err := noArgs(cmd, args); err != nil {
+			return err
+		}
+		return app.RunLoadDriver(ctx, os.Stdin, os.Stdout)
 	}
 	if cmd != "load" && cmd != "btp-emulator" && cmd != "audit" && cmd != "pause" && wantsHelp(args) {
 		// Commands with flags answer --help themselves.
@@ -213,6 +220,7 @@ func load(ctx context.Context, args []string) error {
 	rate := fs.Int("rate", 500, "with -burst: requests per second of the steady runs that compare the bot's ack with a bare handler's")
 	steady := fs.Duration("steady", 3*time.Second, "with -burst: how long each steady run lasts (0 skips them)")
 	cpuProfile := fs.String("cpuprofile", "", "write the CPU profile of the run (of the burst, with -burst) to this file, for go tool pprof")
+	inProcess := fs.Bool("inprocess", false, "with -burst: send the commands from this process, not from a process of its own (its connections and goroutines then count in the peak RSS and CPU)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -250,7 +258,15 @@ func load(ctx context.Context, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	if *burst {
-		return l.Burst(ctx, app.BurstOptions{N: *n, Conc: *c, Rate: *rate, Steady: *steady, CPUProfile: *cpuProfile}, os.Stdout)
+		o := app.BurstOptions{N: *n, Conc: *c, Rate: *rate, Steady: *steady, CPUProfile: *cpuProfile}
+		if !*inProcess {
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("load: find this binary to start the sender from: %w (or use -inprocess)", err)
+			}
+			o.Driver = []string{exe, "load-driver"}
+		}
+		return l.Burst(ctx, o, os.Stdout)
 	}
 	return l.LoadWith(ctx, app.LoadOptions{N: *n, Conc: *c, BTP: bt, CPUProfile: *cpuProfile}, os.Stdout)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -146,13 +145,10 @@ func percentiles(d []time.Duration) func(q int) time.Duration {
 }
 
 // loadWorkspace is the local workspace with a client of its own that keeps
-// a connection per concurrent sender, as a steady sender like Slack would,
-// instead of http.DefaultClient's two.
+// a connection per concurrent loop (keepAliveClient).
 func (l *Local) loadWorkspace(conc int) *slackfake.Workspace {
 	ws := *l.Workspace
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 0, conc+8
-	ws.HTTP = &http.Client{Transport: tr, Timeout: time.Minute}
+	ws.HTTP = keepAliveClient(conc)
 	return &ws
 }
 

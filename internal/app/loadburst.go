@@ -33,6 +33,13 @@ type BurstOptions struct {
 	Drain time.Duration
 	// CPUProfile, when set, is a file to write the burst's CPU profile to.
 	CPUProfile string
+	// Driver, when set, is the command of a sender in a process of its own
+	// (one that runs RunLoadDriver; DriverEnv is added to its environment):
+	// then the process's peak RSS and CPU are the bot's, with the fake Slack
+	// and the emulator, but without the sender's connections and goroutines.
+	// Without it the commands are sent from this process.
+	Driver    []string
+	DriverEnv []string
 }
 
 // Burst fires signed /credbot create commands at the bot's HTTP handler,
@@ -49,10 +56,34 @@ func (l *Local) Burst(ctx context.Context, o BurstOptions, w io.Writer) error {
 	if o.Drain <= 0 {
 		o.Drain = 5 * time.Minute
 	}
-	ws := l.loadWorkspace(o.Conc)
-	defer ws.HTTP.CloseIdleConnections() // else the bot's shutdown waits for them
 	// Names differ from run to run: a pending request reserves its name.
 	run := randomHex(3)
+	base := driverRun{
+		BotURL: l.Workspace.BotURL, Secret: l.Config.SigningSecret, Team: l.Workspace.Team, Command: l.Workspace.Command,
+		User: Requester.ID, UserName: Requester.Name, Responses: "http://" + l.Slack.Host() + "/response/",
+	}
+	var child *childDriver
+	if len(o.Driver) > 0 {
+		child = &childDriver{argv: o.Driver, env: o.DriverEnv}
+	}
+	send := func(ctx context.Context, r driverRun) runResult {
+		if child != nil {
+			res, err := child.fire(ctx, r)
+			if err != nil {
+				res.failed = max(r.N, 1) // nothing came back: count the run as failed
+				fmt.Fprintf(w, "%v\n", err)
+			}
+			return res
+		}
+		ws := workspaceFor(r, l.Slack)
+		defer ws.HTTP.CloseIdleConnections() // else the bot's shutdown waits for them
+		return fire(ctx, ws, r)
+	}
+	steady := func(url, tag string) runResult {
+		r := base
+		r.BotURL, r.Tag, r.Rate, r.Steady = url, tag, o.Rate, o.Steady
+		return send(ctx, r)
+	}
 	var errs []error
 	// The driver's goroutines, and the connections they dial, carry a label
 	// so that the CPU profile can tell them from the bot's.
@@ -63,14 +94,12 @@ func (l *Local) Burst(ctx context.Context, o BurstOptions, w io.Writer) error {
 				errs = append(errs, err)
 				return
 			}
-			fws := *ws
-			fws.BotURL = floorURL
-			floor := steadyRun(ctx, &fws, o.Rate, o.Steady, "floor-"+run)
+			floor := steady(floorURL, "floor-"+run)
 			stop()
 			floorP99 := floor.print(w, fmt.Sprintf("floor (slack-go verify + parse + 200), %d/s for %s", o.Rate, o.Steady))
 
 			tr := l.track("steady-" + run)
-			bot := steadyRun(ctx, ws, o.Rate, o.Steady, "steady-"+run)
+			bot := steady(base.BotURL, "steady-"+run)
 			botP99 := bot.print(w, fmt.Sprintf("bot, %d/s for %s", o.Rate, o.Steady))
 			errs = append(errs, tr.await(ctx, w, bot, o.Drain))
 			if floorP99 > 0 && botP99 > 0 {
@@ -81,13 +110,20 @@ func (l *Local) Burst(ctx context.Context, o BurstOptions, w io.Writer) error {
 		tr := l.track("burst-" + run)
 		meter := startCPUMeter(l.App.rdb)
 		start := time.Now()
-		burst := closedRun(ctx, ws, o.N, o.Conc, "burst-"+run)
+		r := base
+		r.Tag, r.N, r.Conc = "burst-"+run, o.N, o.Conc
+		burst := send(ctx, r)
 		took := time.Since(start)
 		burst.print(w, fmt.Sprintf("burst of %d, %d in flight", o.N, o.Conc))
 		fmt.Fprintf(w, "  fired in %s: %.0f acks/s; %d acks slower than Slack's 3s\n",
 			took.Round(time.Millisecond), float64(len(burst.lat))/took.Seconds(), countOver(burst.lat, 3*time.Second))
 		errs = append(errs, tr.await(ctx, w, burst, o.Drain))
-		meter.stop().report(w, o.N, "command")
+		use := meter.stop()
+		use.DriverApart = child != nil
+		use.report(w, o.N, "command")
+		if child != nil && child.maxRSS > 0 {
+			fmt.Fprintf(w, "the sender, in a process of its own: peak RSS %d MB\n", child.maxRSS>>20)
+		}
 		if o.CPUProfile != "" {
 			errs = append(errs, meter.saveProfile(o.CPUProfile))
 		}
@@ -97,9 +133,10 @@ func (l *Local) Burst(ctx context.Context, o BurstOptions, w io.Writer) error {
 
 // runResult is what a run of commands got back.
 type runResult struct {
-	lat    []time.Duration // of the 200 acks
-	acked  []sentCommand
-	failed int // errors and other statuses
+	lat     []time.Duration // of the 200 acks
+	acked   []sentCommand
+	failed  int       // errors and other statuses
+	lastAck time.Time // when the last 200 came
 }
 
 type sentCommand struct{ name, responseURL string }
@@ -111,6 +148,7 @@ func (r *runResult) add(name string, ack slackfake.Ack, err error) {
 	}
 	r.lat = append(r.lat, ack.Latency)
 	r.acked = append(r.acked, sentCommand{name, ack.ResponseURL})
+	r.lastAck = time.Now()
 }
 
 // print prints the ack latencies and returns their p99.
@@ -134,15 +172,15 @@ func countOver(lat []time.Duration, limit time.Duration) int {
 	return n
 }
 
-func sendCommand(ctx context.Context, ws *slackfake.Workspace, tag string, i int) (string, slackfake.Ack, error) {
+func sendCommand(ctx context.Context, ws *slackfake.Workspace, p slackfake.Person, tag string, i int) (string, slackfake.Ack, error) {
 	name := fmt.Sprintf("%s-%05d", tag, i)
-	ack, err := ws.Slash(ctx, Requester, fmt.Sprintf(`create --subaccount %s --name %s --reason "burst test"`, btptest.DefaultSubaccount, name))
+	ack, err := ws.Slash(ctx, p, fmt.Sprintf(`create --subaccount %s --name %s --reason "burst test"`, btptest.DefaultSubaccount, name))
 	return name, ack, err
 }
 
 // steadyRun sends commands at rate per second for d, whatever the answers
 // take (an open loop).
-func steadyRun(ctx context.Context, ws *slackfake.Workspace, rate int, d time.Duration, tag string) runResult {
+func steadyRun(ctx context.Context, ws *slackfake.Workspace, p slackfake.Person, rate int, d time.Duration, tag string) runResult {
 	var mu sync.Mutex
 	var r runResult
 	var wg sync.WaitGroup
@@ -151,7 +189,7 @@ func steadyRun(ctx context.Context, ws *slackfake.Workspace, rate int, d time.Du
 	for i := 0; time.Duration(i)*every < d && ctx.Err() == nil; i++ {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * every)))
 		wg.Go(func() {
-			name, ack, err := sendCommand(ctx, ws, tag, i)
+			name, ack, err := sendCommand(ctx, ws, p, tag, i)
 			mu.Lock()
 			defer mu.Unlock()
 			r.add(name, ack, err)
@@ -162,7 +200,7 @@ func steadyRun(ctx context.Context, ws *slackfake.Workspace, rate int, d time.Du
 }
 
 // closedRun sends n commands, conc at a time, each as soon as one is answered.
-func closedRun(ctx context.Context, ws *slackfake.Workspace, n, conc int, tag string) runResult {
+func closedRun(ctx context.Context, ws *slackfake.Workspace, p slackfake.Person, n, conc int, tag string) runResult {
 	var mu sync.Mutex
 	r := runResult{lat: make([]time.Duration, 0, n), acked: make([]sentCommand, 0, n)}
 	var next atomic.Int64
@@ -170,7 +208,7 @@ func closedRun(ctx context.Context, ws *slackfake.Workspace, n, conc int, tag st
 	for range conc {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < n && ctx.Err() == nil; i = int(next.Add(1)) - 1 {
-				name, ack, err := sendCommand(ctx, ws, tag, i)
+				name, ack, err := sendCommand(ctx, ws, p, tag, i)
 				mu.Lock()
 				r.add(name, ack, err)
 				mu.Unlock()
@@ -281,7 +319,10 @@ func (t *commandTracker) settled(run runResult) bool {
 // await waits until every acked command of run was carried out, or drain
 // passes, prints the outcome, and fails if any command was lost.
 func (t *commandTracker) await(ctx context.Context, w io.Writer, run runResult, drain time.Duration) error {
-	lastAck := time.Now()
+	lastAck := run.lastAck
+	if lastAck.IsZero() {
+		lastAck = time.Now()
+	}
 	deadline := time.After(drain)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()

@@ -99,6 +99,8 @@ type cpuUse struct {
 	Samples int                // profile samples; 0 when no profile could be taken
 	Share   map[string]float64 // part → share of the profiled CPU
 	MaxRSS  int64              // bytes, the process's peak since it started; 0 if unknown
+	// DriverApart: the load driver ran in a process of its own.
+	DriverApart bool
 }
 
 func (m *cpuMeter) stop() cpuUse {
@@ -138,8 +140,12 @@ func (u cpuUse) report(w io.Writer, n int, unit string) {
 	if u.Total <= 0 {
 		return // not measured on this platform
 	}
-	fmt.Fprintf(w, "CPU: %s in all, %s per %s — the whole process: the bot and, in the same process, the fake Slack, the BTP emulator, the load driver and (without REDIS_URL) miniredis\n",
-		u.Total.Round(time.Millisecond), per(1), unit)
+	with, driver := "the fake Slack, the BTP emulator, the load driver and (without REDIS_URL) miniredis", ""
+	if u.DriverApart {
+		with, driver = "the fake Slack, the BTP emulator and (without REDIS_URL) miniredis", "; the load driver ran in a process of its own"
+	}
+	fmt.Fprintf(w, "CPU: %s in all, %s per %s — the whole process: the bot and, in the same process, %s\n",
+		u.Total.Round(time.Millisecond), per(1), unit, with)
 	if u.Samples > 0 {
 		parts := []string{partBot, partSlack, partDriver, partBTP, partRedis, partRuntime}
 		var line []string
@@ -160,7 +166,7 @@ func (u cpuUse) report(w io.Writer, n int, unit string) {
 			u.Redis.Round(time.Millisecond), (u.Redis / time.Duration(n)).Round(10*time.Microsecond), unit)
 	}
 	if u.MaxRSS > 0 {
-		fmt.Fprintf(w, "peak RSS: %.0f MB (the whole process since it started, fake Slack and emulator included)\n", float64(u.MaxRSS)/(1<<20))
+		fmt.Fprintf(w, "peak RSS: %.0f MB (the whole process since it started, fake Slack and emulator included%s)\n", float64(u.MaxRSS)/(1<<20), driver)
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +32,24 @@ type Workspace struct {
 	Sign          func(secret, ts string, body []byte) string
 	HTTP          *http.Client
 	Socket        bool
+	// Responses stands in for Slack when Slack is nil (a sender in a
+	// process of its own): response_urls point under it, the fake's
+	// "http://host:port/response/", and trigger ids are made up, fit for
+	// the bot's dedupe but not for views.open.
+	Responses string
+}
+
+// remoteSeq numbers the response_urls of senders without a Slack (with the
+// process id: several such senders may report to one fake).
+var remoteSeq atomic.Int64
+
+// newResponse returns a response_url and a trigger_id for one request.
+func (w *Workspace) newResponse() (responseURL, trigger string) {
+	if w.Slack != nil {
+		return w.Slack.NewResponseURL(), w.Slack.NewTrigger()
+	}
+	n := remoteSeq.Add(1)
+	return fmt.Sprintf("%sremote-%d-%d", w.Responses, os.Getpid(), n), fmt.Sprintf("%d.%d.trigger", n, time.Now().UnixNano())
 }
 
 // Ack is the bot's immediate answer to a request.
@@ -43,7 +63,7 @@ type Ack struct {
 
 // Slash sends a slash command typed by p.
 func (w *Workspace) Slash(ctx context.Context, p Person, text string) (Ack, error) {
-	ru, trig := w.Slack.NewResponseURL(), w.Slack.NewTrigger()
+	ru, trig := w.newResponse()
 	form := url.Values{
 		"token": {"deprecated"}, "team_id": {w.Team}, "team_domain": {"local"}, "channel_id": {"C0GENERAL"},
 		"channel_name": {"general"}, "user_id": {p.ID}, "user_name": {p.Name}, "command": {w.Command},
