@@ -57,7 +57,7 @@ var variables = []struct{ name, about string }{
 	{"CREDBOT_REMIND_AFTER", "first approver reminder (1h)"},
 	{"CREDBOT_ESCALATE_AFTER", "the reminder that escalates (3)"},
 	{"CREDBOT_WORKERS", "inbox workers per replica (8)"},
-	{"CREDBOT_MINT_WORKERS", "mint-queue workers per replica (4)"},
+	{"CREDBOT_MINT_WORKERS", "mint-queue workers per replica (8)"},
 	{"CREDBOT_RESCUE_AFTER", "a stuck mint job is taken over after (2m)"},
 	{"CREDBOT_SWEEP_INTERVAL", "how often deadlines are swept (5s)"},
 	{"CREDBOT_DRAIN_TIMEOUT", "how long a replica that got SIGTERM finishes its work (20s)"},

@@ -118,7 +118,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		AuditRetain:       1_000_000,
 		AuditWebhookURL:   getenv("CREDBOT_AUDIT_WEBHOOK_URL"),
 		EscalateAfter:     3,
-		MintWorkers:       4,
+		MintWorkers:       8,
 		Workers:           8,
 		MaxPendingPerUser: 5,
 		CommandsPerMinute: 20,
