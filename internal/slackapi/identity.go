@@ -275,19 +275,33 @@ func (d *Directory) Mention(ctx context.Context, subject string) string {
 	return blockkit.Escape(subject)
 }
 
+// userByEmail resolves an email to a full member's id. Nobody by that address,
+// or nobody who may be mentioned, is remembered as long as a match is (as ""):
+// a policy that names someone without a Slack account costs one lookup per
+// TTL, not one per approval message, against a method Slack allows about 50
+// times a minute.
 func (d *Directory) userByEmail(ctx context.Context, email string) (string, error) {
+	notMember := func() error { return fmt.Errorf("%w: %s is not a full member", ErrRefused, email) }
 	now := d.now()
 	if v, ok := fresh(d, d.emails, email, now); ok {
+		if v == "" {
+			return "", notMember()
+		}
 		return v, nil
 	}
 	u, err := d.api.UserByEmail(ctx, email)
 	if err != nil {
+		var se slack.SlackErrorResponse
+		if errors.As(err, &se) && se.Err == "users_not_found" {
+			keep(d, d.emails, email, "", now)
+		}
 		return "", err
 	}
 	// Only a full, active member is mentioned through an email subject, just as
 	// only they count for the policy.
 	if u.Deleted || u.IsBot || u.IsRestricted || u.IsUltraRestricted {
-		return "", fmt.Errorf("%w: %s is not a full member", ErrRefused, email)
+		keep(d, d.emails, email, "", now)
+		return "", notMember()
 	}
 	keep(d, d.emails, email, u.ID, now)
 	return u.ID, nil

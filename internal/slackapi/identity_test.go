@@ -143,3 +143,30 @@ func TestMentionsResolveOnlyToFullMembers(t *testing.T) {
 		t.Errorf("a hostile group name became a live mention: %q", got)
 	}
 }
+
+// An email subject that resolves to nobody, or to nobody who may be mentioned,
+// is looked up once per TTL, not once per message: every approval message of a
+// policy naming a former employee by email called users.lookupByEmail again.
+func TestMentionsRememberEmailsThatResolveToNobody(t *testing.T) {
+	s, api := fakeSlack(t)
+	ctx := context.Background()
+	s.SetUser(slackfake.User{ID: "U0GUEST01", Team: slackfake.DefaultTeam, Email: "guest@example.com", Restricted: true})
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	d := NewDirectory(api, DirectoryConfig{TTL: time.Minute, Now: clk.Now})
+	for range 5 {
+		for subject, want := range map[string]string{"email:nobody@x.example": "nobody@x.example", "email:guest@example.com": "guest@example.com"} {
+			if got := d.Mention(ctx, subject); got != want {
+				t.Fatalf("Mention(%q) = %q, want %q", subject, got, want)
+			}
+		}
+	}
+	if n := count(s, "users.lookupByEmail"); n != 2 {
+		t.Fatalf("users.lookupByEmail called %d times for two addresses within the TTL, want 2", n)
+	}
+	// Someone who joins later is mentioned once the entry expires.
+	s.SetUser(slackfake.User{ID: "U0NOBODY1", Team: slackfake.DefaultTeam, Email: "nobody@x.example"})
+	clk.Add(61 * time.Second)
+	if got := d.Mention(ctx, "email:nobody@x.example"); got != "<@U0NOBODY1>" {
+		t.Fatalf("after the TTL: Mention = %q, want <@U0NOBODY1>", got)
+	}
+}
