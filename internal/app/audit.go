@@ -21,10 +21,11 @@ type auditMirror struct {
 	channel string
 	log     *slog.Logger
 	queue   chan approval.AuditEntry
+	every   time.Duration // the least time between two posts (mirrorEvery)
 }
 
 func newAuditMirror(api *slackapi.WebAPI, channel string, log *slog.Logger) *auditMirror {
-	return &auditMirror{api: api, channel: channel, log: log, queue: make(chan approval.AuditEntry, 1024)}
+	return &auditMirror{api: api, channel: channel, log: log, queue: make(chan approval.AuditEntry, 1024), every: mirrorEvery}
 }
 
 // add is the approval.Config.AuditMirror hook.
@@ -42,13 +43,30 @@ func (m *auditMirror) add(e approval.AuditEntry) {
 // behind any burst (and cost a Web API call per transition).
 const mirrorBatch = 3500
 
+// mirrorEvery is the least time between two audit channel messages: Slack
+// allows about one message a second per channel, and entries that come
+// meanwhile go together in the next one. Posting back to back, a request's
+// seven or so entries took as many messages, a quarter of all of a flow's
+// Slack calls, and a busy minute ran into Slack's limit.
+const mirrorEvery = time.Second
+
 func (m *auditMirror) run(ctx context.Context) {
+	var last time.Time
 	for {
 		var e approval.AuditEntry
 		select {
 		case <-ctx.Done():
 			return
 		case e = <-m.queue:
+		}
+		if wait := m.every - time.Since(last); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
 		}
 		lines, n := []string{auditLine(e)}, len(auditLine(e))
 	more:
@@ -66,6 +84,7 @@ func (m *auditMirror) run(ctx context.Context) {
 			m.log.Warn("audit mirror", "entries", len(lines), "first_request_id", e.RequestID, "error", err)
 		}
 		cancel()
+		last = time.Now()
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,7 +17,10 @@ import (
 
 	"github.com/credbot/credbot/internal/approval"
 	"github.com/credbot/credbot/internal/blockkit"
+	"github.com/credbot/credbot/internal/slackapi"
+	"github.com/credbot/credbot/internal/slackfake"
 	"github.com/credbot/credbot/internal/store"
+	"github.com/slack-go/slack"
 )
 
 // collector is a SIEM's HTTP collector: it checks each request's signature
@@ -279,5 +283,64 @@ func TestEveryAuditEntryLeavesRedisAtOnce(t *testing.T) {
 	}
 	if c.badSig.Load() != 0 {
 		t.Fatal("a webhook request's signature did not verify")
+	}
+}
+
+// The audit mirror leaves at least its interval between two messages to its
+// channel, as Slack allows about one a second per channel, and entries that
+// come meanwhile go together. It used to post back to back: a message for
+// each of a request's entries.
+func TestAuditMirrorSpacesItsMessages(t *testing.T) {
+	fake, err := slackfake.Start("xoxb-mirror")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	api := slackapi.NewWebAPI(slack.New("xoxb-mirror", slack.OptionAPIURL(fake.APIURL())), slog.New(slog.DiscardHandler))
+	m := newAuditMirror(api, "C0AUDIT", slog.New(slog.DiscardHandler))
+	m.every = 100 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	done := make(chan struct{})
+	go func() { m.run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	entry := func(i int) approval.AuditEntry {
+		return approval.AuditEntry{RequestID: fmt.Sprintf("r%04d", i), From: approval.StatePending, To: approval.StateApproved, Actor: "U0APPROVER"}
+	}
+	posted := func(i int) slackfake.Call {
+		t.Helper()
+		c, err := fake.WaitFor(ctx, func(c slackfake.Call) bool {
+			return c.Method == "chat.postMessage" && c.Channel == "C0AUDIT" && strings.Contains(c.Text(), fmt.Sprintf("`r%04d`", i))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// One entry at a time, each once the last is in the channel.
+	var at []time.Time
+	for i := range 4 {
+		m.add(entry(i))
+		at = append(at, posted(i).At)
+	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < m.every/2 {
+			t.Errorf("message %d came %s after the one before, want about %s at least", i, gap, m.every)
+		}
+	}
+	// Twenty at once go in at most two messages: the first, and the rest.
+	mark := fake.Mark()
+	for i := 10; i < 30; i++ {
+		m.add(entry(i))
+	}
+	posted(29)
+	n := 0
+	_, _ = fake.WaitFrom(ctx, mark, func(c slackfake.Call) bool {
+		if c.Method == "chat.postMessage" && c.Channel == "C0AUDIT" {
+			n++
+		}
+		return strings.Contains(c.Text(), "`r0029`")
+	})
+	if n > 2 {
+		t.Errorf("twenty entries at once took %d messages, want at most 2", n)
 	}
 }
