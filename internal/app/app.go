@@ -577,6 +577,7 @@ func New(ctx context.Context, cfg Config, deps Deps, log *slog.Logger) (*App, er
 	hc.Inventory = a.Inventory
 	hc.Limiter, hc.CommandsPerMinute = a.Store, cfg.CommandsPerMinute
 	hc.BTPDown = func() error { return a.health.failing("btp") }
+	hc.ObserveAck = a.metrics.ack
 	a.handlers = handlers.NewServer(a.Service, hc)
 	a.health = newHealth(a.dependencies(issuer), log, a.metrics.reg)
 	a.metrics.watch(a.Store, cfg.SlackAppToken != "", a.handlers.SocketConnected)

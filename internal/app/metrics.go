@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/credbot/credbot/internal/approval"
@@ -45,6 +46,7 @@ type metrics struct {
 	slackTime   *prometheus.HistogramVec
 	approveTime prometheus.Histogram
 	deliverTime prometheus.Histogram
+	acks        *prometheus.HistogramVec
 	reveals     *prometheus.CounterVec
 }
 
@@ -83,12 +85,17 @@ func newMetrics() *metrics {
 			Name: "credbot_time_to_deliver_seconds", Help: "From a request's submission to its secret shown to the requester.",
 			Buckets: []float64{10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600},
 		}),
+		acks: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "credbot_slack_ack_duration_seconds",
+			Help:    "Slack requests over HTTP from arrival to answer, by kind (command, interaction, event) and HTTP status; Slack gives up after 3 seconds.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2, 3, 5},
+		}, []string{"kind", "status"}),
 		reveals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "credbot_reveals_total",
 			Help: "Reveal clicks by outcome: shown, refused, already_taken, unsealable, not_found, error, undeliverable.",
 		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.transitions, m.btpCalls, m.btpTime, m.slackCalls, m.slackTime, m.approveTime, m.deliverTime, m.reveals)
+	reg.MustRegister(m.transitions, m.btpCalls, m.btpTime, m.slackCalls, m.slackTime, m.approveTime, m.deliverTime, m.acks, m.reveals)
 	// The series alerts watch exist from the start at 0, so that the first
 	// failure on a new replica is an increase, not a new series rate() misses.
 	for _, to := range []approval.State{approval.StateFailed, approval.StateRevoked, approval.StateDelivered} {
@@ -148,6 +155,11 @@ func (m *metrics) Transitioned(r *approval.Request, e approval.AuditEntry) {
 	case approval.StateDelivered:
 		m.deliverTime.Observe(e.At.Sub(r.CreatedAt).Seconds())
 	}
+}
+
+// ack is handlers.Config.ObserveAck.
+func (m *metrics) ack(kind string, status int, took time.Duration) {
+	m.acks.WithLabelValues(kind, strconv.Itoa(status)).Observe(took.Seconds())
 }
 
 // Revealed implements approval.Observer.

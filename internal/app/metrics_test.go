@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,10 @@ func TestMetricsShowCallsQueuesLatenciesAndReveals(t *testing.T) {
 		`credbot_reveals_total{outcome="shown"} 1`,
 		`credbot_dependency_up{dependency="redis"} 1`,
 		`credbot_transitions_total{to="DELIVERED"} 1`,
+		// Every answer to Slack is timed: Slack gives up after 3 seconds.
+		`credbot_slack_ack_duration_seconds_count{kind="command",status="200"} 1`,
+		`credbot_slack_ack_duration_seconds_count{kind="interaction",status="200"} 2`,
+		`credbot_slack_ack_duration_seconds_bucket{kind="command",status="200",le="3"} 1`,
 		// Every BTP operation's failure series exists before its first call,
 		// so that an alert's rate() sees the first failure.
 		`credbot_btp_requests_total{op="unassign",outcome="refused"} 0`,
@@ -149,5 +154,28 @@ func TestMetricsShowPendingRequestsAndWaitingMints(t *testing.T) {
 	}
 	if regexp.MustCompile(`credbot_queue_oldest_age_seconds\{queue="mint"\} 0\n`).MatchString(m) || !strings.Contains(m, `credbot_queue_oldest_age_seconds{queue="mint"}`) {
 		t.Errorf("the waiting mint job has no age:\n%s", grep(m, "credbot_queue"))
+	}
+}
+
+// A Slack request refused for its signature is timed under its status, apart
+// from the answered ones.
+func TestMetricsTimeRefusedSlackRequests(t *testing.T) {
+	h := start(t, nil)
+	req, err := http.NewRequest(http.MethodPost, h.Workspace.BotURL+"/slack/commands", strings.NewReader("command=%2Fcredbot&text=list"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Slack-Request-Timestamp", strconv.FormatInt(time.Now().Unix(), 10))
+	req.Header.Set("X-Slack-Signature", "v0=00")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401", resp.StatusCode)
+	}
+	if m := h.scrape(t); !strings.Contains(m, `credbot_slack_ack_duration_seconds_count{kind="command",status="401"} 1`) {
+		t.Errorf("/metrics does not time the refused request:\n%s", grep(m, "credbot_slack_ack"))
 	}
 }

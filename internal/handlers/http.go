@@ -16,9 +16,9 @@ import (
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	if s.cfg.SigningSecret != "" {
-		mux.HandleFunc("POST /slack/commands", s.signed(s.httpCommand))
-		mux.HandleFunc("POST /slack/interactivity", s.signed(s.httpInteraction))
-		mux.HandleFunc("POST /slack/events", s.signed(s.httpEvent))
+		mux.HandleFunc("POST /slack/commands", s.signed("command", s.httpCommand))
+		mux.HandleFunc("POST /slack/interactivity", s.signed("interaction", s.httpInteraction))
+		mux.HandleFunc("POST /slack/events", s.signed("event", s.httpEvent))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.ready)
@@ -52,9 +52,15 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
-// signed verifies Slack's signature over the raw body before anything parses it.
-func (s *Server) signed(next func(http.ResponseWriter, *http.Request, []byte)) http.HandlerFunc {
+// signed verifies Slack's signature over the raw body before anything parses
+// it, and times the answer (Config.ObserveAck).
+func (s *Server) signed(kind string, next func(http.ResponseWriter, *http.Request, []byte)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.ObserveAck != nil {
+			start, sw := time.Now(), &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			defer func() { s.cfg.ObserveAck(kind, sw.status, time.Since(start)) }()
+			w = sw
+		}
 		body, status, err := s.verify.read(w, r)
 		if err != nil {
 			s.log.WarnContext(r.Context(), "rejected slack request", "path", r.URL.Path, "status", status, "error", err, "remote", r.RemoteAddr)
@@ -63,6 +69,25 @@ func (s *Server) signed(next func(http.ResponseWriter, *http.Request, []byte)) h
 		}
 		next(w, r, body)
 	}
+}
+
+// statusWriter notes the status of the answer it passes on.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
 }
 
 func (s *Server) httpCommand(w http.ResponseWriter, r *http.Request, body []byte) {

@@ -88,6 +88,10 @@ type Config struct {
 	BTPDown func() error
 	// WorkTimeout bounds the work done after an ack.
 	WorkTimeout time.Duration
+	// ObserveAck, when set, learns how long each Slack request over HTTP
+	// took from its arrival to its answer, with its kind (command,
+	// interaction, event) and HTTP status: Slack gives up after 3 seconds.
+	ObserveAck func(kind string, status int, took time.Duration)
 	// AckBudget bounds the Web API work done before an ack (views.open).
 	// Default 2 seconds, leaving a second of Slack's three for the network.
 	AckBudget time.Duration
