@@ -59,14 +59,8 @@ func (m *auditMirror) run(ctx context.Context) {
 			return
 		case e = <-m.queue:
 		}
-		if wait := m.every - time.Since(last); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
+		if wait := m.every - time.Since(last); wait > 0 && !sleep(ctx, wait) {
+			return
 		}
 		lines, n := []string{auditLine(e)}, len(auditLine(e))
 	more:
@@ -136,3 +130,15 @@ func auditLine(e approval.AuditEntry) string {
 var textEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "'")
 
 func escapeText(s string) string { return textEscaper.Replace(s) }
+
+// sleep waits for d, or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

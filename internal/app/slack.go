@@ -70,12 +70,8 @@ func (s *slackSide) runSocketMode(ctx context.Context, h *handlers.Server, log *
 			return
 		}
 		log.Error("socket mode stopped; retrying", "error", err, "in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 		wait = min(wait*2, 5*time.Minute)
 	}
