@@ -372,7 +372,7 @@ func (s *Service) post(ctx context.Context, r *Request) (*Request, error) {
 	posted := *r
 	posted.ApprovalChannel, posted.ApprovalTS = ch, ts
 	dms := s.notify.DMApprovers(ctx, &posted, q)
-	return s.transition(ctx, id, "system", func(cur *Request) (*AuditEntry, Effects, error) {
+	return s.transitionFrom(ctx, id, r, "system", func(cur *Request) (*AuditEntry, Effects, error) {
 		cur.ApprovalChannel, cur.ApprovalTS, cur.ApprovalDMs = ch, ts, dms
 		note := "approval message posted in " + ch
 		if len(dms) > 0 {
