@@ -110,8 +110,7 @@ func (d *Directory) Profile(ctx context.Context, id string) (Profile, error) {
 	}
 	u, err := d.api.UserInfo(ctx, id)
 	if err != nil {
-		var se slack.SlackErrorResponse
-		if errors.As(err, &se) && (se.Err == "user_not_found" || se.Err == "user_not_visible") {
+		if slackSaid(err, "user_not_found", "user_not_visible") {
 			return Profile{}, fmt.Errorf("%w: Slack does not know user %s", ErrRefused, id)
 		}
 		return Profile{}, fmt.Errorf("users.info %s: %w", id, err)
@@ -213,8 +212,7 @@ func (d *Directory) GroupMembers(ctx context.Context, group string) ([]string, e
 	}
 	members, err := d.api.UserGroupMembers(ctx, id)
 	if err != nil {
-		var se slack.SlackErrorResponse
-		if errors.As(err, &se) && se.Err == "no_such_subteam" {
+		if slackSaid(err, "no_such_subteam") {
 			members, err = nil, nil
 		} else {
 			return nil, fmt.Errorf("usergroups.users.list %s: %w", id, err)
@@ -291,8 +289,7 @@ func (d *Directory) userByEmail(ctx context.Context, email string) (string, erro
 	}
 	u, err := d.api.UserByEmail(ctx, email)
 	if err != nil {
-		var se slack.SlackErrorResponse
-		if errors.As(err, &se) && se.Err == "users_not_found" {
+		if slackSaid(err, "users_not_found") {
 			keep(d, d.emails, email, "", now)
 		}
 		return "", err
@@ -305,6 +302,13 @@ func (d *Directory) userByEmail(ctx context.Context, email string) (string, erro
 	}
 	keep(d, d.emails, email, u.ID, now)
 	return u.ID, nil
+}
+
+// slackSaid reports whether Slack answered the call with one of the error
+// codes (an answer, not a failure to reach it).
+func slackSaid(err error, codes ...string) bool {
+	var se slack.SlackErrorResponse
+	return errors.As(err, &se) && slices.Contains(codes, se.Err)
 }
 
 func IsSlackID(s string, prefix byte) bool {
