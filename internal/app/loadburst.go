@@ -139,7 +139,10 @@ type runResult struct {
 	lastAck time.Time // when the last 200 came
 }
 
-type sentCommand struct{ name, responseURL string }
+type sentCommand struct {
+	Name        string `json:"name"`
+	ResponseURL string `json:"response_url"`
+}
 
 func (r *runResult) add(name string, ack slackfake.Ack, err error) {
 	if err != nil || ack.Status != http.StatusOK {
@@ -309,7 +312,7 @@ func (t *commandTracker) settled(run runResult) bool {
 		return false
 	}
 	for _, c := range run.acked {
-		if !t.replied[c.responseURL] || !t.posted[c.name] {
+		if !t.replied[c.ResponseURL] || !t.posted[c.Name] {
 			return false
 		}
 	}
@@ -344,11 +347,11 @@ wait:
 	want := len(run.acked)
 	noReply, noPost := []string{}, []string{}
 	for _, c := range run.acked {
-		if !t.replied[c.responseURL] {
-			noReply = append(noReply, c.name)
+		if !t.replied[c.ResponseURL] {
+			noReply = append(noReply, c.Name)
 		}
-		if !t.posted[c.name] {
-			noPost = append(noPost, c.name)
+		if !t.posted[c.Name] {
+			noPost = append(noPost, c.Name)
 		}
 	}
 	after := "-"

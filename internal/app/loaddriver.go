@@ -39,8 +39,7 @@ type driverRun struct {
 // driverResult is what a sender in a process of its own reports back.
 type driverResult struct {
 	Lat     []time.Duration `json:"lat"`
-	Names   []string        `json:"names"`
-	URLs    []string        `json:"response_urls"`
+	Acked   []sentCommand   `json:"acked"` // in the order of Lat
 	Failed  int             `json:"failed"`
 	LastAck time.Time       `json:"last_ack"` // the same machine's clock as the bot's
 	MaxRSS  int64           `json:"max_rss"`  // the sender's own peak, bytes
@@ -89,10 +88,7 @@ func RunLoadDriver(ctx context.Context, in io.Reader, out io.Writer) error {
 	ws := workspaceFor(r, nil)
 	res := fire(ctx, ws, r)
 	ws.HTTP.CloseIdleConnections()
-	dr := driverResult{Lat: res.lat, Failed: res.failed, LastAck: res.lastAck, MaxRSS: peakRSS()}
-	for _, c := range res.acked {
-		dr.Names, dr.URLs = append(dr.Names, c.name), append(dr.URLs, c.responseURL)
-	}
+	dr := driverResult{Lat: res.lat, Acked: res.acked, Failed: res.failed, LastAck: res.lastAck, MaxRSS: peakRSS()}
 	b, err := json.Marshal(dr)
 	if err != nil {
 		return err
@@ -133,13 +129,10 @@ func (d *childDriver) fire(ctx context.Context, r driverRun) (runResult, error) 
 		if err := json.Unmarshal([]byte(line), &dr); err != nil {
 			return runResult{}, fmt.Errorf("load driver: read its result: %w", err)
 		}
-		if len(dr.Names) != len(dr.Lat) || len(dr.URLs) != len(dr.Lat) {
+		if len(dr.Acked) != len(dr.Lat) {
 			return runResult{}, errors.New("load driver: its result does not add up")
 		}
-		res := runResult{lat: dr.Lat, failed: dr.Failed, lastAck: dr.LastAck}
-		for i := range dr.Names {
-			res.acked = append(res.acked, sentCommand{dr.Names[i], dr.URLs[i]})
-		}
+		res := runResult{lat: dr.Lat, acked: dr.Acked, failed: dr.Failed, lastAck: dr.LastAck}
 		d.maxRSS = max(d.maxRSS, dr.MaxRSS)
 		return res, nil
 	}
