@@ -10,7 +10,8 @@
 //	                         percentiles, flows/s, CPU per flow and peak RSS
 //	bot load -burst [-n 20000] [-c 1000] [-rate 500] [-steady 3s]
 //	                         fire n slash commands at the bot, c at a time, check none is lost, and
-//	                         compare its ack p99 at a steady rate with a bare slack-go handler's
+//	                         compare its ack p99 at a steady rate with a bare slack-go handler's,
+//	                         each alone and side by side
 //	bot doctor               check every dependency of the configuration in the environment, with fixes
 //	bot audit verify [--expect-head CHAIN/SEQ/MAC]
 //	                         check the MAC'd audit trail in REDIS_URL (needs CREDBOT_AUDIT_KEY); prints its head
@@ -217,7 +218,7 @@ func load(ctx context.Context, args []string) error {
 	n := fs.Int("n", 200, "loops to run (with -burst: commands to fire, default 20000)")
 	c := fs.Int("c", 20, "loops at a time (with -burst: commands in flight, default 1000)")
 	burst := fs.Bool("burst", false, "fire slash commands only, then check that every one was carried out")
-	rate := fs.Int("rate", 500, "with -burst: requests per second of the steady runs that compare the bot's ack with a bare handler's")
+	rate := fs.Int("rate", 500, "with -burst: requests per second of the steady runs that compare the bot's ack with a bare handler's (each alone, then side by side, each at this rate)")
 	steady := fs.Duration("steady", 3*time.Second, "with -burst: how long each steady run lasts (0 skips them)")
 	cpuProfile := fs.String("cpuprofile", "", "write the CPU profile of the run (of the burst, with -burst) to this file, for go tool pprof")
 	inProcess := fs.Bool("inprocess", false, "with -burst: send the commands from this process, not from a process of its own (its connections and goroutines then count in the peak RSS and CPU)")

@@ -141,8 +141,11 @@ func (l *Local) LoadWith(ctx context.Context, o LoadOptions, w io.Writer) error 
 // percentiles sorts d and returns its q-th percentile for q in 0..100.
 func percentiles(d []time.Duration) func(q int) time.Duration {
 	slices.Sort(d)
-	return func(q int) time.Duration { return d[(len(d)-1)*q/100].Round(100 * time.Microsecond) }
+	return func(q int) time.Duration { return rounded(d[(len(d)-1)*q/100]) }
 }
+
+// rounded is a latency as printed: to 100µs.
+func rounded(d time.Duration) time.Duration { return d.Round(100 * time.Microsecond) }
 
 // loadWorkspace is the local workspace with a client of its own that keeps
 // a connection per concurrent loop (keepAliveClient).

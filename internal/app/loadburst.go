@@ -24,8 +24,9 @@ import (
 type BurstOptions struct {
 	N, Conc int // commands to fire, and how many in flight at a time
 	// Rate and Steady set the steady runs before the burst: Rate requests
-	// per second for Steady, first at a bare slack-go handler (the floor),
-	// then at the bot. Steady 0 skips them.
+	// per second for Steady at a bare slack-go handler (the floor), at the
+	// bot, and at both side by side (Rate each, interleaved). Steady 0 skips
+	// them.
 	Rate   int
 	Steady time.Duration
 	// Drain bounds the wait for the bot to carry out the commands of a run
@@ -48,10 +49,10 @@ type BurstOptions struct {
 // message naming it, as the fake Slack received them — and fails if any was
 // lost.
 //
-// Before the burst, two steady runs at the same rate, by the same client,
-// compare the bot's ack with the least any slack-go app does before it acks
-// (verify the signature over the raw body, parse the command, answer 200):
-// the ratio is what the bot adds.
+// Before the burst, steady runs at the same rate, by the same client, compare
+// the bot's ack with the least any slack-go app does before it acks (verify
+// the signature over the raw body, parse the command, answer 200): that floor
+// alone, the bot alone, then the two side by side (compareAcks).
 func (l *Local) Burst(ctx context.Context, o BurstOptions, w io.Writer) error {
 	if o.Drain <= 0 {
 		o.Drain = 5 * time.Minute
@@ -79,9 +80,9 @@ func (l *Local) Burst(ctx context.Context, o BurstOptions, w io.Writer) error {
 		defer ws.HTTP.CloseIdleConnections() // else the bot's shutdown waits for them
 		return fire(ctx, ws, r)
 	}
-	steady := func(url, tag string) runResult {
+	steady := func(url, beside, tag string) runResult {
 		r := base
-		r.BotURL, r.Tag, r.Rate, r.Steady = url, tag, o.Rate, o.Steady
+		r.BotURL, r.BesideURL, r.Tag, r.Rate, r.Steady = url, beside, tag, o.Rate, o.Steady
 		return send(ctx, r)
 	}
 	var errs []error
@@ -89,22 +90,7 @@ func (l *Local) Burst(ctx context.Context, o BurstOptions, w io.Writer) error {
 	// so that the CPU profile can tell them from the bot's.
 	pprof.Do(ctx, pprof.Labels(slackfake.ProfileLabel, driverLabel), func(ctx context.Context) {
 		if o.Steady > 0 {
-			floorURL, stop, err := serveFloor(l.Config.SigningSecret)
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			floor := steady(floorURL, "floor-"+run)
-			stop()
-			floorP99 := floor.print(w, fmt.Sprintf("floor (slack-go verify + parse + 200), %d/s for %s", o.Rate, o.Steady))
-
-			tr := l.track("steady-" + run)
-			bot := steady(base.BotURL, "steady-"+run)
-			botP99 := bot.print(w, fmt.Sprintf("bot, %d/s for %s", o.Rate, o.Steady))
-			errs = append(errs, tr.await(ctx, w, bot, o.Drain))
-			if floorP99 > 0 && botP99 > 0 {
-				fmt.Fprintf(w, "bot/floor ack p99 at %d/s: %.1f× (%s / %s)\n", o.Rate, float64(botP99)/float64(floorP99), botP99, floorP99)
-			}
+			errs = append(errs, l.compareAcks(ctx, w, o, run, steady))
 		}
 
 		tr := l.track("burst-" + run)
@@ -131,12 +117,63 @@ func (l *Local) Burst(ctx context.Context, o BurstOptions, w io.Writer) error {
 	return errors.Join(errs...)
 }
 
+// compareAcks runs the steady runs of Burst: the floor alone, the bot alone,
+// then the bot with the floor beside it, and prints the two ratios. Alone, the
+// floor has the cores to itself, while the bot's acks share them with the
+// work they start (its workers, the fake Slack, the emulator, redis-server)
+// and the sender: that ratio tells the machine's load as much as the ack.
+// Side by side, the floor is served by the bot's process and its requests
+// fall half-way between the bot's, so both meet the same moments: that ratio
+// is what the bot's ack itself adds.
+func (l *Local) compareAcks(ctx context.Context, w io.Writer, o BurstOptions, run string, steady func(url, beside, tag string) runResult) error {
+	every := fmt.Sprintf("%d/s for %s", o.Rate, o.Steady)
+	floorURL, stop, err := serveFloor(l.Config.SigningSecret)
+	if err != nil {
+		return err
+	}
+	floor := steady(floorURL, "", "floor-"+run)
+	stop()
+	floorAlone := floor.print(w, "floor (slack-go verify + parse + 200) alone, "+every)
+
+	var errs []error
+	botRun := func(beside, tag, what string) runResult {
+		tr := l.track(tag)
+		bot := steady(l.Workspace.BotURL, beside, tag)
+		bot.p99 = bot.print(w, what)
+		if beside != "" {
+			bot.besideP99 = printLatencies(w, "  the floor beside it", bot.beside, bot.besideFailed)
+		}
+		errs = append(errs, tr.await(ctx, w, bot, o.Drain))
+		return bot
+	}
+	alone := botRun("", "steady-"+run, "bot alone, "+every)
+	if besideURL, stop, err := serveFloor(l.Config.SigningSecret); err != nil {
+		errs = append(errs, err)
+	} else {
+		both := botRun(besideURL, "beside-"+run, fmt.Sprintf("bot with the floor beside it (%d/s each, interleaved) for %s", o.Rate, o.Steady))
+		stop()
+		if floorAlone > 0 && alone.p99 > 0 {
+			fmt.Fprintf(w, "bot/floor ack p99 at %d/s, each alone: %.1f× (%s / %s): the floor had the cores to itself, the bot shared them with the work its acks start, redis-server and the sender\n",
+				o.Rate, float64(alone.p99)/float64(floorAlone), rounded(alone.p99), rounded(floorAlone))
+		}
+		if both.besideP99 > 0 && both.p99 > 0 {
+			fmt.Fprintf(w, "bot/floor ack p99 at %d/s, side by side: %.1f× (%s / %s): the same process and moments for both, so what the bot's ack adds (it records the command in Redis before it answers)\n",
+				o.Rate, float64(both.p99)/float64(both.besideP99), rounded(both.p99), rounded(both.besideP99))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // runResult is what a run of commands got back.
 type runResult struct {
 	lat     []time.Duration // of the 200 acks
 	acked   []sentCommand
 	failed  int       // errors and other statuses
 	lastAck time.Time // when the last 200 came
+	// beside and besideFailed are a steady run's second handler's, if any.
+	beside         []time.Duration
+	besideFailed   int
+	p99, besideP99 time.Duration // once printed
 }
 
 type sentCommand struct {
@@ -154,15 +191,29 @@ func (r *runResult) add(name string, ack slackfake.Ack, err error) {
 	r.lastAck = time.Now()
 }
 
-// print prints the ack latencies and returns their p99.
+func (r *runResult) addBeside(ack slackfake.Ack, err error) {
+	if err != nil || ack.Status != http.StatusOK {
+		r.besideFailed++
+		return
+	}
+	r.beside = append(r.beside, ack.Latency)
+}
+
+// print prints the ack latencies and returns their p99 (not rounded).
 func (r runResult) print(w io.Writer, what string) time.Duration {
-	if len(r.lat) == 0 {
-		fmt.Fprintf(w, "%s: no acks, %d failed\n", what, r.failed)
+	return printLatencies(w, what, r.lat, r.failed)
+}
+
+// printLatencies prints the latencies of the 200 acks in lat and returns
+// their p99, not rounded: a ratio of rounded figures would be coarse.
+func printLatencies(w io.Writer, what string, lat []time.Duration, failed int) time.Duration {
+	if len(lat) == 0 {
+		fmt.Fprintf(w, "%s: no acks, %d failed\n", what, failed)
 		return 0
 	}
-	p := percentiles(r.lat)
-	fmt.Fprintf(w, "%s: %d acks, %d failed; ack p50 %s, p99 %s, max %s\n", what, len(r.lat), r.failed, p(50), p(99), p(100))
-	return p(99)
+	p := percentiles(lat) // sorts lat
+	fmt.Fprintf(w, "%s: %d acks, %d failed; ack p50 %s, p99 %s, max %s\n", what, len(lat), failed, p(50), p(99), p(100))
+	return lat[(len(lat)-1)*99/100]
 }
 
 func countOver(lat []time.Duration, limit time.Duration) int {
@@ -182,8 +233,10 @@ func sendCommand(ctx context.Context, ws *slackfake.Workspace, p slackfake.Perso
 }
 
 // steadyRun sends commands at rate per second for d, whatever the answers
-// take (an open loop).
-func steadyRun(ctx context.Context, ws *slackfake.Workspace, p slackfake.Person, rate int, d time.Duration, tag string) runResult {
+// take (an open loop). With beside, the same schedule shifted by half a
+// period goes to a second handler too, whose latencies come back apart: the
+// two meet the same moments of the run.
+func steadyRun(ctx context.Context, ws, beside *slackfake.Workspace, p slackfake.Person, rate int, d time.Duration, tag string) runResult {
 	var mu sync.Mutex
 	var r runResult
 	var wg sync.WaitGroup
@@ -196,6 +249,16 @@ func steadyRun(ctx context.Context, ws *slackfake.Workspace, p slackfake.Person,
 			mu.Lock()
 			defer mu.Unlock()
 			r.add(name, ack, err)
+		})
+		if beside == nil {
+			continue
+		}
+		time.Sleep(time.Until(start.Add(time.Duration(i)*every + every/2)))
+		wg.Go(func() {
+			_, ack, err := sendCommand(ctx, beside, p, tag+"-beside", i)
+			mu.Lock()
+			defer mu.Unlock()
+			r.addBeside(ack, err)
 		})
 	}
 	wg.Wait()

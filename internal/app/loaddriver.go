@@ -22,8 +22,9 @@ import (
 // second for Steady (an open loop), or else N of them Conc at a time (a
 // closed loop). Command names are Tag-00000, Tag-00001, …
 type driverRun struct {
-	BotURL    string        `json:"bot_url"` // the bot's, or the floor's, base URL
-	Secret    string        `json:"secret"`  // the signing secret
+	BotURL    string        `json:"bot_url"`              // the bot's, or the floor's, base URL
+	BesideURL string        `json:"beside_url,omitempty"` // a steady run's second handler (the floor beside the bot)
+	Secret    string        `json:"secret"`               // the signing secret
 	Team      string        `json:"team"`
 	Command   string        `json:"command"`
 	User      string        `json:"user"`
@@ -38,11 +39,14 @@ type driverRun struct {
 
 // driverResult is what a sender in a process of its own reports back.
 type driverResult struct {
-	Lat     []time.Duration `json:"lat"`
-	Acked   []sentCommand   `json:"acked"` // in the order of Lat
-	Failed  int             `json:"failed"`
-	LastAck time.Time       `json:"last_ack"` // the same machine's clock as the bot's
-	MaxRSS  int64           `json:"max_rss"`  // the sender's own peak, bytes
+	Lat    []time.Duration `json:"lat"`
+	Acked  []sentCommand   `json:"acked"` // in the order of Lat
+	Failed int             `json:"failed"`
+	// Beside and BesideFailed are BesideURL's.
+	Beside       []time.Duration `json:"beside,omitempty"`
+	BesideFailed int             `json:"beside_failed,omitempty"`
+	LastAck      time.Time       `json:"last_ack"` // the same machine's clock as the bot's
+	MaxRSS       int64           `json:"max_rss"`  // the sender's own peak, bytes
 }
 
 // driverResultPrefix marks the result line on a sender's standard output.
@@ -68,7 +72,13 @@ func workspaceFor(r driverRun, slack *slackfake.Server) *slackfake.Workspace {
 func fire(ctx context.Context, ws *slackfake.Workspace, r driverRun) runResult {
 	p := slackfake.Person{ID: r.User, Name: r.UserName}
 	if r.Steady > 0 {
-		return steadyRun(ctx, ws, p, r.Rate, r.Steady, r.Tag)
+		var beside *slackfake.Workspace
+		if r.BesideURL != "" {
+			b := *ws
+			b.BotURL = r.BesideURL
+			beside = &b
+		}
+		return steadyRun(ctx, ws, beside, p, r.Rate, r.Steady, r.Tag)
 	}
 	return closedRun(ctx, ws, p, r.N, r.Conc, r.Tag)
 }
@@ -88,7 +98,8 @@ func RunLoadDriver(ctx context.Context, in io.Reader, out io.Writer) error {
 	ws := workspaceFor(r, nil)
 	res := fire(ctx, ws, r)
 	ws.HTTP.CloseIdleConnections()
-	dr := driverResult{Lat: res.lat, Acked: res.acked, Failed: res.failed, LastAck: res.lastAck, MaxRSS: peakRSS()}
+	dr := driverResult{Lat: res.lat, Acked: res.acked, Failed: res.failed, LastAck: res.lastAck, MaxRSS: peakRSS(),
+		Beside: res.beside, BesideFailed: res.besideFailed}
 	b, err := json.Marshal(dr)
 	if err != nil {
 		return err
@@ -132,7 +143,7 @@ func (d *childDriver) fire(ctx context.Context, r driverRun) (runResult, error) 
 		if len(dr.Acked) != len(dr.Lat) {
 			return runResult{}, errors.New("load driver: its result does not add up")
 		}
-		res := runResult{lat: dr.Lat, acked: dr.Acked, failed: dr.Failed, lastAck: dr.LastAck}
+		res := runResult{lat: dr.Lat, acked: dr.Acked, failed: dr.Failed, lastAck: dr.LastAck, beside: dr.Beside, besideFailed: dr.BesideFailed}
 		d.maxRSS = max(d.maxRSS, dr.MaxRSS)
 		return res, nil
 	}
