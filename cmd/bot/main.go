@@ -26,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -240,7 +241,9 @@ func load(ctx context.Context, args []string) error {
 	}
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	bt := app.NewMintTimer()
-	l, err := app.StartLocal(ctx, os.Getenv, quiet, app.Deps{Hooks: bt.Hooks()})
+	// Every command is counted against a per-user limit, as in production
+	// (one round trip with its record), but one that no run reaches.
+	l, err := app.StartLocal(ctx, os.Getenv, quiet, app.Deps{Hooks: bt.Hooks(), CommandLimit: math.MaxInt32})
 	if err != nil {
 		return err
 	}

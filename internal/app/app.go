@@ -376,6 +376,11 @@ type Deps struct {
 	Issuer approval.Issuer
 	Clock  approval.Clock
 	Hooks  approval.Hooks
+	// CommandLimit is local mode's per-user command limit when
+	// CREDBOT_COMMANDS_PER_MINUTE is not set (0: none, as one simulated
+	// requester drives every loop). load sets one no run reaches, so that
+	// each ack counts its command as production's do. StartLocal only.
+	CommandLimit int
 }
 
 // NewRedis connects to REDIS_URL: redis:// or rediss:// for one server,

@@ -81,7 +81,7 @@ func StartLocal(ctx context.Context, getenv func(string) string, log *slog.Logge
 		cfg.MaxPendingPerUser = 0
 	}
 	if getenv("CREDBOT_COMMANDS_PER_MINUTE") == "" {
-		cfg.CommandsPerMinute = 0
+		cfg.CommandsPerMinute = deps.CommandLimit
 	}
 	if cfg.RedisURL == "" {
 		mr, err := miniredis.Run()

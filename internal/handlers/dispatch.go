@@ -41,18 +41,16 @@ func (s *Server) HandleCommand(ctx context.Context, sc slack.SlashCommand) any {
 		}
 		return ackText(Help(topic))
 	}
-	if refusal, over := s.overCommandLimit(ctx, sc.UserID); over {
-		return refusal
-	}
-	if cmd.Verb == "assign" && cmd.Modal {
+	if cmd.Modal && (cmd.Verb == "assign" || cmd.Verb == "create") {
+		// A form records nothing: its count is a call of its own.
+		if refusal, over := s.overCommandLimit(ctx, sc.UserID); over {
+			return refusal
+		}
 		if !s.first(ctx, "command", sc.TriggerID) {
 			return nil
 		}
-		return s.openAssignModal(ctx, sc.TriggerID)
-	}
-	if cmd.Verb == "create" && cmd.Modal {
-		if !s.first(ctx, "command", sc.TriggerID) {
-			return nil
+		if cmd.Verb == "assign" {
+			return s.openAssignModal(ctx, sc.TriggerID)
 		}
 		return s.openCreateModal(ctx, sc.TriggerID, cmd)
 	}
@@ -61,7 +59,8 @@ func (s *Server) HandleCommand(ctx context.Context, sc slack.SlashCommand) any {
 	if f == nil {
 		return ackText(Help(""))
 	}
-	return s.accept(ctx, sc.TriggerID, j, ackText(ack))
+	// Counted in the step that records it (overCommandLimit's counter).
+	return s.acceptCounted(ctx, sc.TriggerID, j, ackText(ack), s.commandQuota(sc.UserID))
 }
 
 // commandWork is what a recorded command does after its ack, and the ack

@@ -18,8 +18,10 @@ import (
 // every job here is idempotent. Implemented by internal/store.
 type Inbox interface {
 	// Record stores payload unless key (a trigger_id / event_id) was
-	// recorded within ttl; false means a repeat, and nothing was stored.
-	Record(ctx context.Context, key string, ttl time.Duration, payload []byte) (bool, error)
+	// recorded within ttl (a repeat, not counted) or q's window is full
+	// (then it also returns the time left in the window): the replay check,
+	// the quota and the record are one step, one round trip before the ack.
+	Record(ctx context.Context, key string, ttl time.Duration, payload []byte, q store.Quota) (store.Recorded, time.Duration, error)
 	// ClaimInbox returns entries for consumer: a dead replica's first, then
 	// new ones, blocking up to block.
 	ClaimInbox(ctx context.Context, consumer string, block time.Duration) ([]store.InboxEntry, error)
@@ -73,8 +75,20 @@ func (s *Server) unrecorded(j job) unrecordedAck {
 // payload to ack with: ack when recorded, nil for a repeat (the first
 // delivery did the work), or an unrecordedAck.
 func (s *Server) accept(ctx context.Context, key string, j job, ack any) any {
+	return s.acceptCounted(ctx, key, j, ack, store.Quota{})
+}
+
+// acceptCounted is accept for a delivery that counts against q (a slash
+// command against its sender's per-minute limit, commandQuota): past it,
+// nothing is recorded and the ack says when to try again.
+func (s *Server) acceptCounted(ctx context.Context, key string, j job, ack any, q store.Quota) any {
 	if s.cfg.Inbox == nil {
 		// No durable inbox (unit tests): do the work after the ack, in process.
+		if q.Limit > 0 {
+			if refusal, over := s.overCommandLimit(ctx, j.User); over {
+				return refusal
+			}
+		}
 		if key != "" && !s.first(ctx, j.Kind, key) {
 			return nil
 		}
@@ -90,15 +104,18 @@ func (s *Server) accept(ctx context.Context, key string, j job, ack any) any {
 	if key != "" {
 		dk = "slack:" + j.Kind + ":" + key
 	}
-	ok, err := s.cfg.Inbox.Record(ctx, dk, dedupeTTL, b)
+	res, left, err := s.cfg.Inbox.Record(ctx, dk, dedupeTTL, b, q)
 	if err != nil {
 		s.log.ErrorContext(ctx, "could not record a Slack delivery before its ack; the user was told to try again",
 			"kind", j.Kind, "user", j.User, "error", err)
 		return s.unrecorded(j)
 	}
-	if !ok {
+	switch res {
+	case store.RecordedRepeat:
 		s.log.InfoContext(ctx, "ignored a repeated delivery", "kind", j.Kind, "user", j.User)
 		return nil
+	case store.RecordedOver:
+		return s.refuseOverLimit(ctx, j.User, left)
 	}
 	return ack
 }

@@ -132,7 +132,7 @@ func TestEveryScriptAndKeyStaysInOneClusterSlot(t *testing.T) {
 		approval.Effects{DropSecret: true, ClearDeadline: true, ReleaseName: true}))
 
 	for _, key := range []string{"slack:command:T1", "slack:command:T1", ""} {
-		if _, err := s.Record(ctx, key, time.Minute, []byte(`{"kind":"command"}`)); err != nil {
+		if _, _, err := s.Record(ctx, key, time.Minute, []byte(`{"kind":"command"}`), Quota{Key: "commands:U0ALICE", Limit: 100, Window: time.Minute}); err != nil {
 			t.Fatalf("record %q: %v", key, err)
 		}
 	}

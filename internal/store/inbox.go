@@ -53,21 +53,59 @@ type InboxEntry struct {
 	Deliveries int64
 }
 
+// Quota counts a delivery against a fixed window that starts with its first
+// hit: past Limit hits within Window, Record records nothing. A zero Limit
+// counts nothing.
+type Quota struct {
+	Key    string // what is counted, e.g. "commands:<user>" (a rate key, as CountInWindow's)
+	Limit  int64
+	Window time.Duration
+}
+
+// Recorded is what Record did with a delivery.
+type Recorded int
+
+const (
+	RecordedNew    Recorded = iota // stored in the inbox
+	RecordedRepeat                 // seen within the dedupe window: nothing stored, not counted
+	RecordedOver                   // past its quota: counted, nothing stored
+)
+
 // Record implements handlers.Inbox: it stores payload unless key was recorded
-// within ttl (then it reports false and stores nothing). An empty key skips
-// the dedupe.
-func (s *Store) Record(ctx context.Context, key string, ttl time.Duration, payload []byte) (bool, error) {
-	// Without a dedupe key the script is still given a key of the
-	// deployment's (never written): on a cluster every key must be in its slot.
+// within ttl, or q's window is full; one script, one round trip. For
+// RecordedOver it also returns the time left in q's window. An empty key
+// skips the dedupe.
+func (s *Store) Record(ctx context.Context, key string, ttl time.Duration, payload []byte, q Quota) (Recorded, time.Duration, error) {
+	// Keys not used are still keys of the deployment's (never written): on a
+	// cluster every key must be in its slot.
 	dk, dedupe := s.prefix+":once:", "0"
 	if key != "" {
 		dk, dedupe = s.prefix+":once:"+key, "1"
 	}
-	n, err := recordScript.Run(ctx, s.rdb, []string{dk, s.inboxKey()}, ttl.Milliseconds(), string(payload), InboxMaxLen, dedupe).Int()
-	if err != nil {
-		return false, fmt.Errorf("record in the inbox: %w", err)
+	qk := s.rateKey("")
+	if q.Limit > 0 {
+		if q.Key == "" || q.Window < time.Millisecond {
+			return 0, 0, errors.New("record in the inbox: a quota needs a key and a window of at least 1ms")
+		}
+		qk = s.rateKey(q.Key)
 	}
-	return n == 1, nil
+	vals, err := recordScript.Run(ctx, s.rdb, []string{dk, s.inboxKey(), qk},
+		ttl.Milliseconds(), string(payload), InboxMaxLen, dedupe, max(q.Limit, 0), q.Window.Milliseconds()).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("record in the inbox: %w", err)
+	}
+	if len(vals) != 2 {
+		return 0, 0, fmt.Errorf("record in the inbox: unexpected answer %v", vals)
+	}
+	switch vals[0] {
+	case 1:
+		return RecordedNew, 0, nil
+	case 0:
+		return RecordedRepeat, 0, nil
+	case -1:
+		return RecordedOver, time.Duration(vals[1]) * time.Millisecond, nil
+	}
+	return 0, 0, fmt.Errorf("record in the inbox: unexpected answer %v", vals)
 }
 
 // ClaimInbox implements handlers.Inbox: first entries whose replica died, then

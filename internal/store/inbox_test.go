@@ -9,11 +9,11 @@ import (
 func TestInboxRecordsOnceAndAWorkIsTakenOverFromADeadReplica(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	if ok, err := s.Record(ctx, "slack:command:T1", time.Minute, []byte(`{"kind":"command"}`)); err != nil || !ok {
-		t.Fatalf("first Record = %v, %v", ok, err)
+	if r, _, err := s.Record(ctx, "slack:command:T1", time.Minute, []byte(`{"kind":"command"}`), Quota{}); err != nil || r != RecordedNew {
+		t.Fatalf("first Record = %v, %v", r, err)
 	}
-	if ok, err := s.Record(ctx, "slack:command:T1", time.Minute, []byte(`{"kind":"command"}`)); err != nil || ok {
-		t.Fatalf("replayed Record = %v, %v; want a repeat, not stored", ok, err)
+	if r, _, err := s.Record(ctx, "slack:command:T1", time.Minute, []byte(`{"kind":"command"}`), Quota{}); err != nil || r != RecordedRepeat {
+		t.Fatalf("replayed Record = %v, %v; want a repeat, not stored", r, err)
 	}
 	// A replica takes the entry and dies without finishing it.
 	if err := s.Heartbeat(ctx, "dead", time.Minute); err != nil {
@@ -49,5 +49,61 @@ func TestInboxRecordsOnceAndAWorkIsTakenOverFromADeadReplica(t *testing.T) {
 		if c.Name == "dead/inbox-0" {
 			t.Fatal("the dead consumer is still in the group")
 		}
+	}
+}
+
+// The per-user command quota is counted in the same script as the record, so
+// that an ack costs one round trip: a delivery past it is neither stored nor
+// remembered as seen, and a repeat is not counted.
+func TestRecordCountsTheQuotaInTheSameStep(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	q := Quota{Key: "commands:U0ALICE", Limit: 2, Window: time.Minute}
+	rec := func(key string, q Quota) (Recorded, time.Duration) {
+		t.Helper()
+		r, left, err := s.Record(ctx, key, time.Minute, []byte(`{"kind":"command"}`), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, left
+	}
+	if r, _ := rec("slack:command:T1", q); r != RecordedNew {
+		t.Fatalf("first: %v", r)
+	}
+	// Slack delivering the same command again costs nothing.
+	if r, _ := rec("slack:command:T1", q); r != RecordedRepeat {
+		t.Fatalf("repeat: %v", r)
+	}
+	if r, _ := rec("slack:command:T2", q); r != RecordedNew {
+		t.Fatalf("second: %v", r)
+	}
+	r, left := rec("slack:command:T3", q)
+	if r != RecordedOver || left <= 50*time.Second || left > time.Minute {
+		t.Fatalf("third: %v, %s left; want refused with most of the minute left", r, left)
+	}
+	if n, _ := s.rdb.XLen(ctx, s.inboxKey()).Result(); n != 2 {
+		t.Fatalf("%d entries in the inbox, want the 2 within the quota", n)
+	}
+	// The refused delivery was not remembered: were the window over, the
+	// same command would be taken.
+	if n, _ := s.rdb.Exists(ctx, s.prefix+":once:slack:command:T3").Result(); n != 0 {
+		t.Fatal("the refused delivery's replay key was written")
+	}
+	// The quota is the same counter as CountInWindow's, per key.
+	if n, _, err := s.CountInWindow(ctx, "commands:U0ALICE", time.Minute); err != nil || n != 4 {
+		t.Fatalf("CountInWindow after 3 counted deliveries = %d, %v; want 4", n, err)
+	}
+	if r, _ := rec("slack:command:T4", Quota{Key: "commands:U0BOB", Limit: 2, Window: time.Minute}); r != RecordedNew {
+		t.Fatalf("another person's command: %v", r)
+	}
+	// Without a quota nothing is counted.
+	if r, _ := rec("slack:action:A1", Quota{}); r != RecordedNew {
+		t.Fatalf("a click: %v", r)
+	}
+	if _, _, err := s.Record(ctx, "k", time.Minute, nil, Quota{Limit: 1, Window: time.Minute}); err == nil {
+		t.Fatal("a quota without a key was taken")
+	}
+	if ttl, _ := s.rdb.PTTL(ctx, s.rateKey("commands:U0BOB")).Result(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("the quota's counter has TTL %s; every counter must expire", ttl)
 	}
 }
