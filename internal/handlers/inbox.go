@@ -23,8 +23,9 @@ type Inbox interface {
 	// the quota and the record are one step, one round trip before the ack.
 	Record(ctx context.Context, key string, ttl time.Duration, payload []byte, q store.Quota) (store.Recorded, time.Duration, error)
 	// ClaimInbox returns entries for consumer: a dead replica's first, then
-	// new ones, blocking up to block.
-	ClaimInbox(ctx context.Context, consumer string, block time.Duration) ([]store.InboxEntry, error)
+	// new ones, blocking up to block. done, unless empty, is the entry the
+	// consumer finished last: it is forgotten in the same round trip.
+	ClaimInbox(ctx context.Context, consumer string, block time.Duration, done string) ([]store.InboxEntry, error)
 	// DoneInbox forgets a processed entry.
 	DoneInbox(ctx context.Context, id string) error
 }
@@ -138,8 +139,17 @@ func (s *Server) RunWorkers(ctx context.Context, replica string, n int) {
 }
 
 func (s *Server) work(ctx context.Context, consumer string) {
+	// The entry finished last is forgotten with the next read: a round trip
+	// less per job. Until then a crash runs it again, as one between the job
+	// and its DoneInbox would: every job is idempotent.
+	done := ""
+	defer func() {
+		if done != "" {
+			s.doneInbox(ctx, done)
+		}
+	}()
 	for ctx.Err() == nil && !s.isDraining() {
-		entries, err := s.cfg.Inbox.ClaimInbox(ctx, consumer, 250*time.Millisecond)
+		entries, err := s.cfg.Inbox.ClaimInbox(ctx, consumer, 250*time.Millisecond, done)
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.WarnContext(ctx, "read the inbox", "consumer", consumer, "error", err)
@@ -147,7 +157,8 @@ func (s *Server) work(ctx context.Context, consumer string) {
 			}
 			continue
 		}
-		for _, e := range entries {
+		done = ""
+		for i, e := range entries {
 			var j job
 			if err := json.Unmarshal(e.Payload, &j); err != nil || !blockkit.UserID.MatchString(j.User) {
 				s.log.ErrorContext(ctx, "dropping an unreadable inbox entry", "entry", e.ID, "error", err)
@@ -163,10 +174,19 @@ func (s *Server) work(ctx context.Context, consumer string) {
 				s.run(jctx, j)
 				cancel()
 			}
-			if err := s.cfg.Inbox.DoneInbox(context.WithoutCancel(ctx), e.ID); err != nil {
-				s.log.WarnContext(ctx, "mark inbox entry done (it will run again)", "entry", e.ID, "error", err)
+			if i == len(entries)-1 {
+				done = e.ID
+			} else {
+				s.doneInbox(ctx, e.ID)
 			}
 		}
+	}
+}
+
+// doneInbox forgets a processed inbox entry, even while shutting down.
+func (s *Server) doneInbox(ctx context.Context, id string) {
+	if err := s.cfg.Inbox.DoneInbox(context.WithoutCancel(ctx), id); err != nil {
+		s.log.WarnContext(ctx, "mark inbox entry done (it will run again)", "entry", id, "error", err)
 	}
 }
 

@@ -137,11 +137,16 @@ func TestEveryScriptAndKeyStaysInOneClusterSlot(t *testing.T) {
 		}
 	}
 	must("heartbeat", s.Heartbeat(ctx, "replica-1", time.Minute))
-	entries, err := s.ClaimInbox(ctx, "replica-1/inbox-0", 10*time.Millisecond)
+	entries, err := s.ClaimInbox(ctx, "replica-1/inbox-0", 10*time.Millisecond, "")
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("inbox = %v, %v", entries, err)
 	}
-	must("done", s.DoneInbox(ctx, entries[0].ID))
+	// The next read forgets the entry done, in one pipeline on the slot's node.
+	next, err := s.ClaimInbox(ctx, "replica-1/inbox-0", 10*time.Millisecond, entries[0].ID)
+	if err != nil || len(next) != 1 || next[0].ID == entries[0].ID {
+		t.Fatalf("inbox after the first = %v, %v", next, err)
+	}
+	must("done", s.DoneInbox(ctx, next[0].ID))
 	if _, err := s.Once(ctx, "event:Ev1", time.Minute); err != nil {
 		t.Fatal(err)
 	}

@@ -109,17 +109,21 @@ func (s *Store) Record(ctx context.Context, key string, ttl time.Duration, paylo
 }
 
 // ClaimInbox implements handlers.Inbox: first entries whose replica died, then
-// new ones (blocking up to block).
-func (s *Store) ClaimInbox(ctx context.Context, consumer string, block time.Duration) ([]InboxEntry, error) {
+// new ones (blocking up to block). done, unless empty, is an entry consumer
+// finished: it is acknowledged and deleted in the round trip of the read.
+func (s *Store) ClaimInbox(ctx context.Context, consumer string, block time.Duration, done string) ([]InboxEntry, error) {
 	msgs, err := s.takeOver(ctx, s.inboxKey(), inboxGroup, consumer)
 	if err != nil {
 		return nil, err
 	}
 	claimed := len(msgs) > 0
-	if !claimed {
-		if msgs, err = s.readNew(ctx, s.inboxKey(), inboxGroup, consumer, 1, block); err != nil {
-			return nil, err
-		}
+	if claimed && done != "" {
+		err = s.DoneInbox(ctx, done)
+	} else if !claimed {
+		msgs, err = s.readNew(ctx, s.inboxKey(), inboxGroup, consumer, 1, block, done)
+	}
+	if err != nil {
+		return nil, err
 	}
 	out := make([]InboxEntry, 0, len(msgs))
 	for _, m := range msgs {
@@ -134,11 +138,25 @@ func (s *Store) ClaimInbox(ctx context.Context, consumer string, block time.Dura
 }
 
 // readNew reads entries never delivered to group, blocking up to block. A
-// missing group (Redis restarted without persistence) is made again.
-func (s *Store) readNew(ctx context.Context, stream, group, consumer string, count int64, block time.Duration) ([]redis.XMessage, error) {
-	streams, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: group, Consumer: consumer, Streams: []string{stream, ">"}, Count: count, Block: block,
-	}).Result()
+// missing group (Redis restarted without persistence) is made again. done,
+// unless empty, is an entry of stream to acknowledge and delete first, in
+// the same round trip: a pipeline, not a transaction, as a blocking read
+// cannot block inside MULTI.
+func (s *Store) readNew(ctx context.Context, stream, group, consumer string, count int64, block time.Duration, done string) ([]redis.XMessage, error) {
+	args := &redis.XReadGroupArgs{Group: group, Consumer: consumer, Streams: []string{stream, ">"}, Count: count, Block: block}
+	var read *redis.XStreamSliceCmd
+	if done == "" {
+		read = s.rdb.XReadGroup(ctx, args)
+	} else {
+		pipe := s.rdb.Pipeline()
+		ack, del := pipe.XAck(ctx, stream, group, done), pipe.XDel(ctx, stream, done)
+		read = pipe.XReadGroup(ctx, args)
+		_, _ = pipe.Exec(ctx) // each command's error is its own
+		if err := errors.Join(ack.Err(), del.Err()); err != nil {
+			return nil, fmt.Errorf("mark %s done in %s: %w", done, stream, err)
+		}
+	}
+	streams, err := read.Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}

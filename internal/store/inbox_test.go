@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestInboxRecordsOnceAndAWorkIsTakenOverFromADeadReplica(t *testing.T) {
@@ -19,7 +21,7 @@ func TestInboxRecordsOnceAndAWorkIsTakenOverFromADeadReplica(t *testing.T) {
 	if err := s.Heartbeat(ctx, "dead", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.ClaimInbox(ctx, "dead/inbox-0", 10*time.Millisecond)
+	got, err := s.ClaimInbox(ctx, "dead/inbox-0", 10*time.Millisecond, "")
 	if err != nil || len(got) != 1 {
 		t.Fatalf("claim = %v, %v", got, err)
 	}
@@ -27,14 +29,14 @@ func TestInboxRecordsOnceAndAWorkIsTakenOverFromADeadReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	// While its lease holds, nobody else takes its entry.
-	if again, err := s.ClaimInbox(ctx, "live/inbox-0", 10*time.Millisecond); err != nil || len(again) != 0 {
+	if again, err := s.ClaimInbox(ctx, "live/inbox-0", 10*time.Millisecond, ""); err != nil || len(again) != 0 {
 		t.Fatalf("a live replica's entry was taken: %v, %v", again, err)
 	}
 	if err := s.Resign(ctx, "dead"); err != nil {
 		t.Fatal(err)
 	}
 	s.takeover = takeoverClock{} // do not wait for the next look
-	taken, err := s.ClaimInbox(ctx, "live/inbox-0", 10*time.Millisecond)
+	taken, err := s.ClaimInbox(ctx, "live/inbox-0", 10*time.Millisecond, "")
 	if err != nil || len(taken) != 1 || taken[0].ID != got[0].ID || taken[0].Deliveries < 2 {
 		t.Fatalf("taken over = %+v, %v; want the dead replica's entry", taken, err)
 	}
@@ -105,5 +107,41 @@ func TestRecordCountsTheQuotaInTheSameStep(t *testing.T) {
 	}
 	if ttl, _ := s.rdb.PTTL(ctx, s.rateKey("commands:U0BOB")).Result(); ttl <= 0 || ttl > time.Minute {
 		t.Fatalf("the quota's counter has TTL %s; every counter must expire", ttl)
+	}
+}
+
+// A worker's next read forgets the entry it finished, in the same round trip:
+// the entry leaves the stream and the group's pending list, and the read
+// still blocks and returns what came.
+func TestTheNextReadForgetsTheEntryDone(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	for _, k := range []string{"slack:command:A", "slack:command:B"} {
+		if r, _, err := s.Record(ctx, k, time.Minute, []byte(`{"kind":"command"}`), Quota{}); err != nil || r != RecordedNew {
+			t.Fatalf("record %s = %v, %v", k, r, err)
+		}
+	}
+	const consumer = "r/inbox-0"
+	a, err := s.ClaimInbox(ctx, consumer, 10*time.Millisecond, "")
+	if err != nil || len(a) != 1 {
+		t.Fatalf("first claim = %v, %v", a, err)
+	}
+	b, err := s.ClaimInbox(ctx, consumer, 10*time.Millisecond, a[0].ID)
+	if err != nil || len(b) != 1 || b[0].ID == a[0].ID {
+		t.Fatalf("second claim = %v, %v", b, err)
+	}
+	pending, err := s.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: s.inboxKey(), Group: inboxGroup, Start: "-", End: "+", Count: 10}).Result()
+	if err != nil || len(pending) != 1 || pending[0].ID != b[0].ID {
+		t.Fatalf("pending = %+v, %v; want only the entry not done yet", pending, err)
+	}
+	if n, _ := s.rdb.XLen(ctx, s.inboxKey()).Result(); n != 1 {
+		t.Fatalf("%d entries in the stream, want 1", n)
+	}
+	// Nothing new: the read times out, and still forgets the entry done.
+	if c, err := s.ClaimInbox(ctx, consumer, 10*time.Millisecond, b[0].ID); err != nil || len(c) != 0 {
+		t.Fatalf("third claim = %v, %v", c, err)
+	}
+	if n, _ := s.rdb.XLen(ctx, s.inboxKey()).Result(); n != 0 {
+		t.Fatalf("%d entries in the stream after both were done", n)
 	}
 }

@@ -290,7 +290,7 @@ func (s *Store) ClaimMintJobs(ctx context.Context, consumer string, block, minId
 	if len(msgs) > 0 {
 		return s.jobs(ctx, msgs, true)
 	}
-	out, err := s.readNew(ctx, s.mintKey(), mintGroup, consumer, 10, block)
+	out, err := s.readNew(ctx, s.mintKey(), mintGroup, consumer, 10, block, "")
 	if err != nil {
 		return nil, err
 	}
