@@ -23,9 +23,8 @@ type Inbox interface {
 	// the quota and the record are one step, one round trip before the ack.
 	Record(ctx context.Context, key string, ttl time.Duration, payload []byte, q store.Quota) (store.Recorded, time.Duration, error)
 	// ClaimInbox returns entries for consumer: a dead replica's first, then
-	// new ones, blocking up to block. done, unless empty, is the entry the
-	// consumer finished last: it is forgotten in the same round trip.
-	ClaimInbox(ctx context.Context, consumer string, block time.Duration, done string) ([]store.InboxEntry, error)
+	// those stuck with a live worker, then new ones (store.InboxRead).
+	ClaimInbox(ctx context.Context, consumer string, r store.InboxRead) ([]store.InboxEntry, error)
 	// DoneInbox forgets a processed entry.
 	DoneInbox(ctx context.Context, id string) error
 }
@@ -149,7 +148,7 @@ func (s *Server) work(ctx context.Context, consumer string) {
 		}
 	}()
 	for ctx.Err() == nil && !s.isDraining() {
-		entries, err := s.cfg.Inbox.ClaimInbox(ctx, consumer, 250*time.Millisecond, done)
+		entries, err := s.cfg.Inbox.ClaimInbox(ctx, consumer, store.InboxRead{Block: 250 * time.Millisecond, Done: done, StuckAfter: s.stuckAfter()})
 		if err != nil {
 			if ctx.Err() == nil {
 				s.log.WarnContext(ctx, "read the inbox", "consumer", consumer, "error", err)
@@ -164,7 +163,8 @@ func (s *Server) work(ctx context.Context, consumer string) {
 				s.log.ErrorContext(ctx, "dropping an unreadable inbox entry", "entry", e.ID, "error", err)
 			} else {
 				if e.Deliveries > 1 {
-					s.log.InfoContext(ctx, "taking over a job of a replica that stopped", "entry", e.ID, "kind", j.Kind, "user", j.User)
+					s.log.InfoContext(ctx, "taking over an inbox job another worker did not finish: its replica stopped, or it held the job past the work timeout",
+						"entry", e.ID, "kind", j.Kind, "user", j.User)
 				}
 				// The job runs to its end even while draining: its context
 				// is not ctx, only bounded by WorkTimeout.
@@ -182,6 +182,12 @@ func (s *Server) work(ctx context.Context, consumer string) {
 		}
 	}
 }
+
+// stuckAfter is how long an inbox entry may stay with a live worker before
+// another takes it: past WorkTimeout its job was given up, so the worker can
+// only have lost it (its read's answer never came) or be stuck. The margin
+// covers the job's last steps after its context ended.
+func (s *Server) stuckAfter() time.Duration { return s.cfg.WorkTimeout + time.Minute }
 
 // doneInbox forgets a processed inbox entry, even while shutting down.
 func (s *Server) doneInbox(ctx context.Context, id string) {

@@ -47,7 +47,7 @@ func (i *recordingInbox) Record(_ context.Context, _ string, _ time.Duration, _ 
 	i.recorded++
 	return store.RecordedNew, 0, nil
 }
-func (i *recordingInbox) ClaimInbox(context.Context, string, time.Duration, string) ([]store.InboxEntry, error) {
+func (i *recordingInbox) ClaimInbox(context.Context, string, store.InboxRead) ([]store.InboxEntry, error) {
 	return nil, nil
 }
 func (i *recordingInbox) DoneInbox(context.Context, string) error { return nil }

@@ -137,12 +137,12 @@ func TestEveryScriptAndKeyStaysInOneClusterSlot(t *testing.T) {
 		}
 	}
 	must("heartbeat", s.Heartbeat(ctx, "replica-1", time.Minute))
-	entries, err := s.ClaimInbox(ctx, "replica-1/inbox-0", 10*time.Millisecond, "")
+	entries, err := s.ClaimInbox(ctx, "replica-1/inbox-0", InboxRead{Block: 10 * time.Millisecond, StuckAfter: time.Hour})
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("inbox = %v, %v", entries, err)
 	}
 	// The next read forgets the entry done, in one pipeline on the slot's node.
-	next, err := s.ClaimInbox(ctx, "replica-1/inbox-0", 10*time.Millisecond, entries[0].ID)
+	next, err := s.ClaimInbox(ctx, "replica-1/inbox-0", InboxRead{Block: 10 * time.Millisecond, Done: entries[0].ID})
 	if err != nil || len(next) != 1 || next[0].ID == entries[0].ID {
 		t.Fatalf("inbox after the first = %v, %v", next, err)
 	}

@@ -108,19 +108,43 @@ func (s *Store) Record(ctx context.Context, key string, ttl time.Duration, paylo
 	return 0, 0, fmt.Errorf("record in the inbox: unexpected answer %v", vals)
 }
 
-// ClaimInbox implements handlers.Inbox: first entries whose replica died, then
-// new ones (blocking up to block). done, unless empty, is an entry consumer
-// finished: it is acknowledged and deleted in the round trip of the read.
-func (s *Store) ClaimInbox(ctx context.Context, consumer string, block time.Duration, done string) ([]InboxEntry, error) {
+// InboxRead is how a worker reads the inbox (ClaimInbox).
+type InboxRead struct {
+	Block time.Duration // how long to wait for a new entry
+	// Done, unless empty, is the entry the worker finished last: it is
+	// acknowledged and deleted in the round trip of the read.
+	Done string
+	// StuckAfter, unless 0, is how long an entry may stay with a live
+	// worker: one held longer is taken from it. A worker holds an entry it
+	// never got (the read's answer was lost on the way) until its replica
+	// stops; this is how such an entry is still done.
+	StuckAfter time.Duration
+}
+
+// ClaimInbox implements handlers.Inbox: first entries whose replica died,
+// then entries stuck with a live worker for r.StuckAfter (both looked for at
+// most every takeoverEvery), then new ones, blocking up to r.Block.
+func (s *Store) ClaimInbox(ctx context.Context, consumer string, r InboxRead) ([]InboxEntry, error) {
 	msgs, err := s.takeOver(ctx, s.inboxKey(), inboxGroup, consumer)
+	if err == nil && len(msgs) == 0 && r.StuckAfter > 0 && s.takeover.due(s.inboxKey()+" stuck") {
+		msgs, _, err = s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: s.inboxKey(), Group: inboxGroup, Consumer: consumer, MinIdle: r.StuckAfter, Start: "0-0", Count: 10,
+		}).Result()
+		switch {
+		case err != nil && strings.HasPrefix(err.Error(), "NOGROUP"):
+			err = s.ensureGroups(ctx) // Redis lost the stream: nothing is stuck
+		case err != nil:
+			err = fmt.Errorf("take stuck entries of the inbox: %w", err)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	claimed := len(msgs) > 0
-	if claimed && done != "" {
-		err = s.DoneInbox(ctx, done)
+	if claimed && r.Done != "" {
+		err = s.DoneInbox(ctx, r.Done)
 	} else if !claimed {
-		msgs, err = s.readNew(ctx, s.inboxKey(), inboxGroup, consumer, 1, block, done)
+		msgs, err = s.readNew(ctx, s.inboxKey(), inboxGroup, consumer, 1, r.Block, r.Done)
 	}
 	if err != nil {
 		return nil, err

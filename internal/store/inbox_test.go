@@ -21,7 +21,7 @@ func TestInboxRecordsOnceAndAWorkIsTakenOverFromADeadReplica(t *testing.T) {
 	if err := s.Heartbeat(ctx, "dead", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.ClaimInbox(ctx, "dead/inbox-0", 10*time.Millisecond, "")
+	got, err := s.ClaimInbox(ctx, "dead/inbox-0", InboxRead{Block: 10 * time.Millisecond})
 	if err != nil || len(got) != 1 {
 		t.Fatalf("claim = %v, %v", got, err)
 	}
@@ -29,14 +29,14 @@ func TestInboxRecordsOnceAndAWorkIsTakenOverFromADeadReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	// While its lease holds, nobody else takes its entry.
-	if again, err := s.ClaimInbox(ctx, "live/inbox-0", 10*time.Millisecond, ""); err != nil || len(again) != 0 {
+	if again, err := s.ClaimInbox(ctx, "live/inbox-0", InboxRead{Block: 10 * time.Millisecond}); err != nil || len(again) != 0 {
 		t.Fatalf("a live replica's entry was taken: %v, %v", again, err)
 	}
 	if err := s.Resign(ctx, "dead"); err != nil {
 		t.Fatal(err)
 	}
 	s.takeover = takeoverClock{} // do not wait for the next look
-	taken, err := s.ClaimInbox(ctx, "live/inbox-0", 10*time.Millisecond, "")
+	taken, err := s.ClaimInbox(ctx, "live/inbox-0", InboxRead{Block: 10 * time.Millisecond})
 	if err != nil || len(taken) != 1 || taken[0].ID != got[0].ID || taken[0].Deliveries < 2 {
 		t.Fatalf("taken over = %+v, %v; want the dead replica's entry", taken, err)
 	}
@@ -122,11 +122,11 @@ func TestTheNextReadForgetsTheEntryDone(t *testing.T) {
 		}
 	}
 	const consumer = "r/inbox-0"
-	a, err := s.ClaimInbox(ctx, consumer, 10*time.Millisecond, "")
+	a, err := s.ClaimInbox(ctx, consumer, InboxRead{Block: 10 * time.Millisecond})
 	if err != nil || len(a) != 1 {
 		t.Fatalf("first claim = %v, %v", a, err)
 	}
-	b, err := s.ClaimInbox(ctx, consumer, 10*time.Millisecond, a[0].ID)
+	b, err := s.ClaimInbox(ctx, consumer, InboxRead{Block: 10 * time.Millisecond, Done: a[0].ID})
 	if err != nil || len(b) != 1 || b[0].ID == a[0].ID {
 		t.Fatalf("second claim = %v, %v", b, err)
 	}
@@ -138,10 +138,53 @@ func TestTheNextReadForgetsTheEntryDone(t *testing.T) {
 		t.Fatalf("%d entries in the stream, want 1", n)
 	}
 	// Nothing new: the read times out, and still forgets the entry done.
-	if c, err := s.ClaimInbox(ctx, consumer, 10*time.Millisecond, b[0].ID); err != nil || len(c) != 0 {
+	if c, err := s.ClaimInbox(ctx, consumer, InboxRead{Block: 10 * time.Millisecond, Done: b[0].ID}); err != nil || len(c) != 0 {
 		t.Fatalf("third claim = %v, %v", c, err)
 	}
 	if n, _ := s.rdb.XLen(ctx, s.inboxKey()).Result(); n != 0 {
 		t.Fatalf("%d entries in the stream after both were done", n)
+	}
+}
+
+// An entry a live worker holds without doing it — its read's answer was lost
+// on the way, so it never saw the entry — is taken by another worker once it
+// has been held for StuckAfter; before that, nobody takes it.
+func TestAnEntryStuckWithALiveWorkerIsTakenAfterStuckAfter(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, _ := newStore(t)
+	if r, _, err := s.Record(ctx, "slack:command:LOST", time.Minute, []byte(`{"kind":"command"}`), Quota{}); err != nil || r != RecordedNew {
+		t.Fatalf("record = %v, %v", r, err)
+	}
+	if err := s.Heartbeat(ctx, "live", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// The read whose answer is lost: Redis delivered the entry to live/inbox-0.
+	lost, err := s.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: inboxGroup, Consumer: "live/inbox-0", Streams: []string{s.inboxKey(), ">"}, Count: 1}).Result()
+	if err != nil || len(lost) != 1 || len(lost[0].Messages) != 1 {
+		t.Fatalf("read = %v, %v", lost, err)
+	}
+	id := lost[0].Messages[0].ID
+	// Within StuckAfter it stays where it is.
+	s.takeover = takeoverClock{}
+	if got, err := s.ClaimInbox(ctx, "live/inbox-1", InboxRead{Block: time.Millisecond, StuckAfter: time.Hour}); err != nil || len(got) != 0 {
+		t.Fatalf("claim within StuckAfter = %v, %v; want nothing", got, err)
+	}
+	// Held longer, it is taken: look again until Redis counts it idle for 1ms.
+	for {
+		s.takeover = takeoverClock{} // do not wait for the next look
+		got, err := s.ClaimInbox(ctx, "live/inbox-1", InboxRead{Block: time.Millisecond, StuckAfter: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 1 {
+			if got[0].ID != id || got[0].Deliveries < 2 || string(got[0].Payload) != `{"kind":"command"}` {
+				t.Fatalf("taken = %+v, want the stuck entry", got[0])
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the stuck entry was never taken")
+		}
 	}
 }
