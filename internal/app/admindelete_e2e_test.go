@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/credbot/credbot/internal/approval"
 	"github.com/credbot/credbot/internal/blockkit"
@@ -163,5 +164,57 @@ func TestAdminDeleteOfANameHeldByAPendingRequestIsRefused(t *testing.T) {
 	}
 	if r, err := h.App.Store.Get(ctx, id); err != nil || r.State != approval.StatePending {
 		t.Fatalf("request after the refused delete: %+v %v", r, err)
+	}
+}
+
+// An admin's delete of a name no request holds holds the name itself until
+// BTP answered: a request for that name made meanwhile — a break-glass is
+// minted within a second — is refused, and so never becomes the credential
+// the admin's delete removes. The hold lapses by itself and is released
+// after the delete.
+func TestAnAdminsDeleteHoldsTheNameUntilBTPAnswered(t *testing.T) {
+	inDelete, resume := make(chan string, 1), make(chan struct{})
+	var release sync.Once
+	h := startWith(t, nil, Deps{Hooks: approval.Hooks{BeforeAdminDelete: func(name string) { inDelete <- name; <-resume }}})
+	t.Cleanup(func() { release.Do(func() { close(resume) }) }) // before the bot stops
+	ctx := ctxT(t)
+	const name = "about-to-go"
+
+	// The admin presses Delete for a credential no request holds (nothing at
+	// BTP either: someone removed it in the cockpit since the prompt).
+	ack, err := h.Workspace.ClickValue(ctx, Admin, staleDeletePrompt(t, name), blockkit.ActionDelete, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-inDelete:
+	case <-ctx.Done():
+		t.Fatal("the admin's delete never reached BTP")
+	}
+	// Meanwhile a request for the same name is refused, saying why.
+	_, a := h.slash(t, ctx, Requester, fmt.Sprintf(`create %s --name %s --reason "hold test"`, subacct, name))
+	for _, want := range []string{":warning:", "an admin's delete in progress", "free again within minutes"} {
+		if !strings.Contains(a.Body, want) {
+			t.Errorf("the create during the admin's delete lacks %q: %s", want, a.Body)
+		}
+	}
+	if mine, _, err := h.App.Service.Requests(ctx, Requester.ID); err != nil || len(mine) != 0 {
+		t.Fatalf("requests made during the admin's delete: %d (%v)", len(mine), err)
+	}
+
+	key := h.redis.Prefix + ":cred:" + defaultScopeE2E.String() + "/" + name
+	if ttl, err := h.redis.Client.PTTL(ctx, key).Result(); err != nil || ttl <= 0 || ttl > 5*time.Minute {
+		t.Fatalf("the admin's hold of the name has TTL %s (%v); it must lapse by itself", ttl, err)
+	}
+	release.Do(func() { close(resume) })
+	if got := h.answer(t, ctx, ack).Body; !strings.Contains(got, "there is no API credential") {
+		t.Fatalf("the admin's delete: %s", got)
+	}
+	// Released: the name can be asked for again.
+	if n, err := h.redis.Client.Exists(ctx, key).Result(); err != nil || n != 0 {
+		t.Fatalf("the name is still held after the delete (%d, %v)", n, err)
+	}
+	if _, a := h.slash(t, ctx, Requester, fmt.Sprintf(`create %s --name %s --reason "hold test"`, subacct, name)); !strings.Contains(a.Body, "waiting for approval") {
+		t.Fatalf("the create after the admin's delete: %s", a.Body)
 	}
 }

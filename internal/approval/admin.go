@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 )
 
 // Requests returns the user's own recent requests and the pending requests the
@@ -159,6 +161,15 @@ func (s *Service) DeleteCredential(ctx context.Context, user string, scope Scope
 		}
 		return userErr(ErrConflict, "request %s, which holds %q in %s, changed meanwhile (now %s); nothing was deleted. Look again with /credbot get", cur.ID, name, scope, stateWord(cur))
 	}
+	// No request holds the name: hold it until BTP answered, so that none
+	// takes it between that look and the delete (a break-glass is minted
+	// within a second), whose credential would be the one deleted.
+	release, err := s.holdForDelete(ctx, user, scope, name, d)
+	if err != nil {
+		return err
+	}
+	defer release()
+	call(s.cfg.Hooks.BeforeAdminDelete, name)
 	if err := s.issuer.Delete(ctx, scope, name); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			_ = s.looked(ctx, EventDelete, user, scope, name, d, "not found at BTP")
@@ -170,6 +181,57 @@ func (s *Service) DeleteCredential(ctx context.Context, user string, scope Scope
 	s.log.InfoContext(ctx, "admin deleted unmanaged credential", "user", user, "scope", scope.String(), "name", name)
 	_ = s.looked(ctx, EventDelete, user, scope, name, d, "deleted at BTP (not issued by credbot)")
 	return nil
+}
+
+// adminHoldPrefix starts the token of a name held by an admin's delete.
+const adminHoldPrefix = "admin-delete:"
+
+// adminDeleteHold bounds an admin's hold of a name: past a BTP call's longest
+// time (with its retries), so that a hold a crash leaves behind lapses.
+const adminDeleteHold = 5 * time.Minute
+
+// describeHolder names the holder of a name reservation for people: a
+// request, or an admin's delete in progress.
+func describeHolder(holder string) string {
+	if strings.HasPrefix(holder, adminHoldPrefix) {
+		return "an admin's delete in progress (the name is free again within minutes)"
+	}
+	return "request " + holder
+}
+
+// holdForDelete holds scope/name for an admin's direct delete and returns
+// its release. Taken since the admin's look by a request, or held by another
+// admin's delete, it refuses: nothing is deleted. Held by what is no live
+// credential request (one that ended, a role collection's), no request can
+// take it either: the delete goes on without a hold of its own.
+func (s *Service) holdForDelete(ctx context.Context, user string, scope Scope, name string, d Decision) (func(), error) {
+	token := adminHoldPrefix + user + ":" + newID()
+	held, err := s.store.HoldName(ctx, scope, name, token, adminDeleteHold)
+	if err != nil {
+		return nil, fmt.Errorf("hold the name %q for the delete: %w", name, err)
+	}
+	if held {
+		return func() {
+			if err := s.store.ReleaseName(context.WithoutCancel(ctx), scope, name, token); err != nil {
+				s.log.WarnContext(ctx, "release the name held for an admin's delete; it lapses by itself",
+					"scope", scope.String(), "name", name, "lapses_in", adminDeleteHold, "error", err)
+			}
+		}, nil
+	}
+	holder, err := s.store.NameHolder(ctx, scope, name)
+	if err == nil && strings.HasPrefix(holder, adminHoldPrefix) {
+		_ = s.looked(ctx, EventDelete, user, scope, name, d, "not deleted: another admin's delete holds the name")
+		return nil, userErr(ErrConflict, "%q in %s is held by %s; nothing more was done", name, scope, describeHolder(holder))
+	}
+	live, err := s.liveHolder(ctx, scope, name)
+	if err != nil {
+		return nil, err
+	}
+	if live != nil {
+		_ = s.looked(ctx, EventDelete, user, scope, name, d, fmt.Sprintf("not deleted: request %s took the name meanwhile", live.ID))
+		return nil, userErr(ErrConflict, "request %s took the name %q in %s a moment ago; nothing was deleted. Look again with /credbot get", live.ID, name, scope)
+	}
+	return func() {}, nil
 }
 
 // CheckDelete refuses, and records, an admin's delete that DeleteCredential

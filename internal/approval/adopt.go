@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -82,6 +83,9 @@ func (s *Service) Adopt(ctx context.Context, in Adoption) (*Request, error) {
 	}
 	switch holder, err := s.store.NameHolder(ctx, in.Scope, in.Name); {
 	case err == nil:
+		if strings.HasPrefix(holder, adminHoldPrefix) {
+			return nil, userErr(ErrNameHeld, "%q in %s is held by %s", in.Name, in.Scope, describeHolder(holder))
+		}
 		return nil, userErr(ErrNameHeld, "%q in %s is credbot's already: request %s holds its name", in.Name, in.Scope, holder)
 	case !errors.Is(err, ErrNotFound):
 		return nil, fmt.Errorf("look up the reservation of %q: %w", in.Name, err)

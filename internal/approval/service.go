@@ -151,6 +151,9 @@ type Hooks struct {
 	AfterRetireOld func(id string)
 	AfterIntent    func(id string) // assignment: AbsentAt written, BTP assign not called yet
 	AfterAssign    func(id string) // assignment: assigned at BTP, nothing written to the store yet
+	// BeforeAdminDelete: an admin's delete of a credential no request holds,
+	// its name held for the delete, BTP not called yet.
+	BeforeAdminDelete func(name string)
 }
 
 func call(h func(string), id string) {
@@ -390,7 +393,7 @@ func (s *Service) checkName(ctx context.Context, scope Scope, name string) error
 	holder, err := s.store.NameHolder(ctx, scope, name)
 	switch {
 	case err == nil:
-		return userErr(ErrNameHeld, "the name %q in %s is reserved by request %s; choose another --name", name, scope, holder)
+		return userErr(ErrNameHeld, "the name %q in %s is reserved by %s; choose another --name", name, scope, describeHolder(holder))
 	case !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("look up the reservation of %q: %w", name, err)
 	}

@@ -35,6 +35,13 @@ type Store interface {
 	// an issued credential until BTP confirmed its deletion — or ErrNotFound
 	// when no request holds it.
 	NameHolder(ctx context.Context, scope Scope, name string) (string, error)
+	// HoldName reserves a name no one holds for token, for ttl, and reports
+	// whether it was free: an admin's delete at BTP of a credential no
+	// request holds holds its name until BTP answered, so that no request
+	// takes the name meanwhile (NameHolder then returns token).
+	HoldName(ctx context.Context, scope Scope, name, token string, ttl time.Duration) (bool, error)
+	// ReleaseName ends token's hold; a name held by anyone else stays held.
+	ReleaseName(ctx context.Context, scope Scope, name, token string) error
 
 	// Mint queue: a durable queue with at-least-once delivery.
 	ClaimMintJobs(ctx context.Context, consumer string, block, minIdle time.Duration) ([]MintJob, error)

@@ -385,6 +385,24 @@ func (s *Store) ListPending(ctx context.Context, limit int64) ([]*approval.Reque
 }
 
 // NameHolder implements approval.Store.
+// HoldName implements approval.Store: SET NX with a TTL, for an admin's delete.
+func (s *Store) HoldName(ctx context.Context, scope approval.Scope, name, token string, ttl time.Duration) (bool, error) {
+	ok, err := s.rdb.SetNX(ctx, s.nameKey(scope, name), token, ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("hold %s in %s: %w", name, scope, err)
+	}
+	return ok, nil
+}
+
+// ReleaseName implements approval.Store: the hold is deleted only if it is
+// still token's.
+func (s *Store) ReleaseName(ctx context.Context, scope approval.Scope, name, token string) error {
+	if err := unlockScript.Run(ctx, s.rdb, []string{s.nameKey(scope, name)}, token).Err(); err != nil {
+		return fmt.Errorf("release %s in %s: %w", name, scope, err)
+	}
+	return nil
+}
+
 func (s *Store) NameHolder(ctx context.Context, scope approval.Scope, name string) (string, error) {
 	id, err := s.rdb.Get(ctx, s.nameKey(scope, name)).Result()
 	if errors.Is(err, redis.Nil) {

@@ -221,3 +221,32 @@ func TestMintJobIsRescuedAfterIdle(t *testing.T) {
 		t.Fatalf("acked job delivered again: %+v", left)
 	}
 }
+
+// An admin's hold of a name: only a free name is held, only its holder's
+// token releases it, and it lapses by itself.
+func TestHoldNameHoldsOnlyAFreeNameAndOnlyItsTokenReleasesIt(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	sc := approval.Scope{Kind: approval.ScopeSubaccount, ID: "11111111-2222-4333-8444-555555555555"}
+	if ok, err := s.HoldName(ctx, sc, "x", "admin-delete:U1:a", time.Minute); err != nil || !ok {
+		t.Fatalf("hold a free name = %v, %v", ok, err)
+	}
+	if ok, err := s.HoldName(ctx, sc, "x", "admin-delete:U2:b", time.Minute); err != nil || ok {
+		t.Fatalf("hold a held name = %v, %v; want refused", ok, err)
+	}
+	if err := s.ReleaseName(ctx, sc, "x", "admin-delete:U2:b"); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.NameHolder(ctx, sc, "x"); err != nil || h != "admin-delete:U1:a" {
+		t.Fatalf("holder after another token's release = %q, %v", h, err)
+	}
+	if ttl, _ := s.rdb.PTTL(ctx, s.nameKey(sc, "x")).Result(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("the hold's TTL is %s", ttl)
+	}
+	if err := s.ReleaseName(ctx, sc, "x", "admin-delete:U1:a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NameHolder(ctx, sc, "x"); !errors.Is(err, approval.ErrNotFound) {
+		t.Fatalf("holder after release: %v", err)
+	}
+}
