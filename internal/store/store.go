@@ -264,7 +264,8 @@ func (s *Store) Take(ctx context.Context, next *approval.Request, fromVersion in
 }
 
 // ClaimMintJobs implements approval.Store: first jobs whose worker went quiet for
-// minIdle (XAUTOCLAIM), else new ones (XREADGROUP, blocking up to block).
+// minIdle (XAUTOCLAIM, looked for at most every takeoverEvery), else new ones
+// (XREADGROUP, blocking up to block).
 func (s *Store) ClaimMintJobs(ctx context.Context, consumer string, block, minIdle time.Duration) ([]approval.MintJob, error) {
 	// A dead replica's jobs first, without waiting for minIdle.
 	dead, err := s.takeOver(ctx, s.mintKey(), mintGroup, consumer)
@@ -274,21 +275,25 @@ func (s *Store) ClaimMintJobs(ctx context.Context, consumer string, block, minId
 	if len(dead) > 0 {
 		return s.jobs(ctx, dead, true)
 	}
-	msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-		Stream: s.mintKey(), Group: mintGroup, Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: 10,
-	}).Result()
-	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
-		// The stream was lost (e.g. Redis restarted without persistence).
-		if err := s.ensureGroups(ctx); err != nil {
-			return nil, err
+	// A stuck job waits minIdle (minutes) anyway: a look at every call would
+	// cost every mint a round trip for nothing.
+	if s.takeover.due(s.mintKey() + " stuck") {
+		msgs, _, err := s.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: s.mintKey(), Group: mintGroup, Consumer: consumer, MinIdle: minIdle, Start: "0-0", Count: 10,
+		}).Result()
+		if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+			// The stream was lost (e.g. Redis restarted without persistence).
+			if err := s.ensureGroups(ctx); err != nil {
+				return nil, err
+			}
+			msgs, err = nil, nil
 		}
-		msgs, err = nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("xautoclaim: %w", err)
-	}
-	if len(msgs) > 0 {
-		return s.jobs(ctx, msgs, true)
+		if err != nil {
+			return nil, fmt.Errorf("xautoclaim: %w", err)
+		}
+		if len(msgs) > 0 {
+			return s.jobs(ctx, msgs, true)
+		}
 	}
 	out, err := s.readNew(ctx, s.mintKey(), mintGroup, consumer, 10, block, "")
 	if err != nil {

@@ -208,7 +208,13 @@ func TestMintJobIsRescuedAfterIdle(t *testing.T) {
 	if err != nil || len(first) != 1 {
 		t.Fatalf("first claim = %v, %v", first, err)
 	}
-	// The worker dies without acking; another worker with min-idle 0 rescues it.
+	// The worker dies without acking. The look for stuck jobs is made at
+	// most every takeoverEvery, not at every claim: the first claim made it.
+	if soon, err := s.ClaimMintJobs(ctx, "rescuer", 10*time.Millisecond, 0); err != nil || len(soon) != 0 {
+		t.Fatalf("a claim right after the last look for stuck jobs = %+v, %v; want nothing", soon, err)
+	}
+	// At the next look, another worker with min-idle 0 rescues it.
+	s.takeover = takeoverClock{}
 	again, err := s.ClaimMintJobs(ctx, "rescuer", 10*time.Millisecond, 0)
 	if err != nil || len(again) != 1 || again[0].RequestID != r.ID || again[0].Deliveries < 2 {
 		t.Fatalf("rescued = %+v, %v", again, err)
@@ -216,6 +222,7 @@ func TestMintJobIsRescuedAfterIdle(t *testing.T) {
 	if err := s.AckMintJob(ctx, again[0]); err != nil {
 		t.Fatal(err)
 	}
+	s.takeover = takeoverClock{}
 	left, _ := s.ClaimMintJobs(ctx, "rescuer", 10*time.Millisecond, 0)
 	if len(left) != 0 {
 		t.Fatalf("acked job delivered again: %+v", left)
