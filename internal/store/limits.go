@@ -40,6 +40,8 @@ return out`)
 	// countScript counts one more hit in a fixed window that starts with the
 	// first hit: INCR and, for the first, PEXPIRE — one step, so a counter
 	// can never be left without its expiry. Returns {count, ms left}.
+	// record.lua counts a recorded slash command the same way, on the same
+	// key (Redis scripts cannot share code): change both together.
 	countScript = redis.NewScript(`
 local n = redis.call('INCR', KEYS[1])
 local left = redis.call('PTTL', KEYS[1])
