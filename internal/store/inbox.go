@@ -168,6 +168,12 @@ func (s *Store) ClaimInbox(ctx context.Context, consumer string, r InboxRead) ([
 // cannot block inside MULTI.
 func (s *Store) readNew(ctx context.Context, stream, group, consumer string, count int64, block time.Duration, done string) ([]redis.XMessage, error) {
 	args := &redis.XReadGroupArgs{Group: group, Consumer: consumer, Streams: []string{stream, ">"}, Count: count, Block: block}
+	if done != "" && !s.pipelineWaits(block) {
+		if err := s.forget(ctx, stream, group, done); err != nil {
+			return nil, fmt.Errorf("mark %s done in %s: %w", done, stream, err)
+		}
+		done = ""
+	}
 	var read *redis.XStreamSliceCmd
 	if done == "" {
 		read = s.rdb.XReadGroup(ctx, args)
@@ -197,11 +203,23 @@ func (s *Store) readNew(ctx context.Context, stream, group, consumer string, cou
 	return out, nil
 }
 
+// pipelineWaits reports whether a pipeline whose last command blocks up to
+// block gets its answers within the client's read timeout: a lone blocking
+// command is given its block and more, a pipeline only the read timeout.
+func (s *Store) pipelineWaits(block time.Duration) bool {
+	return s.readTimeout == 0 || s.readTimeout > block+time.Second
+}
+
 // DoneInbox implements handlers.Inbox: the entry is acknowledged and deleted.
 func (s *Store) DoneInbox(ctx context.Context, id string) error {
+	return s.forget(ctx, s.inboxKey(), inboxGroup, id)
+}
+
+// forget acknowledges and deletes an entry of stream, in one step.
+func (s *Store) forget(ctx context.Context, stream, group, id string) error {
 	pipe := s.rdb.TxPipeline()
-	pipe.XAck(ctx, s.inboxKey(), inboxGroup, id)
-	pipe.XDel(ctx, s.inboxKey(), id)
+	pipe.XAck(ctx, stream, group, id)
+	pipe.XDel(ctx, stream, id)
 	_, err := pipe.Exec(ctx)
 	return err
 }

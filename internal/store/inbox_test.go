@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/credbot/credbot/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -186,5 +187,38 @@ func TestAnEntryStuckWithALiveWorkerIsTakenAfterStuckAfter(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Fatal("the stuck entry was never taken")
 		}
+	}
+}
+
+// A pipeline reads its answers within the client's read timeout, where a
+// lone blocking read gets its block and more. With a read timeout shorter
+// than the worker's block, the next read still forgets the entry done and
+// waits for new ones without an error.
+func TestTheNextReadForgetsTheEntryDoneWithAShortReadTimeout(t *testing.T) {
+	ctx := context.Background()
+	r := redistest.New(t)
+	opts, err := redis.ParseURL(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.ReadTimeout = 100 * time.Millisecond
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { _ = c.Close() })
+	s, err := New(ctx, c, r.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Record(ctx, "slack:command:A", time.Minute, []byte(`{"kind":"command"}`), Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.ClaimInbox(ctx, "r/inbox-0", InboxRead{Block: 10 * time.Millisecond})
+	if err != nil || len(a) != 1 {
+		t.Fatalf("claim = %v, %v", a, err)
+	}
+	if got, err := s.ClaimInbox(ctx, "r/inbox-0", InboxRead{Block: 300 * time.Millisecond, Done: a[0].ID}); err != nil || len(got) != 0 {
+		t.Fatalf("a read blocking past the client's read timeout = %v, %v; want nothing, and no error", got, err)
+	}
+	if n, _ := s.rdb.XLen(ctx, s.inboxKey()).Result(); n != 0 {
+		t.Fatalf("%d entries in the stream; the one done was not forgotten", n)
 	}
 }

@@ -52,6 +52,10 @@ type Store struct {
 	takeover takeoverClock
 	audit    auditChain
 	keep     Retention
+	// readTimeout is the client's read timeout (0: none), within which a
+	// pipeline must have all its answers; -1 when the client's kind does
+	// not tell it.
+	readTimeout time.Duration
 }
 
 var _ approval.Store = (*Store)(nil)
@@ -70,7 +74,13 @@ func New(ctx context.Context, rdb redis.UniversalClient, prefix string) (*Store,
 			return nil, err
 		}
 	}
-	s := &Store{rdb: rdb, prefix: prefix, keep: Retention{Ended: DefaultRetention, Lists: DefaultRetention}}
+	s := &Store{rdb: rdb, prefix: prefix, keep: Retention{Ended: DefaultRetention, Lists: DefaultRetention}, readTimeout: -1}
+	switch c := rdb.(type) {
+	case *redis.Client: // also Sentinel's failover client
+		s.readTimeout = max(c.Options().ReadTimeout, 0)
+	case *redis.ClusterClient:
+		s.readTimeout = max(c.Options().ReadTimeout, 0)
+	}
 	if err := s.ensureGroups(ctx); err != nil {
 		return nil, err
 	}
@@ -321,11 +331,7 @@ func (s *Store) jobs(ctx context.Context, msgs []redis.XMessage, claimed bool) (
 // AckMintJob implements approval.Store: the job is acknowledged and deleted
 // (as the inbox's entries are), so the mint stream holds only jobs not done.
 func (s *Store) AckMintJob(ctx context.Context, job approval.MintJob) error {
-	pipe := s.rdb.TxPipeline()
-	pipe.XAck(ctx, s.mintKey(), mintGroup, job.StreamID)
-	pipe.XDel(ctx, s.mintKey(), job.StreamID)
-	_, err := pipe.Exec(ctx)
-	return err
+	return s.forget(ctx, s.mintKey(), mintGroup, job.StreamID)
 }
 
 // DueDeadlines implements approval.Store.
