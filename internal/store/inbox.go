@@ -31,7 +31,7 @@ import (
 var (
 	//go:embed record.lua
 	recordSrc    string
-	recordScript = redis.NewScript(recordSrc)
+	recordScript = redis.NewScript(countInWindowLua + recordSrc) // record.lua counts with count_in_window
 )
 
 const (

@@ -37,20 +37,29 @@ end
 return out`)
 	// unlockScript deletes a lock only if it still holds the caller's token.
 	unlockScript = redis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
-	// countScript counts one more hit in a fixed window that starts with the
-	// first hit: INCR and, for the first, PEXPIRE — one step, so a counter
-	// can never be left without its expiry. Returns {count, ms left}.
-	// record.lua counts a recorded slash command the same way, on the same
-	// key (Redis scripts cannot share code): change both together.
-	countScript = redis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-local left = redis.call('PTTL', KEYS[1])
-if left < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  left = tonumber(ARGV[1])
-end
+	// countScript counts one more hit of KEYS[1] in a window of ARGV[1] ms
+	// (countInWindowLua). Returns {count, ms left}.
+	countScript = redis.NewScript(countInWindowLua + `
+local n, left = count_in_window(KEYS[1], ARGV[1])
 return {n, left}`)
 )
+
+// countInWindowLua defines count_in_window(key, window_ms), the one count of
+// a fixed window that starts with its first hit, for every script that counts
+// (countScript, record.lua): INCR and, for the first hit, PEXPIRE in the same
+// step, so a counter can never be left without its expiry. It returns the
+// count and the ms left in the window.
+const countInWindowLua = `
+local function count_in_window(key, window_ms)
+  local n = redis.call('INCR', key)
+  local left = redis.call('PTTL', key)
+  if left < 0 then
+    redis.call('PEXPIRE', key, window_ms)
+    left = tonumber(window_ms)
+  end
+  return n, left
+end
+`
 
 func (s *Store) submitLockKey(user string) string { return s.prefix + ":user:" + user + ":submitting" }
 func (s *Store) rateKey(key string) string        { return s.prefix + ":rate:" + key }

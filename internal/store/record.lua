@@ -11,18 +11,13 @@
 --       5 quota limit (0: none), 6 quota window ms
 -- Returns {1, 0} recorded, {0, 0} a repeat, {-1, ms until the window ends}
 -- over the quota.
+-- count_in_window is countInWindowLua's (limits.go), put before this file.
 if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, 0}
 end
 local limit = tonumber(ARGV[5])
 if limit > 0 then
-  -- A fixed window that starts with its first hit (as countScript).
-  local n = redis.call('INCR', KEYS[3])
-  local left = redis.call('PTTL', KEYS[3])
-  if left < 0 then
-    redis.call('PEXPIRE', KEYS[3], ARGV[6])
-    left = tonumber(ARGV[6])
-  end
+  local n, left = count_in_window(KEYS[3], ARGV[6])
   if n > limit then
     return {-1, left}
   end
